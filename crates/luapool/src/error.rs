@@ -1,0 +1,302 @@
+//! The error type of the crate and the one place that classifies mlua's errors.
+
+use std::time::Duration;
+
+/// A specialized [`Result`](std::result::Result) for luapool operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while building or running a [`Vm`](crate::Vm).
+///
+/// Each variant says what happened; messages are lower-case, without a trailing period.
+/// The type is `Send + Sync + 'static`, so it crosses threads and fits in `Box<dyn Error>`.
+///
+/// ```
+/// use luapool::{Error, Vm, VmConfig};
+///
+/// let vm = Vm::new(VmConfig::default())?;
+/// let err = vm.exec(&luapool::Script::new("bad.lua", "x = = 1")).unwrap_err();
+/// assert!(matches!(err, Error::Syntax { ref chunk, line: Some(1), .. } if chunk == "bad.lua"));
+/// # Ok::<(), luapool::Error>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The script does not compile.
+    #[error("{chunk}:{}: {message}", line.map_or_else(|| "?".to_string(), |l| l.to_string()))]
+    Syntax {
+        /// Name of the chunk (the script's file name or given name).
+        chunk: String,
+        /// Line of the error, when Lua reported one.
+        line: Option<u32>,
+        /// Lua's message, without the `chunk:line:` prefix.
+        message: String,
+    },
+    /// The script raised an error while running (`error(...)`, a failed operation, or an
+    /// error returned by a host function).
+    #[error("{message}")]
+    Runtime {
+        /// The error message; for errors raised in Lua it starts with `chunk:line:`.
+        message: String,
+        /// The Lua stack traceback at the point of the error, when available.
+        traceback: Option<String>,
+    },
+    /// The VM's memory limit was exceeded.
+    #[error("memory limit exceeded{}", limit.map(|l| format!(" (limit {l} bytes)")).unwrap_or_default())]
+    MemoryLimit {
+        /// The configured limit in bytes, when known.
+        limit: Option<usize>,
+    },
+    /// The execution used more CPU time than its limit.
+    #[error("cpu time limit exceeded (limit {limit:?})")]
+    CpuLimit {
+        /// The configured limit.
+        limit: Duration,
+    },
+    /// The execution ran more instructions than its budget.
+    #[error("instruction limit exceeded (budget {budget})")]
+    InstructionLimit {
+        /// The configured budget.
+        budget: u64,
+    },
+    /// The execution did not finish within its wall-clock timeout.
+    #[error("execution timed out after {limit:?}")]
+    Timeout {
+        /// The configured timeout.
+        limit: Duration,
+    },
+    /// A value could not be converted between Lua and Rust.
+    #[error("conversion error: {message}")]
+    Conversion {
+        /// What could not be converted and why.
+        message: String,
+    },
+    /// A global function that was called does not exist.
+    #[error("global function '{name}' is not defined")]
+    FunctionNotFound {
+        /// Name of the missing function.
+        name: String,
+    },
+    /// A script file could not be read.
+    #[error("cannot read '{path}': {source}")]
+    Io {
+        /// The path that was read.
+        path: String,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration is invalid.
+    #[error("invalid configuration: {message}")]
+    Config {
+        /// What is wrong.
+        message: String,
+    },
+    /// Any other error reported by the Lua engine.
+    #[error("lua engine error: {message}")]
+    Engine {
+        /// The engine's message.
+        message: String,
+    },
+}
+
+impl Error {
+    /// The Lua traceback attached to a runtime error, if any.
+    pub fn traceback(&self) -> Option<&str> {
+        match self {
+            Error::Runtime { traceback, .. } => traceback.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn conversion(message: impl Into<String>) -> Self {
+        Error::Conversion {
+            message: message.into(),
+        }
+    }
+}
+
+/// Splits a message of the form `chunk:line: text` into its parts.
+fn split_location(msg: &str) -> Option<(&str, u32, &str)> {
+    // The chunk name may itself contain ':' (Windows paths, `[string "a:b"]`), so scan for
+    // the first ":<digits>:" that is followed by a space.
+    let bytes = msg.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = msg[i..].find(':') {
+        let start = i + pos;
+        let digits_end = bytes[start + 1..]
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .map(|p| start + 1 + p);
+        if let Some(end) = digits_end {
+            if end > start + 1 && bytes[end] == b':' {
+                if let Ok(line) = msg[start + 1..end].parse() {
+                    let rest = msg[end + 1..].strip_prefix(' ').unwrap_or(&msg[end + 1..]);
+                    return Some((&msg[..start], line, rest));
+                }
+            }
+        }
+        i = start + 1;
+    }
+    None
+}
+
+/// Splits mlua's "message\nstack traceback:\n..." into message and traceback.
+fn split_traceback(msg: &str) -> (String, Option<String>) {
+    match msg.find("\nstack traceback:") {
+        Some(pos) => (msg[..pos].to_string(), Some(msg[pos + 1..].to_string())),
+        None if msg.starts_with("stack traceback:") => (String::new(), Some(msg.to_string())),
+        None => (msg.to_string(), None),
+    }
+}
+
+/// Finds the first Lua frame (`chunk:line:`) in a traceback, skipping `[C]` frames.
+fn first_lua_location(traceback: &str) -> Option<&str> {
+    traceback.lines().skip(1).map(str::trim).find_map(|line| {
+        if line.starts_with("[C]") || line.starts_with("(...") {
+            return None;
+        }
+        let (chunk, l, _) = split_location(line)?;
+        let end = chunk.len() + 1 + l.to_string().len();
+        Some(&line[..end])
+    })
+}
+
+/// Converts an mlua error into a luapool error. The only place that inspects mlua errors.
+///
+/// `chunk` names the script whose compilation failed (for syntax errors).
+pub(crate) fn classify(err: mlua::Error, chunk: Option<&str>) -> Error {
+    match err {
+        mlua::Error::SyntaxError { message, .. } => match split_location(&message) {
+            Some((_, line, text)) => Error::Syntax {
+                chunk: chunk.map_or_else(|| "?".to_string(), str::to_string),
+                line: Some(line),
+                message: text.to_string(),
+            },
+            None => Error::Syntax {
+                chunk: chunk.map_or_else(|| "?".to_string(), str::to_string),
+                line: None,
+                message,
+            },
+        },
+        mlua::Error::RuntimeError(msg) => {
+            let (message, traceback) = split_traceback(&msg);
+            Error::Runtime { message, traceback }
+        }
+        mlua::Error::MemoryError(_) => Error::MemoryLimit { limit: None },
+        mlua::Error::CallbackError { traceback, cause } => {
+            let inner = classify((*cause).clone(), chunk);
+            match inner {
+                Error::Runtime {
+                    message,
+                    traceback: inner_tb,
+                } => {
+                    // An error raised by a host function has no position: take the first
+                    // Lua frame of the traceback so the message names file and line.
+                    let message = match first_lua_location(&traceback) {
+                        Some(loc) if split_location(&message).is_none() => {
+                            format!("{loc}: {message}")
+                        }
+                        _ => message,
+                    };
+                    Error::Runtime {
+                        message,
+                        traceback: inner_tb.or(Some(traceback)),
+                    }
+                }
+                other => other,
+            }
+        }
+        mlua::Error::ExternalError(e) => match e.downcast_ref::<Error>() {
+            Some(inner) => clone_error(inner),
+            None => Error::Runtime {
+                message: e.to_string(),
+                traceback: None,
+            },
+        },
+        mlua::Error::WithContext { context, cause } => match classify((*cause).clone(), chunk) {
+            Error::Runtime { message, traceback } => Error::Runtime {
+                message: format!("{context}: {message}"),
+                traceback,
+            },
+            other => other,
+        },
+        mlua::Error::FromLuaConversionError { .. } => Error::Conversion {
+            message: err.to_string(),
+        },
+        mlua::Error::BadArgument { .. } => Error::Runtime {
+            message: err.to_string(),
+            traceback: None,
+        },
+        other => Error::Engine {
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Rebuilds an error carried inside an mlua error (errors are not `Clone` because of
+/// `std::io::Error`).
+fn clone_error(e: &Error) -> Error {
+    match e {
+        Error::Io { path, source } => Error::Io {
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        Error::Syntax {
+            chunk,
+            line,
+            message,
+        } => Error::Syntax {
+            chunk: chunk.clone(),
+            line: *line,
+            message: message.clone(),
+        },
+        Error::Runtime { message, traceback } => Error::Runtime {
+            message: message.clone(),
+            traceback: traceback.clone(),
+        },
+        Error::MemoryLimit { limit } => Error::MemoryLimit { limit: *limit },
+        Error::CpuLimit { limit } => Error::CpuLimit { limit: *limit },
+        Error::InstructionLimit { budget } => Error::InstructionLimit { budget: *budget },
+        Error::Timeout { limit } => Error::Timeout { limit: *limit },
+        Error::Conversion { message } => Error::Conversion {
+            message: message.clone(),
+        },
+        Error::FunctionNotFound { name } => Error::FunctionNotFound { name: name.clone() },
+        Error::Config { message } => Error::Config {
+            message: message.clone(),
+        },
+        Error::Engine { message } => Error::Engine {
+            message: message.clone(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_is_send_sync_static() {
+        fn check<T: Send + Sync + 'static + std::error::Error>() {}
+        check::<Error>();
+    }
+
+    #[test]
+    fn splits_location() {
+        assert_eq!(
+            split_location("a.lua:12: boom"),
+            Some(("a.lua", 12, "boom"))
+        );
+        assert_eq!(
+            split_location("C:\\x\\a.lua:3: oops: 4"),
+            Some(("C:\\x\\a.lua", 3, "oops: 4"))
+        );
+        assert_eq!(split_location("no location"), None);
+    }
+
+    #[test]
+    fn finds_first_lua_frame() {
+        let tb = "stack traceback:\n\t[C]: in function 'hf'\n\tt.lua:2: in main chunk";
+        assert_eq!(first_lua_location(tb), Some("t.lua:2"));
+    }
+}

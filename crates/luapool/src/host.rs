@@ -1,0 +1,166 @@
+//! Host functions: Rust functions that Lua scripts call.
+//!
+//! Register them on a [`Vm`](crate::Vm) one by one with [`Vm::register`](crate::Vm::register)
+//! and [`Vm::register_async`](crate::Vm::register_async), or group them into a [`Module`]
+//! that scripts reach as a global table and with `require`.
+//!
+//! Arguments and results are typed: anything mlua converts (numbers, strings, `bool`,
+//! `Option`, tuples for several values, [`Value`](crate::Value) for structured data).
+
+use std::future::Future;
+use std::rc::Rc;
+
+use mlua::{FromLuaMulti, Function, IntoLuaMulti, Lua};
+
+/// The error a host function returns; the calling script sees it as a Lua error with
+/// this message.
+///
+/// Any `std::error::Error` converts with `?`; [`HostError::new`] makes one from a message.
+///
+/// ```
+/// use luapool::{HostError, HostResult};
+///
+/// fn parse(s: &str) -> HostResult<i64> {
+///     let n: i64 = s.parse()?;
+///     if n < 0 {
+///         return Err(HostError::new("negative numbers are not allowed"));
+///     }
+///     Ok(n)
+/// }
+/// assert!(parse("-1").is_err());
+/// ```
+#[derive(Debug)]
+pub struct HostError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+/// The result type of host functions.
+pub type HostResult<T> = Result<T, HostError>;
+
+impl HostError {
+    /// An error with the given message.
+    pub fn new(message: impl std::fmt::Display) -> Self {
+        HostError(message.to_string().into())
+    }
+
+    pub(crate) fn into_lua(self) -> mlua::Error {
+        match self.0.downcast::<mlua::Error>() {
+            Ok(e) => *e,
+            Err(e) => mlua::Error::RuntimeError(e.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<E> From<E> for HostError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    fn from(e: E) -> Self {
+        HostError(Box::new(e))
+    }
+}
+
+/// Creates the Lua function for a host function on a given Lua state. Kept so that a VM
+/// can be rebuilt (e.g. `Isolation::FreshVm`) with the same host functions.
+pub(crate) type Maker = Rc<dyn Fn(&Lua) -> mlua::Result<Function>>;
+
+pub(crate) fn sync_maker<A, R, F>(f: F) -> Maker
+where
+    A: FromLuaMulti + 'static,
+    R: IntoLuaMulti + 'static,
+    F: Fn(A) -> HostResult<R> + 'static,
+{
+    let f = Rc::new(f);
+    Rc::new(move |lua: &Lua| {
+        let f = f.clone();
+        lua.create_function(move |_, args: A| f(args).map_err(HostError::into_lua))
+    })
+}
+
+pub(crate) fn async_maker<A, R, F, Fut>(f: F) -> Maker
+where
+    A: FromLuaMulti + 'static,
+    R: IntoLuaMulti + 'static,
+    F: Fn(A) -> Fut + 'static,
+    Fut: Future<Output = HostResult<R>> + 'static,
+{
+    let f = Rc::new(f);
+    Rc::new(move |lua: &Lua| {
+        let f = f.clone();
+        lua.create_async_function(move |_, args: A| {
+            let fut = f(args);
+            async move { fut.await.map_err(HostError::into_lua) }
+        })
+    })
+}
+
+/// A named table of host functions, registered with
+/// [`Vm::register_module`](crate::Vm::register_module).
+///
+/// Scripts see it as a global table of that name and get the same table from
+/// `require(name)`. Like the standard library, the table is read-only to scripts.
+///
+/// ```
+/// use luapool::{Module, Script, Vm, VmConfig};
+///
+/// let vm = Vm::new(VmConfig::default())?;
+/// let geo = Module::new("geo")
+///     .function("dist", |(a, b): (f64, f64)| Ok((a - b).abs()));
+/// vm.register_module(geo)?;
+/// let d: f64 = vm.eval(&Script::new("t", "return require('geo').dist(1, 4)"))?;
+/// assert_eq!(d, 3.0);
+/// # Ok::<(), luapool::Error>(())
+/// ```
+pub struct Module {
+    pub(crate) name: String,
+    pub(crate) functions: Vec<(String, Maker)>,
+}
+
+impl Module {
+    /// An empty module named `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Module {
+            name: name.into(),
+            functions: Vec::new(),
+        }
+    }
+
+    /// Adds a synchronous function.
+    pub fn function<A, R, F>(mut self, name: impl Into<String>, f: F) -> Self
+    where
+        A: FromLuaMulti + 'static,
+        R: IntoLuaMulti + 'static,
+        F: Fn(A) -> HostResult<R> + 'static,
+    {
+        self.functions.push((name.into(), sync_maker(f)));
+        self
+    }
+
+    /// Adds an async function: the calling coroutine yields while the future runs.
+    pub fn async_function<A, R, F, Fut>(mut self, name: impl Into<String>, f: F) -> Self
+    where
+        A: FromLuaMulti + 'static,
+        R: IntoLuaMulti + 'static,
+        F: Fn(A) -> Fut + 'static,
+        Fut: Future<Output = HostResult<R>> + 'static,
+    {
+        self.functions.push((name.into(), async_maker(f)));
+        self
+    }
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("name", &self.name)
+            .field(
+                "functions",
+                &self.functions.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}

@@ -1,0 +1,71 @@
+//! `json.encode`, `json.decode`, `json.null`, `json.array`.
+
+use mlua::{Lua, Table, Value as LuaValue};
+
+use crate::value::{ArrayMarker, Value};
+
+pub(super) fn module(lua: &Lua) -> mlua::Result<Table> {
+    let marker = lua.create_table_with_capacity(0, 1)?;
+    marker.raw_set("__metatable", false)?;
+    lua.set_app_data(ArrayMarker(marker));
+
+    let t = lua.create_table_with_capacity(0, 4)?;
+    t.raw_set("null", LuaValue::NULL)?;
+    t.raw_set(
+        "encode",
+        lua.create_function(|lua, v: LuaValue| {
+            let value = Value::from_lua_bounded(&v, lua).map_err(mlua::Error::external)?;
+            let json = serde_json::Value::try_from(value).map_err(mlua::Error::external)?;
+            serde_json::to_string(&json)
+                .map_err(|e| mlua::Error::runtime(format!("json.encode: {e}")))
+        })?,
+    )?;
+    t.raw_set(
+        "decode",
+        lua.create_function(|lua, s: mlua::LuaString| {
+            let json: serde_json::Value = serde_json::from_slice(&s.as_bytes())
+                .map_err(|e| mlua::Error::runtime(format!("json.decode: {e}")))?;
+            to_lua(lua, json)
+        })?,
+    )?;
+    t.raw_set(
+        "array",
+        lua.create_function(|lua, t: Table| {
+            if t.raw_len() == 0 {
+                if let Some(m) = lua.app_data_ref::<ArrayMarker>() {
+                    t.set_metatable(Some(m.0.clone()))?;
+                }
+            }
+            Ok(t)
+        })?,
+    )?;
+    Ok(t)
+}
+
+/// JSON to Lua: `null` becomes `json.null` (so object keys and array slots survive),
+/// empty arrays carry the array marker.
+fn to_lua(lua: &Lua, json: serde_json::Value) -> mlua::Result<LuaValue> {
+    Ok(match json {
+        serde_json::Value::Null => LuaValue::NULL,
+        serde_json::Value::Array(items) => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            if items.is_empty() {
+                if let Some(m) = lua.app_data_ref::<ArrayMarker>() {
+                    t.set_metatable(Some(m.0.clone()))?;
+                }
+            }
+            for (i, item) in items.into_iter().enumerate() {
+                t.raw_set(i + 1, to_lua(lua, item)?)?;
+            }
+            LuaValue::Table(t)
+        }
+        serde_json::Value::Object(map) => {
+            let t = lua.create_table_with_capacity(0, map.len())?;
+            for (k, v) in map {
+                t.raw_set(k, to_lua(lua, v)?)?;
+            }
+            LuaValue::Table(t)
+        }
+        other => mlua::IntoLua::into_lua(Value::from(other), lua)?,
+    })
+}

@@ -1,0 +1,333 @@
+//! [`Value`]: a `Send` value for moving arguments and results between threads and VMs.
+
+use mlua::{FromLua, IntoLua, Lua};
+
+use crate::error::Error;
+
+/// Deepest nesting of tables converted from Lua; deeper (or cyclic) tables are an error.
+pub const MAX_DEPTH: usize = 100;
+/// Most table entries (all levels together) converted from one Lua value.
+pub const MAX_ITEMS: usize = 1 << 20;
+
+/// A plain Lua value that owns its data and is `Send`: what crosses from one VM or thread
+/// to another.
+///
+/// Tables become [`Value::Array`] when their keys are exactly `1..=n` (or they carry the
+/// JSON array marker), [`Value::Map`] otherwise. Converting from Lua never runs a script's
+/// metamethods, and stops with an error past [`MAX_DEPTH`] levels or [`MAX_ITEMS`] entries
+/// (so cycles are errors too). Functions, coroutines and userdata cannot be converted;
+/// `json.null` becomes [`Value::Nil`].
+///
+/// ```
+/// use luapool::Value;
+///
+/// let v = Value::from(serde_json::json!({ "a": [1, 2.5, "x"] }));
+/// assert_eq!(v.get("a"), Some(&Value::Array(vec![
+///     Value::Integer(1), Value::Number(2.5), Value::from("x"),
+/// ])));
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Value {
+    /// `nil`
+    #[default]
+    Nil,
+    /// A boolean.
+    Boolean(bool),
+    /// A Lua integer.
+    Integer(i64),
+    /// A Lua float.
+    Number(f64),
+    /// A Lua string: bytes, not necessarily UTF-8.
+    String(Vec<u8>),
+    /// A sequence (table with keys `1..=n`).
+    Array(Vec<Value>),
+    /// Any other table, as key/value pairs in no particular order.
+    Map(Vec<(Value, Value)>),
+}
+
+impl Value {
+    /// Looks up a string key in a [`Value::Map`]; `None` for other variants.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Map(pairs) => pairs
+                .iter()
+                .find(|(k, _)| matches!(k, Value::String(s) if s == key.as_bytes()))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The string as UTF-8 text, if this is a string holding valid UTF-8.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => std::str::from_utf8(s).ok(),
+            _ => None,
+        }
+    }
+
+    /// The integer, if this is an integer (or a float with an exact integer value).
+    pub fn as_integer(&self) -> Option<i64> {
+        match *self {
+            Value::Integer(i) => Some(i),
+            Value::Number(n) if n.fract() == 0.0 && n.abs() < 9.2e18 => Some(n as i64),
+            _ => None,
+        }
+    }
+
+    /// The number as a float, if this is a number.
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::Integer(i) => Some(i as f64),
+            Value::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// True for [`Value::Nil`].
+    pub fn is_nil(&self) -> bool {
+        matches!(self, Value::Nil)
+    }
+
+    /// Converts a Lua value without running metamethods, within [`MAX_DEPTH`] and
+    /// [`MAX_ITEMS`].
+    pub(crate) fn from_lua_bounded(value: &mlua::Value, lua: &Lua) -> Result<Value, Error> {
+        let array_mt = lua.app_data_ref::<ArrayMarker>().map(|m| m.0.clone());
+        let mut budget = MAX_ITEMS;
+        convert(value, 0, &mut budget, array_mt.as_ref())
+    }
+}
+
+/// The metatable that marks an empty Lua table as an array rather than a map (kept in the
+/// VM's app data; set by `json.decode` and `json.array`).
+pub(crate) struct ArrayMarker(pub(crate) mlua::Table);
+
+fn convert(
+    value: &mlua::Value,
+    depth: usize,
+    budget: &mut usize,
+    array_mt: Option<&mlua::Table>,
+) -> Result<Value, Error> {
+    Ok(match value {
+        mlua::Value::Nil => Value::Nil,
+        mlua::Value::Boolean(b) => Value::Boolean(*b),
+        mlua::Value::Integer(i) => Value::Integer(*i),
+        mlua::Value::Number(n) => Value::Number(*n),
+        mlua::Value::String(s) => Value::String(s.as_bytes().to_vec()),
+        mlua::Value::LightUserData(p) if p.0.is_null() => Value::Nil,
+        mlua::Value::Table(t) => {
+            if depth >= MAX_DEPTH {
+                return Err(Error::conversion(format!(
+                    "table nested deeper than {MAX_DEPTH} levels (or cyclic)"
+                )));
+            }
+            let marked_array = match (array_mt, t.metatable()) {
+                (Some(a), Some(m)) => a == &m,
+                _ => false,
+            };
+            let len = t.raw_len();
+            let mut pairs = Vec::new();
+            for pair in t.pairs::<mlua::Value, mlua::Value>() {
+                let (k, v) = pair.map_err(|e| Error::conversion(e.to_string()))?;
+                if *budget == 0 {
+                    return Err(Error::conversion(format!(
+                        "value has more than {MAX_ITEMS} table entries"
+                    )));
+                }
+                *budget -= 1;
+                pairs.push((k, v));
+            }
+            let is_array = (len > 0 || marked_array)
+                && pairs.len() == len
+                && pairs
+                    .iter()
+                    .all(|(k, _)| matches!(k, mlua::Value::Integer(i) if *i >= 1 && (*i as usize) <= len));
+            if is_array {
+                let mut items = vec![Value::Nil; len];
+                for (k, v) in &pairs {
+                    if let mlua::Value::Integer(i) = k {
+                        items[*i as usize - 1] = convert(v, depth + 1, budget, array_mt)?;
+                    }
+                }
+                Value::Array(items)
+            } else {
+                let mut out = Vec::with_capacity(pairs.len());
+                for (k, v) in &pairs {
+                    let key = convert(k, depth + 1, budget, array_mt)?;
+                    if matches!(key, Value::Array(_) | Value::Map(_)) {
+                        return Err(Error::conversion(
+                            "tables as table keys cannot be converted",
+                        ));
+                    }
+                    out.push((key, convert(v, depth + 1, budget, array_mt)?));
+                }
+                Value::Map(out)
+            }
+        }
+        other => {
+            return Err(Error::conversion(format!(
+                "a Lua {} cannot be converted to a luapool::Value",
+                other.type_name()
+            )))
+        }
+    })
+}
+
+impl FromLua for Value {
+    fn from_lua(value: mlua::Value, lua: &Lua) -> mlua::Result<Self> {
+        Value::from_lua_bounded(&value, lua).map_err(mlua::Error::external)
+    }
+}
+
+impl IntoLua for Value {
+    fn into_lua(self, lua: &Lua) -> mlua::Result<mlua::Value> {
+        Ok(match self {
+            Value::Nil => mlua::Value::Nil,
+            Value::Boolean(b) => mlua::Value::Boolean(b),
+            Value::Integer(i) => mlua::Value::Integer(i),
+            Value::Number(n) => mlua::Value::Number(n),
+            Value::String(s) => mlua::Value::String(lua.create_string(s)?),
+            Value::Array(items) => {
+                let t = lua.create_table_with_capacity(items.len(), 0)?;
+                for (i, v) in items.into_iter().enumerate() {
+                    t.raw_set(i + 1, v)?;
+                }
+                if t.raw_len() == 0 {
+                    if let Some(marker) = lua.app_data_ref::<ArrayMarker>() {
+                        t.set_metatable(Some(marker.0.clone()))?;
+                    }
+                }
+                mlua::Value::Table(t)
+            }
+            Value::Map(pairs) => {
+                let t = lua.create_table_with_capacity(0, pairs.len())?;
+                for (k, v) in pairs {
+                    if k.is_nil() {
+                        return Err(mlua::Error::runtime("a luapool::Value map has a nil key"));
+                    }
+                    t.raw_set(k, v)?;
+                }
+                mlua::Value::Table(t)
+            }
+        })
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::String(s.as_bytes().to_vec())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::String(s.into_bytes())
+    }
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Integer(i)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(n: f64) -> Self {
+        Value::Number(n)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Boolean(b)
+    }
+}
+
+impl From<serde_json::Value> for Value {
+    fn from(json: serde_json::Value) -> Self {
+        match json {
+            serde_json::Value::Null => Value::Nil,
+            serde_json::Value::Bool(b) => Value::Boolean(b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Value::Integer(i),
+                None => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            serde_json::Value::String(s) => Value::String(s.into_bytes()),
+            serde_json::Value::Array(items) => {
+                Value::Array(items.into_iter().map(Value::from).collect())
+            }
+            serde_json::Value::Object(map) => Value::Map(
+                map.into_iter()
+                    .map(|(k, v)| (Value::String(k.into_bytes()), Value::from(v)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl TryFrom<Value> for serde_json::Value {
+    type Error = Error;
+
+    /// Converts to JSON. Strings must be UTF-8, map keys strings or numbers, numbers
+    /// finite; `nil` becomes `null`.
+    fn try_from(value: Value) -> Result<Self, Error> {
+        Ok(match value {
+            Value::Nil => serde_json::Value::Null,
+            Value::Boolean(b) => serde_json::Value::Bool(b),
+            Value::Integer(i) => serde_json::Value::from(i),
+            Value::Number(n) => serde_json::Number::from_f64(n)
+                .map(serde_json::Value::Number)
+                .ok_or_else(|| Error::conversion(format!("number {n} has no JSON form")))?,
+            Value::String(s) => serde_json::Value::String(
+                String::from_utf8(s).map_err(|_| Error::conversion("string is not valid UTF-8"))?,
+            ),
+            Value::Array(items) => serde_json::Value::Array(
+                items
+                    .into_iter()
+                    .map(serde_json::Value::try_from)
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Map(pairs) => {
+                let mut map = serde_json::Map::with_capacity(pairs.len());
+                for (k, v) in pairs {
+                    let key = match k {
+                        Value::String(s) => String::from_utf8(s)
+                            .map_err(|_| Error::conversion("map key is not valid UTF-8"))?,
+                        Value::Integer(i) => i.to_string(),
+                        Value::Number(n) => n.to_string(),
+                        Value::Boolean(b) => b.to_string(),
+                        _ => return Err(Error::conversion("map key cannot be a JSON object key")),
+                    };
+                    map.insert(key, serde_json::Value::try_from(v)?);
+                }
+                serde_json::Value::Object(map)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip() {
+        let json = serde_json::json!({"a": [1, 2, {"b": null}], "c": "d", "e": 1.5});
+        let v = Value::from(json.clone());
+        assert_eq!(serde_json::Value::try_from(v).ok(), Some(json));
+    }
+
+    #[test]
+    fn non_utf8_string_is_not_json() {
+        let v = Value::String(vec![0xff]);
+        assert!(matches!(
+            serde_json::Value::try_from(v),
+            Err(Error::Conversion { .. })
+        ));
+    }
+
+    #[test]
+    fn value_is_send() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<Value>();
+    }
+}

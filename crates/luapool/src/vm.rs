@@ -1,0 +1,402 @@
+//! [`Vm`]: one sandboxed Lua VM, owned by one thread.
+
+mod cache;
+mod state;
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io::Write;
+use std::rc::Rc;
+
+use mlua::{FromLuaMulti, Function, IntoLuaMulti, MultiValue, Table};
+
+use crate::config::{Isolation, VmConfig};
+use crate::error::{classify, Error, Result};
+use crate::host::{async_maker, sync_maker, HostResult, Maker, Module};
+use crate::sandbox::Output;
+use crate::script::Script;
+use crate::value::Value;
+use state::{run_error, State};
+
+/// A sandboxed Lua VM (the seeds' `LuaVM`).
+///
+/// A `Vm` is `!Send`: it lives on the thread that created it. Concurrency comes from
+/// several VMs, or from several async executions interleaved on one VM as coroutines (on a
+/// current-thread runtime or a `LocalSet`).
+///
+/// Executions come in three shapes, each with a sync and an async variant:
+/// - [`exec`](Vm::exec): run a chunk, get all its results as [`Value`]s;
+/// - [`eval`](Vm::eval): run a chunk, get its results as a typed Rust value;
+/// - [`call`](Vm::call) and [`call_in`](Vm::call_in): call a global function.
+///
+/// How executions are kept apart is set by [`VmConfig::isolation`].
+///
+/// ```
+/// use luapool::{Script, Vm, VmConfig};
+///
+/// let vm = Vm::new(VmConfig::default())?;
+/// vm.register("add", |(a, b): (i64, i64)| Ok(a + b))?;
+/// let sum: i64 = vm.eval(&Script::new("sum.lua", "return add(40, 2)"))?;
+/// assert_eq!(sum, 42);
+/// # Ok::<(), luapool::Error>(())
+/// ```
+pub struct Vm {
+    config: VmConfig,
+    state: Rc<State>,
+    /// Host functions and modules, replayed on every state an `Isolation::FreshVm` VM
+    /// builds.
+    registrations: RefCell<Vec<Registration>>,
+    /// The last state built for `Isolation::FreshVm`, kept alive until the next
+    /// execution so that Lua references in its results stay valid.
+    fresh: RefCell<Option<Rc<State>>>,
+    output: Output,
+}
+
+/// A host function or module as registered, so that it can be installed again.
+pub(crate) enum Registration {
+    Global(String, Maker),
+    Module(String, Vec<(String, Maker)>),
+}
+
+impl Registration {
+    fn apply(&self, sandbox: &crate::sandbox::Sandbox) -> Result<()> {
+        let lua = &sandbox.lua;
+        let res = match self {
+            Registration::Global(name, maker) => {
+                maker(lua).and_then(|f| sandbox.base.raw_set(name.as_str(), f))
+            }
+            Registration::Module(name, functions) => (|| {
+                let table = lua.create_table_with_capacity(0, functions.len())?;
+                for (fname, maker) in functions {
+                    table.raw_set(fname.as_str(), maker(lua)?)?;
+                }
+                crate::sandbox::install_module(sandbox, name, table)
+            })(),
+        };
+        res.map_err(|e| classify(e, None))
+    }
+}
+
+impl Vm {
+    /// Builds a VM from its configuration.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid configuration, [`Error::Engine`] if the Lua state
+    /// cannot be created.
+    pub fn new(config: VmConfig) -> Result<Vm> {
+        let output: Output = Rc::new(RefCell::new(Box::new(std::io::stdout())));
+        let state = Rc::new(State::build(&config, output.clone(), &[])?);
+        Ok(Vm {
+            config,
+            state,
+            registrations: RefCell::new(Vec::new()),
+            fresh: RefCell::new(None),
+            output,
+        })
+    }
+
+    /// The configuration this VM was built from.
+    pub fn config(&self) -> &VmConfig {
+        &self.config
+    }
+
+    /// Sends what scripts `print` to `writer` instead of standard output.
+    ///
+    /// ```
+    /// use std::{cell::RefCell, io::Write, rc::Rc};
+    /// use luapool::{Script, Vm, VmConfig};
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct Buf(Rc<RefCell<Vec<u8>>>);
+    /// impl Write for Buf {
+    ///     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.borrow_mut().write(b) }
+    ///     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// }
+    ///
+    /// let vm = Vm::new(VmConfig::default())?;
+    /// let buf = Buf::default();
+    /// vm.set_output(buf.clone());
+    /// vm.exec(&Script::new("p", "print('hi', 1, nil)"))?;
+    /// assert_eq!(&*buf.0.borrow(), b"hi\t1\tnil\n");
+    /// # Ok::<(), luapool::Error>(())
+    /// ```
+    pub fn set_output(&self, writer: impl Write + 'static) {
+        *self.output.borrow_mut() = Box::new(writer);
+    }
+
+    /// Bytes of memory the VM's Lua state uses now.
+    pub fn used_memory(&self) -> usize {
+        self.state.lua().used_memory()
+    }
+
+    /// Number of compiled chunks this VM has cached.
+    pub fn cached_chunks(&self) -> usize {
+        self.state.cached_chunks()
+    }
+
+    /// Registers a synchronous host function as a global visible to every execution.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if `name` is not a valid Lua identifier.
+    pub fn register<A, R, F>(&self, name: &str, f: F) -> Result<()>
+    where
+        A: FromLuaMulti + 'static,
+        R: IntoLuaMulti + 'static,
+        F: Fn(A) -> HostResult<R> + 'static,
+    {
+        check_identifier(name)?;
+        self.install(Registration::Global(name.to_string(), sync_maker(f)))
+    }
+
+    /// Registers an async host function as a global. The calling script just sees a call
+    /// that returns later: its coroutine yields while the future runs, and the thread is
+    /// free for other executions. Only async executions (`*_async`) can call it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use luapool::{Script, Vm, VmConfig};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let vm = Vm::new(VmConfig::default())?;
+    /// vm.register_async("fetch", |key: String| async move {
+    ///     tokio::time::sleep(Duration::from_millis(1)).await;
+    ///     Ok(format!("value of {key}"))
+    /// })?;
+    /// let v: String = vm.eval_async(&Script::new("f", "return fetch('a')")).await?;
+    /// assert_eq!(v, "value of a");
+    /// # Ok::<(), luapool::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] if `name` is not a valid Lua identifier.
+    pub fn register_async<A, R, F, Fut>(&self, name: &str, f: F) -> Result<()>
+    where
+        A: FromLuaMulti + 'static,
+        R: IntoLuaMulti + 'static,
+        F: Fn(A) -> Fut + 'static,
+        Fut: Future<Output = HostResult<R>> + 'static,
+    {
+        check_identifier(name)?;
+        self.install(Registration::Global(name.to_string(), async_maker(f)))
+    }
+
+    /// Registers a [`Module`]: a read-only table of host functions, visible as a global and
+    /// returned by `require(name)`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if a name is not a valid Lua identifier.
+    pub fn register_module(&self, module: Module) -> Result<()> {
+        check_identifier(&module.name)?;
+        for (name, _) in &module.functions {
+            check_identifier(name)?;
+        }
+        self.install(Registration::Module(module.name, module.functions))
+    }
+
+    fn install(&self, registration: Registration) -> Result<()> {
+        registration.apply(&self.state.sandbox)?;
+        self.registrations.borrow_mut().push(registration);
+        Ok(())
+    }
+
+    /// Compiles `script` without running it (and caches it).
+    ///
+    /// # Errors
+    /// [`Error::Syntax`] naming the script and line.
+    pub fn compile(&self, script: &Script) -> Result<()> {
+        self.state.factory(script).map(|_| ())
+    }
+
+    /// Runs a chunk and returns all its results as [`Value`]s.
+    ///
+    /// # Errors
+    /// [`Error::Syntax`], [`Error::Runtime`], [`Error::Conversion`] if a result cannot be
+    /// converted, and the limit errors.
+    pub fn exec(&self, script: &Script) -> Result<Vec<Value>> {
+        let (state, main, _) = self.prepare(script)?;
+        let results: MultiValue = main.call(()).map_err(run_error)?;
+        to_values(&state, results)
+    }
+
+    /// Async variant of [`exec`](Vm::exec): the chunk may call async host functions.
+    ///
+    /// # Errors
+    /// As [`exec`](Vm::exec).
+    pub async fn exec_async(&self, script: &Script) -> Result<Vec<Value>> {
+        let (state, main, _) = self.prepare(script)?;
+        let results: MultiValue = main.call_async(()).await.map_err(run_error)?;
+        to_values(&state, results)
+    }
+
+    /// Runs a chunk and converts its results to `R`.
+    ///
+    /// With [`Isolation::FreshVm`], Lua references in `R` (tables, functions) stay valid
+    /// only until the next execution; prefer owned types and [`Value`].
+    ///
+    /// # Errors
+    /// As [`exec`](Vm::exec).
+    pub fn eval<R: FromLuaMulti>(&self, script: &Script) -> Result<R> {
+        let (_state, main, _) = self.prepare(script)?;
+        main.call(()).map_err(run_error)
+    }
+
+    /// Async variant of [`eval`](Vm::eval).
+    ///
+    /// # Errors
+    /// As [`exec`](Vm::exec).
+    pub async fn eval_async<R: FromLuaMulti>(&self, script: &Script) -> Result<R> {
+        let (_state, main, _) = self.prepare(script)?;
+        main.call_async(()).await.map_err(run_error)
+    }
+
+    /// Calls the global function `name`: in [`Isolation::Shared`] mode one defined by an
+    /// earlier execution or registered by the host; otherwise one registered by the host
+    /// (scripts' globals do not outlive their execution; see [`call_in`](Vm::call_in)).
+    ///
+    /// # Errors
+    /// [`Error::FunctionNotFound`] if there is no such function, then as
+    /// [`exec`](Vm::exec).
+    pub fn call<R: FromLuaMulti>(&self, name: &str, args: impl IntoLuaMulti) -> Result<R> {
+        let (_state, f) = self.global_function(name)?;
+        f.call(args).map_err(run_error)
+    }
+
+    /// Async variant of [`call`](Vm::call).
+    ///
+    /// # Errors
+    /// As [`call`](Vm::call).
+    pub async fn call_async<R: FromLuaMulti>(
+        &self,
+        name: &str,
+        args: impl IntoLuaMulti,
+    ) -> Result<R> {
+        let (_state, f) = self.global_function(name)?;
+        f.call_async(args).await.map_err(run_error)
+    }
+
+    /// Runs `script`, then calls the global function `name` it defined, both in one
+    /// execution (so with [`Isolation::PerExecution`] they share that execution's fresh
+    /// globals). This is how a handler script is served: the script defines `handle`,
+    /// each request calls it.
+    ///
+    /// ```
+    /// use luapool::{Script, Vm, VmConfig};
+    ///
+    /// let vm = Vm::new(VmConfig::default())?;
+    /// let app = Script::new("app.lua", "n = 0\nfunction handle(x) n = n + x; return n end");
+    /// let a: i64 = vm.call_in(&app, "handle", 5)?;
+    /// let b: i64 = vm.call_in(&app, "handle", 5)?;
+    /// assert_eq!((a, b), (5, 5)); // globals are per execution
+    /// # Ok::<(), luapool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`call`](Vm::call).
+    pub fn call_in<R: FromLuaMulti>(
+        &self,
+        script: &Script,
+        name: &str,
+        args: impl IntoLuaMulti,
+    ) -> Result<R> {
+        let (_state, main, env) = self.prepare(script)?;
+        main.call::<()>(()).map_err(run_error)?;
+        env_function(&env, name)?.call(args).map_err(run_error)
+    }
+
+    /// Async variant of [`call_in`](Vm::call_in).
+    ///
+    /// # Errors
+    /// As [`call`](Vm::call).
+    pub async fn call_in_async<R: FromLuaMulti>(
+        &self,
+        script: &Script,
+        name: &str,
+        args: impl IntoLuaMulti,
+    ) -> Result<R> {
+        let (_state, main, env) = self.prepare(script)?;
+        main.call_async::<()>(()).await.map_err(run_error)?;
+        env_function(&env, name)?
+            .call_async(args)
+            .await
+            .map_err(run_error)
+    }
+
+    /// The state an execution runs on: the VM's own, or a new one for `FreshVm`.
+    fn execution_state(&self) -> Result<Rc<State>> {
+        if self.config.isolation != Isolation::FreshVm {
+            return Ok(self.state.clone());
+        }
+        let state = Rc::new(State::build(
+            &self.config,
+            self.output.clone(),
+            &self.registrations.borrow(),
+        )?);
+        *self.fresh.borrow_mut() = Some(state.clone());
+        Ok(state)
+    }
+
+    /// Compiles (or fetches) `script` and binds it to the execution's environment.
+    fn prepare(&self, script: &Script) -> Result<(Rc<State>, Function, Table)> {
+        let state = self.execution_state()?;
+        let factory = state.factory(script)?;
+        let env = match self.config.isolation {
+            Isolation::Shared => state.shared_env.clone(),
+            Isolation::PerExecution | Isolation::FreshVm => state.new_env()?,
+        };
+        let main: Function = factory.call(&env).map_err(run_error)?;
+        Ok((state, main, env))
+    }
+
+    fn global_function(&self, name: &str) -> Result<(Rc<State>, Function)> {
+        let state = self.execution_state()?;
+        let scope = match self.config.isolation {
+            Isolation::Shared => state.shared_env.clone(),
+            Isolation::PerExecution | Isolation::FreshVm => state.sandbox.base.clone(),
+        };
+        let f = env_function(&scope, name)?;
+        Ok((state, f))
+    }
+}
+
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm")
+            .field("config", &self.config)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+/// Looks up a function in an environment (through its metatable, so the base counts).
+fn env_function(env: &Table, name: &str) -> Result<Function> {
+    match env.get::<mlua::Value>(name).map_err(run_error)? {
+        mlua::Value::Function(f) => Ok(f),
+        _ => Err(Error::FunctionNotFound {
+            name: name.to_string(),
+        }),
+    }
+}
+
+fn to_values(state: &State, results: MultiValue) -> Result<Vec<Value>> {
+    results
+        .iter()
+        .map(|v| Value::from_lua_bounded(v, state.lua()))
+        .collect()
+}
+
+/// Host names must be plain identifiers: they become global names and table keys.
+fn check_identifier(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config {
+            message: format!(
+                "'{name}' is not a valid Lua identifier for a host function or module"
+            ),
+        })
+    }
+}
