@@ -17,17 +17,28 @@ compile_error!("luapool needs an engine: enable the `lua54` feature (the default
 #[cfg(feature = "lua54")]
 pub const ENGINE: &str = "Lua 5.4";
 
-/// Standard libraries opened for a sandboxed VM, before the sandbox trims them.
-///
-/// The base library is always opened by mlua; `io`, `package` and `debug` are never
-/// opened here.
-fn sandbox_libs() -> StdLib {
-    StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS
+/// Opens the Lua state for a sandboxed VM: the base library and `string` (whose
+/// metatable every string value needs). The sandbox opens the other libraries it allows
+/// on first use, see [`sandbox_library`].
+pub(crate) fn open_sandboxed() -> mlua::Result<Lua> {
+    Lua::new_with(StdLib::STRING, LuaOptions::new())
 }
 
-/// Opens the Lua state for a sandboxed VM: only the libraries the sandbox draws from.
-pub(crate) fn open_sandboxed() -> mlua::Result<Lua> {
-    Lua::new_with(sandbox_libs(), LuaOptions::new())
+/// The engine library behind a global name a sandboxed script may use, opened lazily.
+pub(crate) fn sandbox_library(name: &str) -> Option<StdLib> {
+    Some(match name {
+        "table" => StdLib::TABLE,
+        "math" => StdLib::MATH,
+        "utf8" => StdLib::UTF8,
+        "coroutine" => StdLib::COROUTINE,
+        "os" => StdLib::OS,
+        _ => return None,
+    })
+}
+
+/// Opens one library on an existing state; it appears in the state's real globals.
+pub(crate) fn open_library(lua: &Lua, lib: StdLib) -> mlua::Result<()> {
+    lua.load_std_libs(lib)
 }
 
 /// Opens the Lua state for a trusted VM: the full standard library, `debug` included.

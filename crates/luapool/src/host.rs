@@ -10,7 +10,9 @@
 use std::future::Future;
 use std::rc::Rc;
 
-use mlua::{FromLuaMulti, Function, IntoLuaMulti, Lua};
+use mlua::{FromLuaMulti, Function, IntoLuaMulti, Lua, MultiValue};
+
+use crate::sandbox::{host_function, host_result};
 
 /// The error a host function returns; the calling script sees it as a Lua error with
 /// this message.
@@ -64,7 +66,8 @@ where
     }
 }
 
-/// Creates the Lua function for a host function on a given Lua state. Kept so that a VM
+/// Creates the Lua function for a host function on a given Lua state (before
+/// [`SandboxData::wrap_host`](crate::sandbox::SandboxData::wrap_host)). Kept so that a VM
 /// can be rebuilt (e.g. `Isolation::FreshVm`) with the same host functions.
 pub(crate) type Maker = Rc<dyn Fn(&Lua) -> mlua::Result<Function>>;
 
@@ -77,7 +80,7 @@ where
     let f = Rc::new(f);
     Rc::new(move |lua: &Lua| {
         let f = f.clone();
-        lua.create_function(move |_, args: A| f(args).map_err(HostError::into_lua))
+        host_function(lua, move |_, args: A| f(args).map_err(HostError::into_lua))
     })
 }
 
@@ -91,9 +94,15 @@ where
     let f = Rc::new(f);
     Rc::new(move |lua: &Lua| {
         let f = f.clone();
-        lua.create_async_function(move |_, args: A| {
-            let fut = f(args);
-            async move { fut.await.map_err(HostError::into_lua) }
+        lua.create_async_function(move |lua, args: MultiValue| {
+            let fut = A::from_lua_multi(args, &lua).map(|args| f(args));
+            async move {
+                let result = match fut {
+                    Ok(fut) => fut.await.map_err(HostError::into_lua),
+                    Err(e) => Err(e),
+                };
+                host_result(&lua, result)
+            }
         })
     })
 }

@@ -1,5 +1,6 @@
-//! The host library installed in every VM unless [`VmConfig::host_library`] is off:
-//! `sleep`, `json` and `log`.
+//! The host library, installed in every VM unless [`VmConfig::host_library`] is off:
+//! `sleep`, `json` and `log`. It is opened on first use, so VMs that never touch it do not
+//! pay for it.
 //!
 //! | name | what it does |
 //! |---|---|
@@ -13,13 +14,40 @@ mod json;
 mod log;
 mod sleep;
 
-use crate::sandbox::{install_module, Sandbox};
+use mlua::Lua;
 
-/// Installs the host library into a freshly built sandbox.
-pub(crate) fn install(sandbox: &Sandbox) -> mlua::Result<()> {
-    let lua = &sandbox.lua;
-    sandbox.base.raw_set("sleep", sleep::sleep_function(lua)?)?;
-    install_module(sandbox, "json", json::module(lua)?)?;
-    install_module(sandbox, "log", log::module(lua)?)?;
+use crate::sandbox::SandboxData;
+
+/// True if `name` is a global of the host library.
+pub(crate) fn provides(name: &str) -> bool {
+    matches!(name, "sleep" | "json" | "log")
+}
+
+/// Installs the host library into a sandbox.
+pub(crate) fn install(lua: &Lua, data: &SandboxData) -> mlua::Result<()> {
+    let sleep = data.wrap_host(lua, sleep::sleep_function(lua)?)?;
+    data.base.raw_set("sleep", sleep)?;
+    let json = json::module(lua)?;
+    wrap_all(lua, data, &json)?;
+    data.install_module(lua, "json", json)?;
+    let log = log::module(lua)?;
+    wrap_all(lua, data, &log)?;
+    data.install_module(lua, "log", log)?;
+    Ok(())
+}
+
+/// Wraps every function of a module table with [`SandboxData::wrap_host`].
+fn wrap_all(lua: &Lua, data: &SandboxData, module: &mlua::Table) -> mlua::Result<()> {
+    let functions: Vec<(String, mlua::Function)> = module
+        .pairs::<String, mlua::Value>()
+        .filter_map(|pair| match pair {
+            Ok((k, mlua::Value::Function(f))) => Some(Ok((k, f))),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<mlua::Result<_>>()?;
+    for (name, f) in functions {
+        module.raw_set(name, data.wrap_host(lua, f)?)?;
+    }
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! Building a sandboxed Lua state from an allow-list.
 //!
-//! A sandboxed state starts from the engine with only `string`, `table`, `math`, `utf8`,
-//! `coroutine` and `os` opened (never `io`, `package` or `debug`), then builds a *base*
-//! table holding what scripts may see:
+//! A sandboxed state starts from the engine with only the base library and `string`
+//! opened (never `io`, `package` or `debug`), then builds a *base* table holding what
+//! scripts may see:
 //!
 //! | name | what the sandbox keeps |
 //! |---|---|
@@ -13,24 +13,28 @@
 //! | `os` | `time`, `clock`, `date`, `difftime` |
 //! | `debug` | `traceback` |
 //!
-//! Every library table is *sealed* (a read-only proxy, see [`seal`]); the string
-//! metatable's `__metatable` is a sealed view, so `getmetatable("")` does not expose it.
-//! Executions see the base through an environment table whose metatable
-//! (`__index = base`, `__metatable = false`) they can neither read nor replace.
+//! Libraries other than `string`, and the host library, are opened on first use (the
+//! base's own `__index`), which keeps creating a VM cheap. Every library table is
+//! *sealed* (a read-only proxy, see [`seal`]); the string metatable's `__metatable` is a
+//! sealed view, so `getmetatable("")` does not expose it. Executions see the base through
+//! an environment table whose metatable (`__index = base`, `__metatable = false`) they can
+//! neither read nor replace.
 
 mod load;
 mod require;
 pub(crate) mod seal;
+mod shim;
 
 use std::cell::RefCell;
 use std::io::Write;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
 
 use crate::config::VmConfig;
-use crate::engine;
+use crate::{engine, hostlib};
+pub(crate) use shim::{fail_marker, Shim};
 
 /// Base-library functions a sandboxed script keeps as they are.
 const SAFE_BASE: &[&str] = &[
@@ -53,77 +57,165 @@ const SAFE_BASE: &[&str] = &[
     "_VERSION",
 ];
 
-/// Libraries kept whole (after removing `string.dump`).
-const SAFE_LIBS: &[&str] = &["string", "table", "math", "utf8", "coroutine"];
-
 /// `os` functions the sandbox keeps.
 const SAFE_OS: &[&str] = &["time", "clock", "date", "difftime"];
 
-/// Libraries a trusted VM has on top of the sandbox's.
-const TRUSTED_LIBS: &[&str] = &["io", "os", "package", "debug"];
+/// Libraries a trusted VM gets, all opened at creation.
+const TRUSTED_LIBS: &[&str] = &[
+    "string",
+    "table",
+    "math",
+    "utf8",
+    "coroutine",
+    "io",
+    "os",
+    "package",
+    "debug",
+];
 
 /// Where `print` writes: shared by every state a [`Vm`](crate::Vm) builds.
 pub(crate) type Output = Rc<RefCell<Box<dyn Write>>>;
 
-/// Per-state data the sandbox functions need, kept in the Lua state's app data.
+/// A sandboxed (or trusted) Lua state and what its sandbox functions need.
+pub(crate) struct Sandbox {
+    pub(crate) lua: Lua,
+    pub(crate) data: Rc<SandboxData>,
+}
+
+/// Per-state data of the sandbox, also kept in the Lua state's app data.
 pub(crate) struct SandboxData {
+    /// What environments read through: library proxies and global functions.
+    pub(crate) base: Table,
     /// Metatable of every environment: `{ __index = base, __metatable = false }`.
     pub(crate) env_mt: Table,
-    /// Modules `require` returns without loading anything (`json`, host modules, ...).
+    /// Modules `require` returns without loading a file (`json`, host modules, ...).
     pub(crate) builtins: Table,
     /// Lua modules loaded by `require` on this VM.
     pub(crate) loaded: Table,
+    /// `__newindex` of sealed tables.
+    pub(crate) reject: Function,
     pub(crate) module_paths: Vec<PathBuf>,
     pub(crate) output: Output,
+    host_library: bool,
+    pub(crate) shim: Shim,
 }
 
 impl SandboxData {
-    /// The sandbox data of `lua` (cheap: clones a few references).
-    pub(crate) fn get(lua: &Lua) -> mlua::Result<SandboxData> {
-        let data = lua
-            .app_data_ref::<SandboxData>()
-            .ok_or_else(|| mlua::Error::runtime("luapool sandbox data missing"))?;
-        Ok(SandboxData {
-            env_mt: data.env_mt.clone(),
-            builtins: data.builtins.clone(),
-            loaded: data.loaded.clone(),
-            module_paths: data.module_paths.clone(),
-            output: data.output.clone(),
-        })
+    /// The sandbox data of `lua`.
+    pub(crate) fn get(lua: &Lua) -> mlua::Result<Rc<SandboxData>> {
+        lua.app_data_ref::<Rc<SandboxData>>()
+            .map(|d| Rc::clone(&d))
+            .ok_or_else(|| mlua::Error::runtime("luapool sandbox data missing"))
     }
 
     /// A fresh environment over the sealed base, with `_G` pointing at itself.
     pub(crate) fn new_env(&self, lua: &Lua) -> mlua::Result<Table> {
-        new_env(lua, &self.env_mt)
+        let env = lua.create_table_with_capacity(0, 1)?;
+        env.raw_set("_G", &env)?;
+        env.set_metatable(Some(self.env_mt.clone()))?;
+        Ok(env)
+    }
+
+    /// Seals `module` and makes it a global and a `require` target named `name`.
+    pub(crate) fn install_module(
+        &self,
+        lua: &Lua,
+        name: &str,
+        module: Table,
+    ) -> mlua::Result<Table> {
+        let sealed = seal::seal(lua, module, name, &self.reject)?;
+        self.base.raw_set(name, &sealed)?;
+        self.builtins.raw_set(name, &sealed)?;
+        Ok(sealed)
+    }
+
+    /// Wraps a host function so that its failures are raised as Lua string errors
+    /// pointing at the caller's line (see [`host_result`]).
+    pub(crate) fn wrap_host(&self, _lua: &Lua, f: Function) -> mlua::Result<Function> {
+        self.shim.wrap.call(f)
+    }
+
+    /// Opens a lazily provided global (a library or the host library) on first access.
+    fn open_lazy(&self, lua: &Lua, name: &str) -> mlua::Result<Value> {
+        if let Some(lib) = engine::sandbox_library(name) {
+            engine::open_library(lua, lib)?;
+            let globals = lua.globals();
+            let real: Table = globals.raw_get(name)?;
+            let table = match name {
+                "os" => {
+                    let safe = lua.create_table_with_capacity(0, SAFE_OS.len())?;
+                    for f in SAFE_OS {
+                        safe.raw_set(*f, real.raw_get::<Value>(*f)?)?;
+                    }
+                    safe
+                }
+                "math" => {
+                    seed_random(&real)?;
+                    real
+                }
+                _ => real,
+            };
+            return Ok(Value::Table(self.install_module(lua, name, table)?));
+        }
+        match name {
+            "debug" => {
+                let debug = lua.create_table_with_capacity(0, 1)?;
+                debug.raw_set("traceback", self.wrap_host(lua, traceback_function(lua)?)?)?;
+                Ok(Value::Table(self.install_module(lua, name, debug)?))
+            }
+            _ if self.host_library && hostlib::provides(name) => {
+                hostlib::install(lua, self)?;
+                self.base.raw_get(name)
+            }
+            _ => Ok(Value::Nil),
+        }
+    }
+
+    /// The built-in module `name` (a library, the host library or a host module), opening
+    /// it if it is provided lazily; `nil` if there is none.
+    pub(crate) fn builtin(&self, lua: &Lua, name: &str) -> mlua::Result<Value> {
+        let value: Value = self.builtins.raw_get(name)?;
+        if !value.is_nil() {
+            return Ok(value);
+        }
+        self.open_lazy(lua, name)?;
+        self.builtins.raw_get(name)
     }
 }
 
-/// A fresh environment table over the sealed base, with `_G` pointing at itself.
-pub(crate) fn new_env(lua: &Lua, env_mt: &Table) -> mlua::Result<Table> {
-    let env = lua.create_table_with_capacity(0, 1)?;
-    env.raw_set("_G", &env)?;
-    env.set_metatable(Some(env_mt.clone()))?;
-    Ok(env)
+/// Creates a host function that follows the failure protocol of [`host_result`]; it still
+/// needs [`SandboxData::wrap_host`] before scripts see it.
+pub(crate) fn host_function<A, R, F>(lua: &Lua, f: F) -> mlua::Result<Function>
+where
+    A: mlua::FromLuaMulti,
+    R: IntoLuaMulti,
+    F: Fn(&Lua, A) -> mlua::Result<R> + 'static,
+{
+    lua.create_function(move |lua, args: MultiValue| {
+        let result = A::from_lua_multi(args, lua).and_then(|a| f(lua, a));
+        host_result(lua, result)
+    })
 }
 
-/// Installs a table of functions as a sealed module: a global and a `require` target.
-pub(crate) fn install_module(sandbox: &Sandbox, name: &str, module: Table) -> mlua::Result<()> {
-    let sealed = seal::seal(&sandbox.lua, module, name, &sandbox.reject)?;
-    sandbox.base.raw_set(name, &sealed)?;
-    sandbox.builtins.raw_set(name, sealed)
-}
-
-/// A freshly built sandboxed (or trusted) Lua state.
-pub(crate) struct Sandbox {
-    pub(crate) lua: Lua,
-    /// What environments read through: library proxies and global functions.
-    pub(crate) base: Table,
-    /// Metatable of every environment.
-    pub(crate) env_mt: Table,
-    /// Registered module tables by name (also reachable with `require`).
-    pub(crate) builtins: Table,
-    /// `__newindex` of sealed tables.
-    pub(crate) reject: Function,
+/// What a host function returns to its wrapper: its results, or the failure marker and a
+/// message, which the wrapper raises as an error at the caller's line.
+pub(crate) fn host_result(
+    lua: &Lua,
+    result: mlua::Result<impl IntoLuaMulti>,
+) -> mlua::Result<MultiValue> {
+    match result {
+        Ok(values) => values.into_lua_multi(lua),
+        Err(e) => {
+            let message = match e {
+                mlua::Error::RuntimeError(m) => m,
+                other => other.to_string(),
+            };
+            Ok(MultiValue::from_iter([
+                fail_marker(),
+                Value::String(lua.create_string(message)?),
+            ]))
+        }
+    }
 }
 
 /// Builds the Lua state described by `config`.
@@ -134,10 +226,15 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
         engine::open_sandboxed()?
     };
     let globals = lua.globals();
-    seed_random(&globals)?;
-
-    let reject = seal::reject_function(&lua)?;
     let base = lua.create_table_with_capacity(0, 32)?;
+    let builtins = lua.create_table()?;
+    let env_mt = lua.create_table_with_capacity(0, 2)?;
+    env_mt.raw_set("__index", &base)?;
+    env_mt.raw_set("__metatable", false)?;
+    let shim = Shim::load(&lua, &env_mt)?;
+    let wrap = |f: Function| shim.wrap.call::<Function>(f);
+    let reject = wrap(seal::reject_function(&lua)?)?;
+
     if config.trusted {
         for pair in globals.pairs::<Value, Value>() {
             let (k, v) = pair?;
@@ -147,67 +244,67 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
         }
         for name in TRUSTED_LIBS {
             let lib: Table = globals.raw_get(*name)?;
-            base.raw_set(*name, seal::seal(&lua, lib, name, &reject)?)?;
+            if *name == "math" {
+                seed_random(&lib)?;
+            }
+            let sealed = seal::seal(&lua, lib, name, &reject)?;
+            base.raw_set(*name, &sealed)?;
+            builtins.raw_set(*name, sealed)?;
         }
     } else {
         for name in SAFE_BASE {
             base.raw_set(*name, globals.raw_get::<Value>(*name)?)?;
         }
-        base.raw_set("load", load::load_function(&lua)?)?;
-        base.raw_set("collectgarbage", collectgarbage_function(&lua)?)?;
-        base.raw_set("rawset", seal::rawset_function(&lua)?)?;
-
+        base.raw_set("load", wrap(load::load_function(&lua)?)?)?;
+        base.raw_set("collectgarbage", wrap(collectgarbage_function(&lua)?)?)?;
+        base.raw_set("rawset", wrap(seal::rawset_function(&lua)?)?)?;
         let string: Table = globals.raw_get("string")?;
         string.raw_set("dump", Value::Nil)?;
-        let os: Table = globals.raw_get("os")?;
-        let safe_os = lua.create_table_with_capacity(0, SAFE_OS.len())?;
-        for name in SAFE_OS {
-            safe_os.raw_set(*name, os.raw_get::<Value>(*name)?)?;
-        }
-        base.raw_set("os", seal::seal(&lua, safe_os, "os", &reject)?)?;
-        let debug = lua.create_table_with_capacity(0, 1)?;
-        debug.raw_set("traceback", traceback_function(&lua)?)?;
-        base.raw_set("debug", seal::seal(&lua, debug, "debug", &reject)?)?;
+        let sealed = seal::seal(&lua, string, "string", &reject)?;
+        base.raw_set("string", &sealed)?;
+        builtins.raw_set("string", sealed)?;
+        base.set_metatable(Some(lazy_metatable(&lua)?))?;
     }
-    for name in SAFE_LIBS {
-        let lib: Table = globals.raw_get(*name)?;
-        base.raw_set(*name, seal::seal(&lua, lib, name, &reject)?)?;
-    }
-    base.raw_set("print", print_function(&lua)?)?;
-    base.raw_set("require", require::require_function(&lua)?)?;
+    base.raw_set("print", wrap(print_function(&lua)?)?)?;
+    base.raw_set("require", wrap(require::require_function(&lua)?)?)?;
     seal_string_metatable(&lua, &base, &reject)?;
 
-    let env_mt = lua.create_table_with_capacity(0, 2)?;
-    env_mt.raw_set("__index", &base)?;
-    env_mt.raw_set("__metatable", false)?;
-
-    let builtins = lua.create_table()?;
-    for name in SAFE_LIBS.iter().chain(["os", "debug"].iter()) {
-        builtins.raw_set(*name, base.raw_get::<Value>(*name)?)?;
-    }
-    if config.trusted {
-        for name in TRUSTED_LIBS {
-            builtins.raw_set(*name, base.raw_get::<Value>(*name)?)?;
-        }
-    }
-    lua.set_app_data(SandboxData {
-        env_mt: env_mt.clone(),
-        builtins: builtins.clone(),
-        loaded: lua.create_table()?,
-        module_paths: config.module_paths.clone(),
-        output,
-    });
-    Ok(Sandbox {
-        lua,
+    let data = Rc::new(SandboxData {
         base,
         env_mt,
         builtins,
+        loaded: lua.create_table()?,
         reject,
-    })
+        module_paths: config.module_paths.clone(),
+        output,
+        host_library: config.host_library,
+        shim,
+    });
+    lua.set_app_data(Rc::clone(&data));
+    if config.trusted && config.host_library {
+        hostlib::install(&lua, &data)?;
+    }
+    Ok(Sandbox { lua, data })
+}
+
+/// The base's metatable: its `__index` opens lazily provided globals on first access.
+fn lazy_metatable(lua: &Lua) -> mlua::Result<Table> {
+    let mt = lua.create_table_with_capacity(0, 1)?;
+    mt.raw_set(
+        "__index",
+        lua.create_function(|lua, (_base, key): (Table, Value)| match key {
+            Value::String(name) => {
+                let data = SandboxData::get(lua)?;
+                data.open_lazy(lua, &name.to_str()?)
+            }
+            _ => Ok(Value::Nil),
+        })?,
+    )?;
+    Ok(mt)
 }
 
 /// Seeds `math.random` from OS entropy, so VMs do not share a sequence.
-fn seed_random(globals: &Table) -> mlua::Result<()> {
+fn seed_random(math: &Table) -> mlua::Result<()> {
     let mut seed = [0u8; 16];
     if getrandom::fill(&mut seed).is_err() {
         // No entropy source: keep Lua's own time-and-address seed.
@@ -216,7 +313,6 @@ fn seed_random(globals: &Table) -> mlua::Result<()> {
     let (a, b) = seed.split_at(8);
     let a = i64::from_le_bytes(a.try_into().unwrap_or_default());
     let b = i64::from_le_bytes(b.try_into().unwrap_or_default());
-    let math: Table = globals.raw_get("math")?;
     let randomseed: Function = math.raw_get("randomseed")?;
     randomseed.call::<()>((a, b))
 }
@@ -236,7 +332,7 @@ fn seal_string_metatable(lua: &Lua, base: &Table, reject: &Function) -> mlua::Re
 
 /// `print(...)`: `tostring` of each argument, tab-separated, to the host's writer.
 fn print_function(lua: &Lua) -> mlua::Result<Function> {
-    lua.create_function(|lua, args: MultiValue| {
+    host_function(lua, |lua, args: MultiValue| {
         let mut line = Vec::new();
         for (i, v) in args.iter().enumerate() {
             if i > 0 {
@@ -248,11 +344,8 @@ fn print_function(lua: &Lua) -> mlua::Result<Function> {
             }
         }
         line.push(b'\n');
-        let output = lua
-            .app_data_ref::<SandboxData>()
-            .map(|d| d.output.clone())
-            .ok_or_else(|| mlua::Error::runtime("luapool sandbox data missing"))?;
-        let mut out = output.borrow_mut();
+        let data = SandboxData::get(lua)?;
+        let mut out = data.output.borrow_mut();
         out.write_all(&line)
             .and_then(|_| out.flush())
             .map_err(|e| mlua::Error::runtime(format!("print: {e}")))
@@ -261,7 +354,7 @@ fn print_function(lua: &Lua) -> mlua::Result<Function> {
 
 /// `collectgarbage("count")`, the only option a sandboxed script may use.
 fn collectgarbage_function(lua: &Lua) -> mlua::Result<Function> {
-    lua.create_function(|lua, opt: Option<mlua::LuaString>| {
+    host_function(lua, |lua, opt: Option<mlua::LuaString>| {
         let opt = opt
             .map(|s| s.to_string_lossy())
             .unwrap_or_else(|| "collect".to_string());
@@ -277,7 +370,7 @@ fn collectgarbage_function(lua: &Lua) -> mlua::Result<Function> {
 
 /// `debug.traceback([msg [, level]])` on the calling coroutine.
 fn traceback_function(lua: &Lua) -> mlua::Result<Function> {
-    lua.create_function(|lua, (msg, level): (Value, Option<usize>)| {
+    host_function(lua, |lua, (msg, level): (Value, Option<usize>)| {
         let text = match &msg {
             Value::Nil => None,
             Value::String(s) => Some(s.to_string_lossy()),

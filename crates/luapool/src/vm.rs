@@ -8,15 +8,15 @@ use std::future::Future;
 use std::io::Write;
 use std::rc::Rc;
 
-use mlua::{FromLuaMulti, Function, IntoLuaMulti, MultiValue, Table};
+use mlua::{FromLuaMulti, Function, IntoLua, IntoLuaMulti, MultiValue, Table, Variadic};
 
 use crate::config::{Isolation, VmConfig};
 use crate::error::{classify, Error, Result};
 use crate::host::{async_maker, sync_maker, HostResult, Maker, Module};
-use crate::sandbox::Output;
+use crate::sandbox::{fail_marker, seal, Output, Sandbox};
 use crate::script::Script;
 use crate::value::Value;
-use state::{run_error, State};
+use state::State;
 
 /// A sandboxed Lua VM (the seeds' `LuaVM`).
 ///
@@ -52,28 +52,90 @@ pub struct Vm {
     output: Output,
 }
 
-/// A host function or module as registered, so that it can be installed again.
+/// A host function, module or global as registered, so that it can be installed again.
 pub(crate) enum Registration {
     Global(String, Maker),
     Module(String, Vec<(String, Maker)>),
+    Value(String, Value),
 }
 
 impl Registration {
-    fn apply(&self, sandbox: &crate::sandbox::Sandbox) -> Result<()> {
-        let lua = &sandbox.lua;
+    fn apply(&self, sandbox: &Sandbox) -> Result<()> {
+        let (lua, data) = (&sandbox.lua, &sandbox.data);
         let res = match self {
-            Registration::Global(name, maker) => {
-                maker(lua).and_then(|f| sandbox.base.raw_set(name.as_str(), f))
-            }
+            Registration::Global(name, maker) => maker(lua)
+                .and_then(|f| data.wrap_host(lua, f))
+                .and_then(|f| data.base.raw_set(name.as_str(), f)),
             Registration::Module(name, functions) => (|| {
                 let table = lua.create_table_with_capacity(0, functions.len())?;
                 for (fname, maker) in functions {
-                    table.raw_set(fname.as_str(), maker(lua)?)?;
+                    table.raw_set(fname.as_str(), data.wrap_host(lua, maker(lua)?)?)?;
                 }
-                crate::sandbox::install_module(sandbox, name, table)
+                data.install_module(lua, name, table).map(|_| ())
             })(),
+            Registration::Value(name, value) => value
+                .clone()
+                .into_lua(lua)
+                .and_then(|v| seal_deep(sandbox, v, name))
+                .and_then(|v| data.base.raw_set(name.as_str(), v)),
         };
         res.map_err(|e| classify(e, None))
+    }
+}
+
+/// Seals a table and every table inside it, so a host-provided global is read-only.
+fn seal_deep(sandbox: &Sandbox, value: mlua::Value, name: &str) -> mlua::Result<mlua::Value> {
+    let mlua::Value::Table(t) = value else {
+        return Ok(value);
+    };
+    let nested: Vec<(mlua::Value, mlua::Value)> = t
+        .pairs::<mlua::Value, mlua::Value>()
+        .filter(|p| matches!(p, Ok((_, mlua::Value::Table(_)))))
+        .collect::<mlua::Result<_>>()?;
+    for (k, v) in nested {
+        t.raw_set(k, seal_deep(sandbox, v, name)?)?;
+    }
+    let sealed = seal::seal(&sandbox.lua, t, name, &sandbox.data.reject)?;
+    Ok(mlua::Value::Table(sealed))
+}
+
+/// What an execution does: a chunk, or a chunk then one of its global functions, or a
+/// global function of the VM.
+enum Target<'a> {
+    Chunk(&'a Script),
+    ChunkThenCall(&'a Script, &'a str),
+    Global(&'a str),
+}
+
+/// An execution ready to start: one call of `func` with `args` on `state`.
+struct Plan {
+    state: Rc<State>,
+    func: Function,
+    args: MultiValue,
+    /// The global function called, to report it missing.
+    calls: Option<String>,
+}
+
+impl Plan {
+    /// Converts the results, turning the failure marker into [`Error::FunctionNotFound`].
+    fn finish<R: FromLuaMulti>(self, results: mlua::Result<MultiValue>) -> Result<R> {
+        let results = results.map_err(|e| classify(e, None))?;
+        if let (Some(name), Some(first)) = (self.calls, results.front()) {
+            if *first == fail_marker() {
+                return Err(Error::FunctionNotFound { name });
+            }
+        }
+        R::from_lua_multi(results, self.state.lua()).map_err(|e| classify(e, None))
+    }
+
+    fn run<R: FromLuaMulti>(self) -> Result<R> {
+        let results = self.func.call(self.args.clone());
+        self.finish(results)
+    }
+
+    async fn run_async<R: FromLuaMulti>(self) -> Result<R> {
+        let results = self.func.call_async(self.args.clone()).await;
+        self.finish(results)
     }
 }
 
@@ -194,6 +256,25 @@ impl Vm {
         self.install(Registration::Module(module.name, module.functions))
     }
 
+    /// Makes `value` a read-only global visible to every execution (tables are sealed,
+    /// nested ones too).
+    ///
+    /// ```
+    /// use luapool::{Script, Value, Vm, VmConfig};
+    ///
+    /// let vm = Vm::new(VmConfig::default())?;
+    /// vm.set_global("VERSION", Value::from("1.2"))?;
+    /// assert_eq!(vm.eval::<String>(&Script::new("v", "return VERSION"))?, "1.2");
+    /// # Ok::<(), luapool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] if `name` is not a valid Lua identifier.
+    pub fn set_global(&self, name: &str, value: Value) -> Result<()> {
+        check_identifier(name)?;
+        self.install(Registration::Value(name.to_string(), value))
+    }
+
     fn install(&self, registration: Registration) -> Result<()> {
         registration.apply(&self.state.sandbox)?;
         self.registrations.borrow_mut().push(registration);
@@ -205,7 +286,7 @@ impl Vm {
     /// # Errors
     /// [`Error::Syntax`] naming the script and line.
     pub fn compile(&self, script: &Script) -> Result<()> {
-        self.state.factory(script).map(|_| ())
+        self.state.compiled(script).map(|_| ())
     }
 
     /// Runs a chunk and returns all its results as [`Value`]s.
@@ -214,9 +295,7 @@ impl Vm {
     /// [`Error::Syntax`], [`Error::Runtime`], [`Error::Conversion`] if a result cannot be
     /// converted, and the limit errors.
     pub fn exec(&self, script: &Script) -> Result<Vec<Value>> {
-        let (state, main, _) = self.prepare(script)?;
-        let results: MultiValue = main.call(()).map_err(run_error)?;
-        to_values(&state, results)
+        self.exec_with_args(script, ())
     }
 
     /// Async variant of [`exec`](Vm::exec): the chunk may call async host functions.
@@ -224,9 +303,38 @@ impl Vm {
     /// # Errors
     /// As [`exec`](Vm::exec).
     pub async fn exec_async(&self, script: &Script) -> Result<Vec<Value>> {
-        let (state, main, _) = self.prepare(script)?;
-        let results: MultiValue = main.call_async(()).await.map_err(run_error)?;
-        to_values(&state, results)
+        self.exec_with_args_async(script, ()).await
+    }
+
+    /// Like [`exec`](Vm::exec), passing `args` to the chunk as `...`.
+    ///
+    /// ```
+    /// use luapool::{Script, Value, Vm, VmConfig};
+    ///
+    /// let vm = Vm::new(VmConfig::default())?;
+    /// let sum = vm.exec_with_args(&Script::new("s", "local a, b = ...; return a + b"), (1, 2))?;
+    /// assert_eq!(sum, vec![Value::Integer(3)]);
+    /// # Ok::<(), luapool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`exec`](Vm::exec).
+    pub fn exec_with_args(&self, script: &Script, args: impl IntoLuaMulti) -> Result<Vec<Value>> {
+        let values: Variadic<Value> = self.plan(Target::Chunk(script), args)?.run()?;
+        Ok(values.into())
+    }
+
+    /// Async variant of [`exec_with_args`](Vm::exec_with_args).
+    ///
+    /// # Errors
+    /// As [`exec`](Vm::exec).
+    pub async fn exec_with_args_async(
+        &self,
+        script: &Script,
+        args: impl IntoLuaMulti,
+    ) -> Result<Vec<Value>> {
+        let values: Variadic<Value> = self.plan(Target::Chunk(script), args)?.run_async().await?;
+        Ok(values.into())
     }
 
     /// Runs a chunk and converts its results to `R`.
@@ -237,8 +345,7 @@ impl Vm {
     /// # Errors
     /// As [`exec`](Vm::exec).
     pub fn eval<R: FromLuaMulti>(&self, script: &Script) -> Result<R> {
-        let (_state, main, _) = self.prepare(script)?;
-        main.call(()).map_err(run_error)
+        self.plan(Target::Chunk(script), ())?.run()
     }
 
     /// Async variant of [`eval`](Vm::eval).
@@ -246,8 +353,7 @@ impl Vm {
     /// # Errors
     /// As [`exec`](Vm::exec).
     pub async fn eval_async<R: FromLuaMulti>(&self, script: &Script) -> Result<R> {
-        let (_state, main, _) = self.prepare(script)?;
-        main.call_async(()).await.map_err(run_error)
+        self.plan(Target::Chunk(script), ())?.run_async().await
     }
 
     /// Calls the global function `name`: in [`Isolation::Shared`] mode one defined by an
@@ -258,8 +364,7 @@ impl Vm {
     /// [`Error::FunctionNotFound`] if there is no such function, then as
     /// [`exec`](Vm::exec).
     pub fn call<R: FromLuaMulti>(&self, name: &str, args: impl IntoLuaMulti) -> Result<R> {
-        let (_state, f) = self.global_function(name)?;
-        f.call(args).map_err(run_error)
+        self.plan(Target::Global(name), args)?.run()
     }
 
     /// Async variant of [`call`](Vm::call).
@@ -271,8 +376,7 @@ impl Vm {
         name: &str,
         args: impl IntoLuaMulti,
     ) -> Result<R> {
-        let (_state, f) = self.global_function(name)?;
-        f.call_async(args).await.map_err(run_error)
+        self.plan(Target::Global(name), args)?.run_async().await
     }
 
     /// Runs `script`, then calls the global function `name` it defined, both in one
@@ -299,9 +403,7 @@ impl Vm {
         name: &str,
         args: impl IntoLuaMulti,
     ) -> Result<R> {
-        let (_state, main, env) = self.prepare(script)?;
-        main.call::<()>(()).map_err(run_error)?;
-        env_function(&env, name)?.call(args).map_err(run_error)
+        self.plan(Target::ChunkThenCall(script, name), args)?.run()
     }
 
     /// Async variant of [`call_in`](Vm::call_in).
@@ -314,12 +416,9 @@ impl Vm {
         name: &str,
         args: impl IntoLuaMulti,
     ) -> Result<R> {
-        let (_state, main, env) = self.prepare(script)?;
-        main.call_async::<()>(()).await.map_err(run_error)?;
-        env_function(&env, name)?
-            .call_async(args)
+        self.plan(Target::ChunkThenCall(script, name), args)?
+            .run_async()
             .await
-            .map_err(run_error)
     }
 
     /// The state an execution runs on: the VM's own, or a new one for `FreshVm`.
@@ -336,26 +435,51 @@ impl Vm {
         Ok(state)
     }
 
-    /// Compiles (or fetches) `script` and binds it to the execution's environment.
-    fn prepare(&self, script: &Script) -> Result<(Rc<State>, Function, Table)> {
+    /// Prepares one execution: compiles (or fetches) the script and picks the call that
+    /// runs it in the environment the isolation mode asks for.
+    fn plan(&self, target: Target<'_>, args: impl IntoLuaMulti) -> Result<Plan> {
         let state = self.execution_state()?;
-        let factory = state.factory(script)?;
-        let env = match self.config.isolation {
-            Isolation::Shared => state.shared_env.clone(),
-            Isolation::PerExecution | Isolation::FreshVm => state.new_env()?,
+        let lua = state.lua();
+        let mut args = args.into_lua_multi(lua).map_err(|e| classify(e, None))?;
+        let shared = self.config.isolation == Isolation::Shared;
+        let (func, calls) = match target {
+            Target::Chunk(script) => {
+                let compiled = state.compiled(script)?;
+                if shared {
+                    (state.shared_main(&compiled)?, None)
+                } else {
+                    args.push_front(mlua::Value::Function(compiled.factory.clone()));
+                    (state.shim().run.clone(), None)
+                }
+            }
+            Target::ChunkThenCall(script, name) => {
+                let compiled = state.compiled(script)?;
+                let name_value = lua.create_string(name).map_err(|e| classify(e, None))?;
+                args.push_front(mlua::Value::String(name_value));
+                if shared {
+                    args.push_front(mlua::Value::Function(state.shared_main(&compiled)?));
+                    args.push_front(mlua::Value::Table(state.shared_env.clone()));
+                    (state.shim().call_global.clone(), Some(name.to_string()))
+                } else {
+                    args.push_front(mlua::Value::Function(compiled.factory.clone()));
+                    (state.shim().run_in.clone(), Some(name.to_string()))
+                }
+            }
+            Target::Global(name) => {
+                let scope = if shared {
+                    state.shared_env.clone()
+                } else {
+                    state.data().base.clone()
+                };
+                (env_function(&scope, name)?, None)
+            }
         };
-        let main: Function = factory.call(&env).map_err(run_error)?;
-        Ok((state, main, env))
-    }
-
-    fn global_function(&self, name: &str) -> Result<(Rc<State>, Function)> {
-        let state = self.execution_state()?;
-        let scope = match self.config.isolation {
-            Isolation::Shared => state.shared_env.clone(),
-            Isolation::PerExecution | Isolation::FreshVm => state.sandbox.base.clone(),
-        };
-        let f = env_function(&scope, name)?;
-        Ok((state, f))
+        Ok(Plan {
+            state,
+            func,
+            args,
+            calls,
+        })
     }
 }
 
@@ -370,19 +494,15 @@ impl std::fmt::Debug for Vm {
 
 /// Looks up a function in an environment (through its metatable, so the base counts).
 fn env_function(env: &Table, name: &str) -> Result<Function> {
-    match env.get::<mlua::Value>(name).map_err(run_error)? {
+    match env
+        .get::<mlua::Value>(name)
+        .map_err(|e| classify(e, None))?
+    {
         mlua::Value::Function(f) => Ok(f),
         _ => Err(Error::FunctionNotFound {
             name: name.to_string(),
         }),
     }
-}
-
-fn to_values(state: &State, results: MultiValue) -> Result<Vec<Value>> {
-    results
-        .iter()
-        .map(|v| Value::from_lua_bounded(v, state.lua()))
-        .collect()
 }
 
 /// Host names must be plain identifiers: they become global names and table keys.

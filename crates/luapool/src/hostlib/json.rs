@@ -2,6 +2,7 @@
 
 use mlua::{Lua, Table, Value as LuaValue};
 
+use crate::sandbox::host_function;
 use crate::value::{ArrayMarker, Value};
 
 pub(super) fn module(lua: &Lua) -> mlua::Result<Table> {
@@ -13,7 +14,7 @@ pub(super) fn module(lua: &Lua) -> mlua::Result<Table> {
     t.raw_set("null", LuaValue::NULL)?;
     t.raw_set(
         "encode",
-        lua.create_function(|lua, v: LuaValue| {
+        host_function(lua, |lua, v: LuaValue| {
             let value = Value::from_lua_bounded(&v, lua).map_err(mlua::Error::external)?;
             let json = serde_json::Value::try_from(value).map_err(mlua::Error::external)?;
             serde_json::to_string(&json)
@@ -22,7 +23,7 @@ pub(super) fn module(lua: &Lua) -> mlua::Result<Table> {
     )?;
     t.raw_set(
         "decode",
-        lua.create_function(|lua, s: mlua::LuaString| {
+        host_function(lua, |lua, s: mlua::LuaString| {
             let json: serde_json::Value = serde_json::from_slice(&s.as_bytes())
                 .map_err(|e| mlua::Error::runtime(format!("json.decode: {e}")))?;
             to_lua(lua, json)
@@ -30,7 +31,7 @@ pub(super) fn module(lua: &Lua) -> mlua::Result<Table> {
     )?;
     t.raw_set(
         "array",
-        lua.create_function(|lua, t: Table| {
+        host_function(lua, |lua, t: Table| {
             if t.raw_len() == 0 {
                 if let Some(m) = lua.app_data_ref::<ArrayMarker>() {
                     t.set_metatable(Some(m.0.clone()))?;

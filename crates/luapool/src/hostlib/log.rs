@@ -2,6 +2,8 @@
 
 use mlua::{Lua, MultiValue, Table, Value};
 
+use crate::sandbox::host_function;
+
 /// Joins the arguments like `print` does.
 fn message(args: &MultiValue) -> mlua::Result<String> {
     let mut out = String::new();
@@ -21,28 +23,28 @@ pub(super) fn module(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table_with_capacity(0, 4)?;
     t.raw_set(
         "debug",
-        lua.create_function(|_, args: MultiValue| {
+        host_function(lua, |_, args: MultiValue| {
             tracing::debug!(target: "luapool::script", "{}", message(&args)?);
             Ok(())
         })?,
     )?;
     t.raw_set(
         "info",
-        lua.create_function(|_, args: MultiValue| {
+        host_function(lua, |_, args: MultiValue| {
             tracing::info!(target: "luapool::script", "{}", message(&args)?);
             Ok(())
         })?,
     )?;
     t.raw_set(
         "warn",
-        lua.create_function(|_, args: MultiValue| {
+        host_function(lua, |_, args: MultiValue| {
             tracing::warn!(target: "luapool::script", "{}", message(&args)?);
             Ok(())
         })?,
     )?;
     t.raw_set(
         "error",
-        lua.create_function(|_, args: MultiValue| {
+        host_function(lua, |_, args: MultiValue| {
             tracing::error!(target: "luapool::script", "{}", message(&args)?);
             Ok(())
         })?,

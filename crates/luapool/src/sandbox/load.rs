@@ -3,7 +3,7 @@
 use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
-use super::SandboxData;
+use super::{host_function, SandboxData};
 
 /// How far up the stack `load` looks for the caller's `_ENV`.
 const MAX_STACK_SEARCH: usize = 64;
@@ -14,7 +14,7 @@ const MAX_STACK_SEARCH: usize = 64;
 /// gets the environment of the Lua function that called `load` (its `_ENV` upvalue), so a
 /// chunk loaded during an execution sees that execution's globals and nothing else.
 pub(crate) fn load_function(lua: &Lua) -> mlua::Result<Function> {
-    lua.create_function(|lua, args: MultiValue| {
+    host_function(lua, |lua, args: MultiValue| {
         let mut args = args.into_iter();
         let chunk = args.next().unwrap_or(Value::Nil);
         let chunkname = args.next().unwrap_or(Value::Nil);
@@ -37,7 +37,10 @@ pub(crate) fn load_function(lua: &Lua) -> mlua::Result<Function> {
             }
         }
         if source.first() == Some(&0x1b) {
-            return fail(lua, "attempt to load a binary chunk: binary chunks are not allowed in the sandbox");
+            return fail(
+                lua,
+                "attempt to load a binary chunk: binary chunks are not allowed in the sandbox",
+            );
         }
         let name = match chunkname {
             Value::String(s) => s.to_str()?.to_string(),

@@ -6,17 +6,17 @@ use std::path::PathBuf;
 use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua, Value};
 
-use super::SandboxData;
+use super::{host_function, SandboxData};
 
 /// Marks a module whose loading is in progress (to detect `require` loops).
 const LOADING: &str = "__luapool_loading";
 
 /// Creates the sandbox's `require(name)`.
 pub(crate) fn require_function(lua: &Lua) -> mlua::Result<Function> {
-    lua.create_function(|lua, name: mlua::LuaString| {
+    host_function(lua, |lua, name: mlua::LuaString| {
         let name = name.to_str()?.to_string();
         let data = SandboxData::get(lua)?;
-        let builtin: Value = data.builtins.raw_get(name.as_str())?;
+        let builtin = data.builtin(lua, &name)?;
         if !builtin.is_nil() {
             return Ok(builtin);
         }

@@ -7,6 +7,8 @@
 
 use mlua::{Function, Lua, Table, Value};
 
+use super::host_function;
+
 /// Key in a proxy's metatable holding the sealed table's name. Scripts cannot reach the
 /// metatable, so they cannot see or forge it.
 const SEALED_KEY: &str = "__luapool_sealed";
@@ -29,9 +31,10 @@ pub(crate) fn sealed_name(t: &Table) -> Option<String> {
     mt.raw_get::<Option<String>>(SEALED_KEY).ok().flatten()
 }
 
-/// The `__newindex` handler shared by all proxies of one VM.
+/// The `__newindex` handler shared by all proxies of one VM (to be wrapped with the shim).
 pub(crate) fn reject_function(lua: &Lua) -> mlua::Result<Function> {
-    lua.create_function(
+    host_function(
+        lua,
         |_, (t, key, _v): (Table, Value, Value)| -> mlua::Result<()> {
             let name = sealed_name(&t).unwrap_or_else(|| "?".to_string());
             Err(mlua::Error::runtime(format!(
@@ -45,7 +48,7 @@ pub(crate) fn reject_function(lua: &Lua) -> mlua::Result<Function> {
 
 /// `rawset` for the sandbox: like Lua's, but refuses sealed tables.
 pub(crate) fn rawset_function(lua: &Lua) -> mlua::Result<Function> {
-    lua.create_function(|_, (t, key, value): (Table, Value, Value)| {
+    host_function(lua, |_, (t, key, value): (Table, Value, Value)| {
         if let Some(name) = sealed_name(&t) {
             return Err(mlua::Error::runtime(format!(
                 "attempt to modify read-only table '{name}' with rawset"

@@ -1,25 +1,24 @@
 //! Per-VM cache of compiled chunks, keyed by script name and source.
 
 use std::collections::HashMap;
-
-use mlua::Function;
+use std::rc::Rc;
 
 use crate::script::Script;
 
-/// A small least-recently-used cache of compiled chunk factories.
-pub(crate) struct ChunkCache {
+/// A small least-recently-used cache.
+pub(crate) struct ChunkCache<T> {
     capacity: usize,
     tick: u64,
-    entries: HashMap<u64, Entry>,
+    entries: HashMap<u64, Entry<T>>,
 }
 
-struct Entry {
+struct Entry<T> {
     script: Script,
-    factory: Function,
+    value: Rc<T>,
     last_used: u64,
 }
 
-impl ChunkCache {
+impl<T> ChunkCache<T> {
     pub(crate) fn new(capacity: usize) -> Self {
         ChunkCache {
             capacity,
@@ -28,19 +27,19 @@ impl ChunkCache {
         }
     }
 
-    /// The cached factory of `script`, if it was compiled before.
-    pub(crate) fn get(&mut self, script: &Script) -> Option<Function> {
+    /// The cached value of `script`, if it was compiled before.
+    pub(crate) fn get(&mut self, script: &Script) -> Option<Rc<T>> {
         self.tick += 1;
         let entry = self.entries.get_mut(&script.hash())?;
         if !entry.script.same_as(script) {
             return None;
         }
         entry.last_used = self.tick;
-        Some(entry.factory.clone())
+        Some(Rc::clone(&entry.value))
     }
 
-    /// Remembers the factory of `script`, evicting the least recently used entry if full.
-    pub(crate) fn insert(&mut self, script: &Script, factory: Function) {
+    /// Remembers the value of `script`, evicting the least recently used entry if full.
+    pub(crate) fn insert(&mut self, script: &Script, value: Rc<T>) {
         if self.capacity == 0 {
             return;
         }
@@ -58,7 +57,7 @@ impl ChunkCache {
             script.hash(),
             Entry {
                 script: script.clone(),
-                factory,
+                value,
                 last_used: self.tick,
             },
         );
@@ -67,5 +66,27 @@ impl ChunkCache {
     /// Number of cached chunks.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evicts_least_recently_used() {
+        let mut cache = ChunkCache::new(2);
+        let (a, b, c) = (
+            Script::new("a", "1"),
+            Script::new("b", "2"),
+            Script::new("c", "3"),
+        );
+        cache.insert(&a, Rc::new(1));
+        cache.insert(&b, Rc::new(2));
+        assert!(cache.get(&a).is_some());
+        cache.insert(&c, Rc::new(3));
+        assert_eq!(cache.len(), 2);
+        assert!(cache.get(&b).is_none());
+        assert!(cache.get(&a).is_some() && cache.get(&c).is_some());
     }
 }

@@ -1,16 +1,17 @@
 //! One Lua state with its sandbox, its chunk cache and its shared globals.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
+use std::rc::Rc;
 
 use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua, Table};
 
-use crate::error::{classify, Error, Result};
-use crate::sandbox::{self, Output, Sandbox};
+use crate::error::{classify, Result};
+use crate::sandbox::{self, Output, Sandbox, SandboxData, Shim};
 use crate::script::Script;
 use crate::vm::cache::ChunkCache;
 use crate::vm::Registration;
-use crate::{hostlib, VmConfig};
+use crate::VmConfig;
 
 /// Source put before a script so that compiling it once yields a factory: calling the
 /// factory with an environment returns a new closure of the script bound to that
@@ -20,11 +21,19 @@ const WRAP_PREFIX: &[u8] = b"local _ENV = ...; return function(...) ";
 /// on the script's last line cannot swallow it.
 const WRAP_SUFFIX: &[u8] = b"\nend";
 
+/// A compiled script.
+pub(crate) struct Compiled {
+    /// `factory(env)` returns the script's main function bound to `env`.
+    pub(crate) factory: Function,
+    /// The main function bound to the shared globals (`Isolation::Shared`), made once.
+    shared: OnceCell<Function>,
+}
+
 pub(crate) struct State {
     pub(crate) sandbox: Sandbox,
     /// The globals of `Isolation::Shared` mode.
     pub(crate) shared_env: Table,
-    cache: RefCell<ChunkCache>,
+    cache: RefCell<ChunkCache<Compiled>>,
 }
 
 impl State {
@@ -34,14 +43,13 @@ impl State {
         registrations: &[Registration],
     ) -> Result<State> {
         let sandbox = sandbox::build(config, output).map_err(|e| classify(e, None))?;
-        if config.host_library {
-            hostlib::install(&sandbox).map_err(|e| classify(e, None))?;
-        }
         for reg in registrations {
             reg.apply(&sandbox)?;
         }
-        let shared_env =
-            sandbox::new_env(&sandbox.lua, &sandbox.env_mt).map_err(|e| classify(e, None))?;
+        let shared_env = sandbox
+            .data
+            .new_env(&sandbox.lua)
+            .map_err(|e| classify(e, None))?;
         Ok(State {
             sandbox,
             shared_env,
@@ -53,19 +61,37 @@ impl State {
         &self.sandbox.lua
     }
 
-    /// A fresh environment over the sealed base.
-    pub(crate) fn new_env(&self) -> Result<Table> {
-        sandbox::new_env(self.lua(), &self.sandbox.env_mt).map_err(|e| classify(e, None))
+    pub(crate) fn data(&self) -> &SandboxData {
+        &self.sandbox.data
     }
 
-    /// The compiled factory of `script`, from the cache or freshly compiled.
-    pub(crate) fn factory(&self, script: &Script) -> Result<Function> {
-        if let Some(f) = self.cache.borrow_mut().get(script) {
-            return Ok(f);
+    pub(crate) fn shim(&self) -> &Shim {
+        &self.data().shim
+    }
+
+    /// The compiled `script`, from the cache or freshly compiled.
+    pub(crate) fn compiled(&self, script: &Script) -> Result<Rc<Compiled>> {
+        if let Some(c) = self.cache.borrow_mut().get(script) {
+            return Ok(c);
         }
-        let factory = compile(self.lua(), script)?;
-        self.cache.borrow_mut().insert(script, factory.clone());
-        Ok(factory)
+        let compiled = Rc::new(Compiled {
+            factory: compile(self.lua(), script)?,
+            shared: OnceCell::new(),
+        });
+        self.cache.borrow_mut().insert(script, Rc::clone(&compiled));
+        Ok(compiled)
+    }
+
+    /// The main function of `compiled` bound to the shared globals.
+    pub(crate) fn shared_main(&self, compiled: &Compiled) -> Result<Function> {
+        if let Some(f) = compiled.shared.get() {
+            return Ok(f.clone());
+        }
+        let f: Function = compiled
+            .factory
+            .call(&self.shared_env)
+            .map_err(|e| classify(e, None))?;
+        Ok(compiled.shared.get_or_init(|| f).clone())
     }
 
     /// Number of compiled chunks in the cache.
@@ -103,9 +129,4 @@ impl std::fmt::Debug for State {
             .field("used_memory", &self.lua().used_memory())
             .finish()
     }
-}
-
-/// Maps an mlua error raised while running (not compiling) a script.
-pub(crate) fn run_error(e: mlua::Error) -> Error {
-    classify(e, None)
 }

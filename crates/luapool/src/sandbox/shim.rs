@@ -1,0 +1,98 @@
+//! A few helpers written in Lua, loaded into every VM: running a chunk in a fresh
+//! environment without extra crossings between Rust and Lua, and turning host function
+//! failures into ordinary Lua string errors.
+//!
+//! The helpers are compiled once per process; each VM loads the bytecode, which is cheaper
+//! than parsing the source again.
+
+use std::sync::OnceLock;
+
+use mlua::chunk::ChunkMode;
+use mlua::{Function, Lua, Table, Value};
+
+/// What a host function returns, as its first value, to have its caller raise an error.
+const FAIL: &str = "__luapool_fail";
+
+/// The marker value: a light userdata (the address of a static) no script can forge.
+pub(crate) fn fail_marker() -> Value {
+    Value::LightUserData(mlua::LightUserData(FAIL.as_ptr() as *mut std::ffi::c_void))
+}
+
+const SHIM: &str = r#"
+local setmetatable, error, type, env_mt, FAIL = ...
+local function new_env()
+  -- `_G = false` sizes the table for one key up front: cheaper than growing it
+  local env = setmetatable({ _G = false }, env_mt)
+  env._G = env
+  return env
+end
+local function check(first, ...)
+  if first == FAIL then error((...), 2) end
+  return first, ...
+end
+local function call_global(env, main, name, ...)
+  main()
+  local f = env[name]
+  if type(f) ~= "function" then return FAIL end
+  return f(...)
+end
+return
+  -- run(factory, ...): the chunk in a fresh environment, with the given arguments
+  function(factory, ...) return factory(new_env())(...) end,
+  -- run_in(factory, name, ...): the chunk in a fresh environment, then its global `name`
+  function(factory, name, ...)
+    local env = new_env()
+    return call_global(env, factory(env), name, ...)
+  end,
+  -- call_global(env, main, name, ...): `main`, then the global `name` of `env`
+  call_global,
+  -- wrap(f): a host function whose failures become Lua errors at the caller's line
+  function(f) return function(...) return check(f(...)) end end
+"#;
+
+/// The compiled helpers of one VM.
+pub(crate) struct Shim {
+    /// `run(factory, ...)`.
+    pub(crate) run: Function,
+    /// `run_in(factory, name, ...)`: returns the failure marker alone if the chunk
+    /// defines no function `name`.
+    pub(crate) run_in: Function,
+    /// `call_global(env, main, name, ...)`: same protocol as `run_in`.
+    pub(crate) call_global: Function,
+    /// `wrap(host_function)`.
+    pub(crate) wrap: Function,
+}
+
+impl Shim {
+    pub(crate) fn load(lua: &Lua, env_mt: &Table) -> mlua::Result<Shim> {
+        let globals = lua.globals();
+        let (run, run_in, call_global, wrap) = lua
+            .load(bytecode()?)
+            .set_name("=luapool")
+            .set_mode(ChunkMode::Binary)
+            .call::<(Function, Function, Function, Function)>((
+                globals.raw_get::<Function>("setmetatable")?,
+                globals.raw_get::<Function>("error")?,
+                globals.raw_get::<Function>("type")?,
+                env_mt.clone(),
+                fail_marker(),
+            ))?;
+        Ok(Shim {
+            run,
+            run_in,
+            call_global,
+            wrap,
+        })
+    }
+}
+
+/// The shim's bytecode, compiled on first use by a throwaway state.
+fn bytecode() -> mlua::Result<&'static [u8]> {
+    static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
+    if let Some(b) = BYTECODE.get() {
+        return Ok(b);
+    }
+    let lua = Lua::new_with(mlua::StdLib::NONE, mlua::LuaOptions::new())?;
+    let f = lua.load(SHIM).set_name("=luapool").into_function()?;
+    Ok(BYTECODE.get_or_init(|| f.dump(false)))
+}
