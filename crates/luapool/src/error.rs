@@ -143,10 +143,25 @@ fn split_location(msg: &str) -> Option<(&str, u32, &str)> {
 /// Splits mlua's "message\nstack traceback:\n..." into message and traceback.
 fn split_traceback(msg: &str) -> (String, Option<String>) {
     match msg.find("\nstack traceback:") {
-        Some(pos) => (msg[..pos].to_string(), Some(msg[pos + 1..].to_string())),
-        None if msg.starts_with("stack traceback:") => (String::new(), Some(msg.to_string())),
+        Some(pos) => (
+            msg[..pos].to_string(),
+            Some(clean_traceback(&msg[pos + 1..])),
+        ),
+        None if msg.starts_with("stack traceback:") => (String::new(), Some(clean_traceback(msg))),
         None => (msg.to_string(), None),
     }
+}
+
+/// Drops the frames of luapool's own Lua helpers (chunk `luapool`) and the anonymous C
+/// frames of the error machinery, which say nothing about the script.
+fn clean_traceback(tb: &str) -> String {
+    tb.lines()
+        .filter(|line| {
+            let frame = line.trim_start();
+            !(frame.starts_with("luapool:") || frame == "[C]: in ?")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Finds the first Lua frame (`chunk:line:`) in a traceback, skipping `[C]` frames.
@@ -292,6 +307,15 @@ mod tests {
             Some(("C:\\x\\a.lua", 3, "oops: 4"))
         );
         assert_eq!(split_location("no location"), None);
+    }
+
+    #[test]
+    fn cleans_helper_frames() {
+        let tb = "stack traceback:\n\t[C]: in ?\n\t[C]: in function 'error'\n\tluapool:4: in function <luapool:3>\n\tt.lua:1: in main chunk";
+        assert_eq!(
+            clean_traceback(tb),
+            "stack traceback:\n\t[C]: in function 'error'\n\tt.lua:1: in main chunk"
+        );
     }
 
     #[test]

@@ -13,19 +13,19 @@
 //! | `os` | `time`, `clock`, `date`, `difftime` |
 //! | `debug` | `traceback` |
 //!
-//! Libraries other than `string`, and the host library, are opened on first use (the
-//! base's own `__index`), which keeps creating a VM cheap. Every library table is
-//! *sealed* (a read-only proxy, see [`seal`]); the string metatable's `__metatable` is a
-//! sealed view, so `getmetatable("")` does not expose it. Executions see the base through
-//! an environment table whose metatable (`__index = base`, `__metatable = false`) they can
-//! neither read nor replace.
+//! Everything but the plain base functions is made on first use (the base's own
+//! `__index`), which keeps creating a VM cheap. Every library table is *sealed* (a
+//! read-only proxy, see [`seal`]); the string metatable's `__metatable` is `false`, so
+//! `getmetatable("")` does not expose it (string methods still work). Executions see the
+//! base through an environment table whose metatable (`__index = base`,
+//! `__metatable = false`) they can neither read nor replace.
 
 mod load;
 mod require;
 pub(crate) mod seal;
 mod shim;
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::io::Write;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -92,12 +92,13 @@ pub(crate) struct SandboxData {
     pub(crate) builtins: Table,
     /// Lua modules loaded by `require` on this VM.
     pub(crate) loaded: Table,
-    /// `__newindex` of sealed tables.
-    pub(crate) reject: Function,
+    /// `__newindex` of sealed tables, made on first use.
+    reject: OnceCell<Function>,
     pub(crate) module_paths: Vec<PathBuf>,
     pub(crate) output: Output,
     host_library: bool,
-    pub(crate) shim: Shim,
+    /// The Lua helpers, loaded on first use.
+    shim: OnceCell<Shim>,
 }
 
 impl SandboxData {
@@ -116,6 +117,24 @@ impl SandboxData {
         Ok(env)
     }
 
+    /// The Lua helpers of this state, loaded on first use.
+    pub(crate) fn shim(&self, lua: &Lua) -> mlua::Result<&Shim> {
+        if let Some(shim) = self.shim.get() {
+            return Ok(shim);
+        }
+        let shim = Shim::load(lua, &self.env_mt)?;
+        Ok(self.shim.get_or_init(|| shim))
+    }
+
+    /// The `__newindex` handler of sealed tables.
+    pub(crate) fn reject(&self, lua: &Lua) -> mlua::Result<&Function> {
+        if let Some(f) = self.reject.get() {
+            return Ok(f);
+        }
+        let f = self.wrap_host(lua, seal::reject_function(lua)?)?;
+        Ok(self.reject.get_or_init(|| f))
+    }
+
     /// Seals `module` and makes it a global and a `require` target named `name`.
     pub(crate) fn install_module(
         &self,
@@ -123,7 +142,7 @@ impl SandboxData {
         name: &str,
         module: Table,
     ) -> mlua::Result<Table> {
-        let sealed = seal::seal(lua, module, name, &self.reject)?;
+        let sealed = seal::seal(lua, module, name, self.reject(lua)?)?;
         self.base.raw_set(name, &sealed)?;
         self.builtins.raw_set(name, &sealed)?;
         Ok(sealed)
@@ -131,12 +150,30 @@ impl SandboxData {
 
     /// Wraps a host function so that its failures are raised as Lua string errors
     /// pointing at the caller's line (see [`host_result`]).
-    pub(crate) fn wrap_host(&self, _lua: &Lua, f: Function) -> mlua::Result<Function> {
-        self.shim.wrap.call(f)
+    pub(crate) fn wrap_host(&self, lua: &Lua, f: Function) -> mlua::Result<Function> {
+        self.shim(lua)?.wrap.call(f)
     }
 
-    /// Opens a lazily provided global (a library or the host library) on first access.
+    /// Opens a lazily provided global (a sandbox function, a library or the host library)
+    /// on first access; `nil` for any other name.
     fn open_lazy(&self, lua: &Lua, name: &str) -> mlua::Result<Value> {
+        let function = match name {
+            "print" => Some(print_function(lua)?),
+            "require" => Some(require::require_function(lua)?),
+            "load" => Some(load::load_function(lua)?),
+            "collectgarbage" => Some(collectgarbage_function(lua)?),
+            "rawset" => Some(seal::rawset_function(lua)?),
+            _ => None,
+        };
+        if let Some(f) = function {
+            let f = self.wrap_host(lua, f)?;
+            self.base.raw_set(name, &f)?;
+            return Ok(Value::Function(f));
+        }
+        if name == "string" {
+            let real: Table = lua.globals().raw_get("string")?;
+            return Ok(Value::Table(self.install_module(lua, name, real)?));
+        }
         if let Some(lib) = engine::sandbox_library(name) {
             engine::open_library(lua, lib)?;
             let globals = lua.globals();
@@ -227,19 +264,31 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
     };
     let globals = lua.globals();
     let base = lua.create_table_with_capacity(0, 32)?;
-    let builtins = lua.create_table()?;
     let env_mt = lua.create_table_with_capacity(0, 2)?;
     env_mt.raw_set("__index", &base)?;
     env_mt.raw_set("__metatable", false)?;
-    let shim = Shim::load(&lua, &env_mt)?;
-    let wrap = |f: Function| shim.wrap.call::<Function>(f);
-    let reject = wrap(seal::reject_function(&lua)?)?;
+    let data = Rc::new(SandboxData {
+        base,
+        env_mt,
+        builtins: lua.create_table()?,
+        loaded: lua.create_table()?,
+        reject: OnceCell::new(),
+        module_paths: config.module_paths.clone(),
+        output,
+        host_library: config.host_library,
+        shim: OnceCell::new(),
+    });
+    lua.set_app_data(Rc::clone(&data));
 
+    // The string metatable is reached by every string value: hide it before anything runs.
+    if let Some(string_mt) = lua.type_metatable::<mlua::LuaString>() {
+        string_mt.raw_set("__metatable", false)?;
+    }
     if config.trusted {
         for pair in globals.pairs::<Value, Value>() {
             let (k, v) = pair?;
             if !matches!(&v, Value::Table(_)) {
-                base.raw_set(k, v)?;
+                data.base.raw_set(k, v)?;
             }
         }
         for name in TRUSTED_LIBS {
@@ -247,42 +296,21 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
             if *name == "math" {
                 seed_random(&lib)?;
             }
-            let sealed = seal::seal(&lua, lib, name, &reject)?;
-            base.raw_set(*name, &sealed)?;
-            builtins.raw_set(*name, sealed)?;
+            data.install_module(&lua, name, lib)?;
+        }
+        for name in ["print", "require"] {
+            data.open_lazy(&lua, name)?;
+        }
+        if config.host_library {
+            hostlib::install(&lua, &data)?;
         }
     } else {
         for name in SAFE_BASE {
-            base.raw_set(*name, globals.raw_get::<Value>(*name)?)?;
+            data.base.raw_set(*name, globals.raw_get::<Value>(*name)?)?;
         }
-        base.raw_set("load", wrap(load::load_function(&lua)?)?)?;
-        base.raw_set("collectgarbage", wrap(collectgarbage_function(&lua)?)?)?;
-        base.raw_set("rawset", wrap(seal::rawset_function(&lua)?)?)?;
         let string: Table = globals.raw_get("string")?;
         string.raw_set("dump", Value::Nil)?;
-        let sealed = seal::seal(&lua, string, "string", &reject)?;
-        base.raw_set("string", &sealed)?;
-        builtins.raw_set("string", sealed)?;
-        base.set_metatable(Some(lazy_metatable(&lua)?))?;
-    }
-    base.raw_set("print", wrap(print_function(&lua)?)?)?;
-    base.raw_set("require", wrap(require::require_function(&lua)?)?)?;
-    seal_string_metatable(&lua, &base, &reject)?;
-
-    let data = Rc::new(SandboxData {
-        base,
-        env_mt,
-        builtins,
-        loaded: lua.create_table()?,
-        reject,
-        module_paths: config.module_paths.clone(),
-        output,
-        host_library: config.host_library,
-        shim,
-    });
-    lua.set_app_data(Rc::clone(&data));
-    if config.trusted && config.host_library {
-        hostlib::install(&lua, &data)?;
+        data.base.set_metatable(Some(lazy_metatable(&lua)?))?;
     }
     Ok(Sandbox { lua, data })
 }
@@ -315,19 +343,6 @@ fn seed_random(math: &Table) -> mlua::Result<()> {
     let b = i64::from_le_bytes(b.try_into().unwrap_or_default());
     let randomseed: Function = math.raw_get("randomseed")?;
     randomseed.call::<()>((a, b))
-}
-
-/// Makes `getmetatable("")` return a sealed view instead of the shared string metatable.
-fn seal_string_metatable(lua: &Lua, base: &Table, reject: &Function) -> mlua::Result<()> {
-    let Some(string_mt) = lua.type_metatable::<mlua::LuaString>() else {
-        return Ok(());
-    };
-    let view = lua.create_table_with_capacity(0, 1)?;
-    view.raw_set("__index", base.raw_get::<Value>("string")?)?;
-    string_mt.raw_set(
-        "__metatable",
-        seal::seal(lua, view, "string metatable", reject)?,
-    )
 }
 
 /// `print(...)`: `tostring` of each argument, tab-separated, to the host's writer.

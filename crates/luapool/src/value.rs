@@ -26,7 +26,7 @@ pub const MAX_ITEMS: usize = 1 << 20;
 ///     Value::Integer(1), Value::Number(2.5), Value::from("x"),
 /// ])));
 /// ```
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Clone, PartialEq, Default)]
 pub enum Value {
     /// `nil`
     #[default]
@@ -43,6 +43,24 @@ pub enum Value {
     Array(Vec<Value>),
     /// Any other table, as key/value pairs in no particular order.
     Map(Vec<(Value, Value)>),
+}
+
+impl std::fmt::Debug for Value {
+    /// Strings print as text (lossy UTF-8), the rest as usual.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Nil => f.write_str("Nil"),
+            Value::Boolean(b) => f.debug_tuple("Boolean").field(b).finish(),
+            Value::Integer(i) => f.debug_tuple("Integer").field(i).finish(),
+            Value::Number(n) => f.debug_tuple("Number").field(n).finish(),
+            Value::String(s) => f
+                .debug_tuple("String")
+                .field(&String::from_utf8_lossy(s))
+                .finish(),
+            Value::Array(items) => f.debug_tuple("Array").field(items).finish(),
+            Value::Map(pairs) => f.debug_tuple("Map").field(pairs).finish(),
+        }
+    }
 }
 
 impl Value {

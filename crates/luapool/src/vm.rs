@@ -16,7 +16,7 @@ use crate::host::{async_maker, sync_maker, HostResult, Maker, Module};
 use crate::sandbox::{fail_marker, seal, Output, Sandbox};
 use crate::script::Script;
 use crate::value::Value;
-use state::State;
+use state::{Entry, State};
 
 /// A sandboxed Lua VM (the seeds' `LuaVM`).
 ///
@@ -95,7 +95,7 @@ fn seal_deep(sandbox: &Sandbox, value: mlua::Value, name: &str) -> mlua::Result<
     for (k, v) in nested {
         t.raw_set(k, seal_deep(sandbox, v, name)?)?;
     }
-    let sealed = seal::seal(&sandbox.lua, t, name, &sandbox.data.reject)?;
+    let sealed = seal::seal(&sandbox.lua, t, name, sandbox.data.reject(&sandbox.lua)?)?;
     Ok(mlua::Value::Table(sealed))
 }
 
@@ -444,26 +444,19 @@ impl Vm {
         let shared = self.config.isolation == Isolation::Shared;
         let (func, calls) = match target {
             Target::Chunk(script) => {
-                let compiled = state.compiled(script)?;
-                if shared {
-                    (state.shared_main(&compiled)?, None)
-                } else {
-                    args.push_front(mlua::Value::Function(compiled.factory.clone()));
-                    (state.shim().run.clone(), None)
-                }
+                let entry = if shared { Entry::Shared } else { Entry::Fresh };
+                (state.entry(&*state.compiled(script)?, entry)?, None)
             }
             Target::ChunkThenCall(script, name) => {
-                let compiled = state.compiled(script)?;
+                let entry = if shared {
+                    Entry::SharedThenCall
+                } else {
+                    Entry::FreshThenCall
+                };
+                let func = state.entry(&*state.compiled(script)?, entry)?;
                 let name_value = lua.create_string(name).map_err(|e| classify(e, None))?;
                 args.push_front(mlua::Value::String(name_value));
-                if shared {
-                    args.push_front(mlua::Value::Function(state.shared_main(&compiled)?));
-                    args.push_front(mlua::Value::Table(state.shared_env.clone()));
-                    (state.shim().call_global.clone(), Some(name.to_string()))
-                } else {
-                    args.push_front(mlua::Value::Function(compiled.factory.clone()));
-                    (state.shim().run_in.clone(), Some(name.to_string()))
-                }
+                (func, Some(name.to_string()))
             }
             Target::Global(name) => {
                 let scope = if shared {

@@ -20,12 +20,6 @@ pub(crate) fn fail_marker() -> Value {
 
 const SHIM: &str = r#"
 local setmetatable, error, type, env_mt, FAIL = ...
-local function new_env()
-  -- `_G = false` sizes the table for one key up front: cheaper than growing it
-  local env = setmetatable({ _G = false }, env_mt)
-  env._G = env
-  return env
-end
 local function check(first, ...)
   if first == FAIL then error((...), 2) end
   return first, ...
@@ -37,28 +31,44 @@ local function call_global(env, main, name, ...)
   return f(...)
 end
 return
-  -- run(factory, ...): the chunk in a fresh environment, with the given arguments
-  function(factory, ...) return factory(new_env())(...) end,
-  -- run_in(factory, name, ...): the chunk in a fresh environment, then its global `name`
-  function(factory, name, ...)
-    local env = new_env()
-    return call_global(env, factory(env), name, ...)
+  -- runner(factory): runs the chunk in a fresh environment at each call
+  function(factory)
+    return function(...)
+      -- `_G = false` sizes the table for one key up front: cheaper than growing it
+      local env = setmetatable({ _G = false }, env_mt)
+      env._G = env
+      return factory(env)(...)
+    end
   end,
-  -- call_global(env, main, name, ...): `main`, then the global `name` of `env`
-  call_global,
+  -- caller(factory): (name, ...) runs the chunk in a fresh environment, then its global
+  function(factory)
+    return function(name, ...)
+      local env = setmetatable({ _G = false }, env_mt)
+      env._G = env
+      return call_global(env, factory(env), name, ...)
+    end
+  end,
+  -- shared_caller(env, main): (name, ...) runs `main`, then the global `name` of `env`
+  function(env, main)
+    return function(name, ...) return call_global(env, main, name, ...) end
+  end,
   -- wrap(f): a host function whose failures become Lua errors at the caller's line
   function(f) return function(...) return check(f(...)) end end
 "#;
 
 /// The compiled helpers of one VM.
+///
+/// The "caller" helpers return the failure marker alone when the chunk defines no
+/// function of the requested name.
 pub(crate) struct Shim {
-    /// `run(factory, ...)`.
-    pub(crate) run: Function,
-    /// `run_in(factory, name, ...)`: returns the failure marker alone if the chunk
-    /// defines no function `name`.
-    pub(crate) run_in: Function,
-    /// `call_global(env, main, name, ...)`: same protocol as `run_in`.
-    pub(crate) call_global: Function,
+    /// `runner(factory)`: a function `(...)` running the chunk in a fresh environment.
+    pub(crate) runner: Function,
+    /// `caller(factory)`: a function `(name, ...)` running the chunk in a fresh
+    /// environment, then calling its global `name`.
+    pub(crate) caller: Function,
+    /// `shared_caller(env, main)`: a function `(name, ...)` running `main`, then calling
+    /// the global `name` of `env`.
+    pub(crate) shared_caller: Function,
     /// `wrap(host_function)`.
     pub(crate) wrap: Function,
 }
@@ -66,7 +76,7 @@ pub(crate) struct Shim {
 impl Shim {
     pub(crate) fn load(lua: &Lua, env_mt: &Table) -> mlua::Result<Shim> {
         let globals = lua.globals();
-        let (run, run_in, call_global, wrap) = lua
+        let (runner, caller, shared_caller, wrap) = lua
             .load(bytecode()?)
             .set_name("=luapool")
             .set_mode(ChunkMode::Binary)
@@ -78,9 +88,9 @@ impl Shim {
                 fail_marker(),
             ))?;
         Ok(Shim {
-            run,
-            run_in,
-            call_global,
+            runner,
+            caller,
+            shared_caller,
             wrap,
         })
     }

@@ -25,8 +25,21 @@ const WRAP_SUFFIX: &[u8] = b"\nend";
 pub(crate) struct Compiled {
     /// `factory(env)` returns the script's main function bound to `env`.
     pub(crate) factory: Function,
-    /// The main function bound to the shared globals (`Isolation::Shared`), made once.
-    shared: OnceCell<Function>,
+    /// The entry points of this script, each made on first use.
+    entries: [OnceCell<Function>; 4],
+}
+
+/// The ways a compiled script is entered; see [`State::entry`].
+#[derive(Clone, Copy)]
+pub(crate) enum Entry {
+    /// `(...)`: the chunk in a fresh environment.
+    Fresh = 0,
+    /// `(name, ...)`: the chunk in a fresh environment, then its global `name`.
+    FreshThenCall = 1,
+    /// `(...)`: the chunk in the shared globals.
+    Shared = 2,
+    /// `(name, ...)`: the chunk in the shared globals, then its global `name`.
+    SharedThenCall = 3,
 }
 
 pub(crate) struct State {
@@ -65,8 +78,8 @@ impl State {
         &self.sandbox.data
     }
 
-    pub(crate) fn shim(&self) -> &Shim {
-        &self.data().shim
+    pub(crate) fn shim(&self) -> Result<&Shim> {
+        self.data().shim(self.lua()).map_err(|e| classify(e, None))
     }
 
     /// The compiled `script`, from the cache or freshly compiled.
@@ -76,22 +89,32 @@ impl State {
         }
         let compiled = Rc::new(Compiled {
             factory: compile(self.lua(), script)?,
-            shared: OnceCell::new(),
+            entries: Default::default(),
         });
         self.cache.borrow_mut().insert(script, Rc::clone(&compiled));
         Ok(compiled)
     }
 
-    /// The main function of `compiled` bound to the shared globals.
-    pub(crate) fn shared_main(&self, compiled: &Compiled) -> Result<Function> {
-        if let Some(f) = compiled.shared.get() {
+    /// The function that enters `compiled` the way `entry` says, made once per script.
+    pub(crate) fn entry(&self, compiled: &Compiled, entry: Entry) -> Result<Function> {
+        let cell = &compiled.entries[entry as usize];
+        if let Some(f) = cell.get() {
             return Ok(f.clone());
         }
-        let f: Function = compiled
-            .factory
-            .call(&self.shared_env)
-            .map_err(|e| classify(e, None))?;
-        Ok(compiled.shared.get_or_init(|| f).clone())
+        let err = |e| classify(e, None);
+        let shim = self.shim()?;
+        let f: Function = match entry {
+            Entry::Fresh => shim.runner.call(&compiled.factory).map_err(err)?,
+            Entry::FreshThenCall => shim.caller.call(&compiled.factory).map_err(err)?,
+            Entry::Shared => compiled.factory.call(&self.shared_env).map_err(err)?,
+            Entry::SharedThenCall => {
+                let main = self.entry(compiled, Entry::Shared)?;
+                shim.shared_caller
+                    .call((&self.shared_env, main))
+                    .map_err(err)?
+            }
+        };
+        Ok(cell.get_or_init(|| f).clone())
     }
 
     /// Number of compiled chunks in the cache.
