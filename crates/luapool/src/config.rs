@@ -1,6 +1,7 @@
 //! Plain-data configuration of a [`Vm`](crate::Vm).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -31,8 +32,12 @@ pub enum Isolation {
 /// ```
 /// use luapool::{Isolation, VmConfig};
 ///
-/// let config: VmConfig = serde_json::from_str(r#"{ "isolation": "shared" }"#).unwrap();
+/// let config: VmConfig = serde_json::from_str(
+///     r#"{ "isolation": "shared", "memory_limit": "64MiB", "cpu_limit": "50ms" }"#,
+/// ).unwrap();
 /// assert_eq!(config.isolation, Isolation::Shared);
+/// assert_eq!(config.memory_limit, Some(64 << 20));
+/// assert_eq!(config.cpu_limit, Some(std::time::Duration::from_millis(50)));
 /// assert!(!config.trusted);
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -52,6 +57,25 @@ pub struct VmConfig {
     pub host_library: bool,
     /// How many compiled chunks a VM keeps, keyed by name and source. Default: `256`.
     pub chunk_cache_capacity: usize,
+    /// Most bytes scripts may allocate in the VM, on top of what the sandbox itself uses
+    /// (a number, or a string like `"64MiB"` in config files). Exceeding it fails the
+    /// execution with [`Error::MemoryLimit`](crate::Error::MemoryLimit) and poisons the
+    /// VM. Default: none.
+    #[serde(deserialize_with = "crate::config::bytes::deserialize")]
+    pub memory_limit: Option<usize>,
+    /// Most CPU time one execution may spend running (not awaiting), e.g. `"50ms"` in
+    /// config files. Default: none.
+    #[serde(with = "humantime_serde")]
+    pub cpu_limit: Option<Duration>,
+    /// Most Lua instructions one execution may run, counted in steps of 1000; makes the
+    /// interpreter run about 2x slower, so prefer `cpu_limit` unless you need determinism.
+    /// Default: none.
+    pub instruction_limit: Option<u64>,
+    /// Most wall-clock time one execution may take, awaits included, e.g. `"2s"`. An
+    /// execution that awaits past it is dropped, cancelling the pending host call.
+    /// Default: none.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
 }
 
 impl Default for VmConfig {
@@ -62,6 +86,10 @@ impl Default for VmConfig {
             module_paths: Vec::new(),
             host_library: true,
             chunk_cache_capacity: 256,
+            memory_limit: None,
+            cpu_limit: None,
+            instruction_limit: None,
+            timeout: None,
         }
     }
 }
@@ -89,5 +117,84 @@ impl VmConfig {
     pub fn with_host_library(mut self, enabled: bool) -> Self {
         self.host_library = enabled;
         self
+    }
+
+    /// Sets the memory limit in bytes.
+    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
+    /// Sets the CPU time limit of each execution.
+    pub fn with_cpu_limit(mut self, limit: Duration) -> Self {
+        self.cpu_limit = Some(limit);
+        self
+    }
+
+    /// Sets the instruction budget of each execution.
+    pub fn with_instruction_limit(mut self, budget: u64) -> Self {
+        self.instruction_limit = Some(budget);
+        self
+    }
+
+    /// Sets the wall-clock timeout of each execution.
+    pub fn with_timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+}
+
+/// Byte sizes written as numbers or as strings with a unit (`"64MiB"`, `"512k"`).
+pub mod bytes {
+    use serde::{Deserialize, Deserializer};
+
+    /// Parses `64MiB`, `64M`, `512KiB`, `1GiB`, `1000` (bytes). Units are powers of 1024.
+    ///
+    /// ```
+    /// assert_eq!(luapool::bytes::parse("64MiB"), Ok(64 << 20));
+    /// assert_eq!(luapool::bytes::parse("512k"), Ok(512 << 10));
+    /// assert!(luapool::bytes::parse("lots").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// A message naming what could not be parsed.
+    pub fn parse(text: &str) -> Result<usize, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '_'))
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: usize = number
+            .replace('_', "")
+            .parse()
+            .map_err(|_| format!("'{text}' is not a size (try 64MiB)"))?;
+        let shift = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 0,
+            "k" | "kb" | "kib" => 10,
+            "m" | "mb" | "mib" => 20,
+            "g" | "gb" | "gib" => 30,
+            _ => {
+                return Err(format!(
+                    "'{text}' has an unknown unit (use KiB, MiB or GiB)"
+                ))
+            }
+        };
+        number
+            .checked_mul(1usize << shift)
+            .ok_or_else(|| format!("'{text}' is too large"))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Size {
+            Number(usize),
+            Text(String),
+        }
+        match Option::<Size>::deserialize(d)? {
+            None => Ok(None),
+            Some(Size::Number(n)) => Ok(Some(n)),
+            Some(Size::Text(t)) => parse(&t).map(Some).map_err(serde::de::Error::custom),
+        }
     }
 }

@@ -8,11 +8,14 @@
 //! `Option`, tuples for several values, [`Value`](crate::Value) for structured data).
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
+
+use futures_util::FutureExt;
 
 use mlua::{FromLuaMulti, Function, IntoLuaMulti, Lua, MultiValue};
 
-use crate::sandbox::{host_function, host_result};
+use crate::sandbox::{host_function, host_result, SandboxData};
 
 /// The error a host function returns; the calling script sees it as a Lua error with
 /// this message.
@@ -80,7 +83,12 @@ where
     let f = Rc::new(f);
     Rc::new(move |lua: &Lua| {
         let f = f.clone();
-        host_function(lua, move |_, args: A| f(args).map_err(HostError::into_lua))
+        host_function(lua, move |lua, args: A| {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| f(args))) {
+                Ok(result) => result.map_err(HostError::into_lua),
+                Err(panic) => Err(panicked(lua, panic)),
+            }
+        })
     })
 }
 
@@ -98,13 +106,29 @@ where
             let fut = A::from_lua_multi(args, &lua).map(|args| f(args));
             async move {
                 let result = match fut {
-                    Ok(fut) => fut.await.map_err(HostError::into_lua),
+                    Ok(fut) => match AssertUnwindSafe(fut).catch_unwind().await {
+                        Ok(result) => result.map_err(HostError::into_lua),
+                        Err(panic) => Err(panicked(&lua, panic)),
+                    },
                     Err(e) => Err(e),
                 };
                 host_result(&lua, result)
             }
         })
     })
+}
+
+/// Turns a caught panic into an error and marks the VM poisoned.
+fn panicked(lua: &Lua, panic: Box<dyn std::any::Any + Send>) -> mlua::Error {
+    if let Ok(data) = SandboxData::get(lua) {
+        data.host_panicked.set(true);
+    }
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    mlua::Error::runtime(format!("host function panicked: {message}"))
 }
 
 /// A named table of host functions, registered with

@@ -47,18 +47,19 @@ mod engine;
 mod error;
 mod host;
 mod hostlib;
+mod limits;
 mod sandbox;
 mod script;
 mod value;
 mod vm;
 
-pub use config::{Isolation, VmConfig};
+pub use config::{bytes, Isolation, VmConfig};
 pub use engine::ENGINE;
 pub use error::{Error, Result};
 pub use host::{HostError, HostResult, Module};
 pub use script::Script;
 pub use value::{Value, MAX_DEPTH, MAX_ITEMS};
-pub use vm::Vm;
+pub use vm::{Poison, Vm};
 
 /// The mlua crate luapool is built on, for host functions that need its types.
 pub use mlua;

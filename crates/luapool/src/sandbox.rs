@@ -33,6 +33,7 @@ use std::rc::Rc;
 use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
 
 use crate::config::VmConfig;
+use crate::limits::{self, Limits};
 use crate::{engine, hostlib};
 pub(crate) use shim::{fail_marker, Shim};
 
@@ -99,6 +100,66 @@ pub(crate) struct SandboxData {
     host_library: bool,
     /// The Lua helpers, loaded on first use.
     shim: OnceCell<Shim>,
+    /// The sandbox functions that make limits stick, when the VM has limits.
+    pub(crate) guards: Option<Guards>,
+    /// Set when a host function panicked.
+    pub(crate) host_panicked: std::cell::Cell<bool>,
+}
+
+/// Replacements of `coroutine.resume` and `coroutine.wrap`, and the prologue that tells
+/// the limits which coroutine runs an execution (see [`crate::limits`]).
+pub(crate) struct Guards {
+    resume: Function,
+    wrap: Function,
+    /// `prologue(f)`: `f`, announcing the running coroutine first.
+    pub(crate) prologue: Function,
+}
+
+impl Guards {
+    /// Loads the guards and installs `pcall` and `xpcall` into `base`.
+    fn install(lua: &Lua, base: &Table) -> mlua::Result<Guards> {
+        static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        engine::open_library(lua, mlua::StdLib::COROUTINE)?;
+        let globals = lua.globals();
+        let coroutine: Table = globals.raw_get("coroutine")?;
+        let (set_current, trip_memory) = limits::c_functions(lua)?;
+        let (pcall, xpcall, resume, wrap, prologue) = shim::load_helper(
+            lua,
+            &BYTECODE,
+            limits::GUARDS,
+        )?
+        .call::<(Function, Function, Function, Function, Function)>((
+            globals.raw_get::<Function>("pcall")?,
+            globals.raw_get::<Function>("xpcall")?,
+            coroutine.raw_get::<Function>("create")?,
+            coroutine.raw_get::<Function>("resume")?,
+            coroutine.raw_get::<Function>("running")?,
+            coroutine.raw_get::<Function>("close")?,
+            globals.raw_get::<Function>("error")?,
+            globals.raw_get::<Function>("type")?,
+            set_current,
+            trip_memory,
+        ))?;
+        base.raw_set("pcall", pcall)?;
+        base.raw_set("xpcall", xpcall)?;
+        Ok(Guards {
+            resume,
+            wrap,
+            prologue,
+        })
+    }
+
+    /// The `coroutine` library with the guarded `resume` and `wrap`.
+    fn coroutine(&self, lua: &Lua, real: &Table) -> mlua::Result<Table> {
+        let copy = lua.create_table_with_capacity(0, 10)?;
+        for pair in real.pairs::<Value, Value>() {
+            let (k, v) = pair?;
+            copy.raw_set(k, v)?;
+        }
+        copy.raw_set("resume", &self.resume)?;
+        copy.raw_set("wrap", &self.wrap)?;
+        Ok(copy)
+    }
 }
 
 impl SandboxData {
@@ -190,6 +251,10 @@ impl SandboxData {
                     seed_random(&real)?;
                     real
                 }
+                "coroutine" => match &self.guards {
+                    Some(guards) => guards.coroutine(lua, &real)?,
+                    None => real,
+                },
                 _ => real,
             };
             return Ok(Value::Table(self.install_module(lua, name, table)?));
@@ -267,6 +332,16 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
     let env_mt = lua.create_table_with_capacity(0, 2)?;
     env_mt.raw_set("__index", &base)?;
     env_mt.raw_set("__metatable", false)?;
+    if !config.trusted {
+        for name in SAFE_BASE {
+            base.raw_set(*name, globals.raw_get::<Value>(*name)?)?;
+        }
+    }
+    let guards = if Limits::from_config(config).any() {
+        Some(Guards::install(&lua, &base)?)
+    } else {
+        None
+    };
     let data = Rc::new(SandboxData {
         base,
         env_mt,
@@ -277,6 +352,8 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
         output,
         host_library: config.host_library,
         shim: OnceCell::new(),
+        guards,
+        host_panicked: std::cell::Cell::new(false),
     });
     lua.set_app_data(Rc::clone(&data));
 
@@ -287,14 +364,19 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
     if config.trusted {
         for pair in globals.pairs::<Value, Value>() {
             let (k, v) = pair?;
-            if !matches!(&v, Value::Table(_)) {
+            let guarded = data.guards.is_some()
+                && matches!(&k, Value::String(s) if s == "pcall" || s == "xpcall");
+            if !matches!(&v, Value::Table(_)) && !guarded {
                 data.base.raw_set(k, v)?;
             }
         }
         for name in TRUSTED_LIBS {
-            let lib: Table = globals.raw_get(*name)?;
+            let mut lib: Table = globals.raw_get(*name)?;
             if *name == "math" {
                 seed_random(&lib)?;
+            }
+            if let (true, Some(guards)) = (*name == "coroutine", &data.guards) {
+                lib = guards.coroutine(&lua, &lib)?;
             }
             data.install_module(&lua, name, lib)?;
         }
@@ -305,9 +387,6 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
             hostlib::install(&lua, &data)?;
         }
     } else {
-        for name in SAFE_BASE {
-            data.base.raw_set(*name, globals.raw_get::<Value>(*name)?)?;
-        }
         let string: Table = globals.raw_get("string")?;
         string.raw_set("dump", Value::Nil)?;
         data.base.set_metatable(Some(lazy_metatable(&lua)?))?;

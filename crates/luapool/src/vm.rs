@@ -13,6 +13,7 @@ use mlua::{FromLuaMulti, Function, IntoLua, IntoLuaMulti, MultiValue, Table, Var
 use crate::config::{Isolation, VmConfig};
 use crate::error::{classify, Error, Result};
 use crate::host::{async_maker, sync_maker, HostResult, Maker, Module};
+use crate::limits::{Limits, Meter};
 use crate::sandbox::{fail_marker, seal, Output, Sandbox};
 use crate::script::Script;
 use crate::value::Value;
@@ -50,6 +51,7 @@ pub struct Vm {
     /// execution so that Lua references in its results stay valid.
     fresh: RefCell<Option<Rc<State>>>,
     output: Output,
+    limits: Limits,
 }
 
 /// A host function, module or global as registered, so that it can be installed again.
@@ -107,6 +109,21 @@ enum Target<'a> {
     Global(&'a str),
 }
 
+/// Why a [`Vm`] should not run anything more; see [`Vm::poisoned`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Poison {
+    /// An execution hit the memory limit. Lua's state is consistent after a memory error,
+    /// but whatever the script was building may be half-built.
+    MemoryLimit,
+    /// A CPU, instruction or wall-clock limit stopped a script at an arbitrary instruction
+    /// while state outlives executions (modules loaded with `require`, or
+    /// [`Isolation::Shared`] globals), which may be half-updated.
+    Interrupted,
+    /// A host function panicked (the panic was caught and reported as an error).
+    HostPanic,
+}
+
 /// An execution ready to start: one call of `func` with `args` on `state`.
 struct Plan {
     state: Rc<State>,
@@ -114,6 +131,9 @@ struct Plan {
     args: MultiValue,
     /// The global function called, to report it missing.
     calls: Option<String>,
+    /// Meters the execution when the VM has limits.
+    meter: Option<Meter>,
+    shared_globals: bool,
 }
 
 impl Plan {
@@ -128,14 +148,56 @@ impl Plan {
         R::from_lua_multi(results, self.state.lua()).map_err(|e| classify(e, None))
     }
 
-    fn run<R: FromLuaMulti>(self) -> Result<R> {
+    fn run<R: FromLuaMulti>(mut self) -> Result<R> {
+        let Some(mut meter) = self.meter.take() else {
+            let results = self.func.call(self.args.clone());
+            return self.finish(results);
+        };
+        let stretch = meter.enter(self.state.lua().state());
         let results = self.func.call(self.args.clone());
-        self.finish(results)
+        meter.leave(stretch);
+        self.metered(meter, results)
     }
 
-    async fn run_async<R: FromLuaMulti>(self) -> Result<R> {
-        let results = self.func.call_async(self.args.clone()).await;
-        self.finish(results)
+    async fn run_async<R: FromLuaMulti>(mut self) -> Result<R> {
+        let Some(mut meter) = self.meter.take() else {
+            let results = self.func.call_async(self.args.clone()).await;
+            return self.finish(results);
+        };
+        let main_state = self.state.lua().state();
+        let wall_left = meter.wall_left();
+        let results = {
+            let mut call = std::pin::pin!(self.func.call_async::<MultiValue>(self.args.clone()));
+            let metered = std::future::poll_fn(|cx| {
+                let stretch = meter.enter(main_state);
+                let poll = call.as_mut().poll(cx);
+                meter.leave(stretch);
+                poll
+            });
+            match wall_left {
+                Some(left) => tokio::time::timeout(left, metered).await.ok(),
+                None => Some(metered.await),
+            }
+        };
+        match results {
+            Some(results) => self.metered(meter, results),
+            None => {
+                let (err, outcome) = meter.timed_out();
+                self.state.note(outcome, self.shared_globals);
+                Err(err)
+            }
+        }
+    }
+
+    fn metered<R: FromLuaMulti>(
+        self,
+        mut meter: Meter,
+        results: mlua::Result<MultiValue>,
+    ) -> Result<R> {
+        let (state, shared) = (Rc::clone(&self.state), self.shared_globals);
+        let (result, outcome) = meter.finish(self.finish(results));
+        state.note(outcome, shared);
+        result
     }
 }
 
@@ -149,11 +211,12 @@ impl Vm {
         let output: Output = Rc::new(RefCell::new(Box::new(std::io::stdout())));
         let state = Rc::new(State::build(&config, output.clone(), &[])?);
         Ok(Vm {
-            config,
             state,
             registrations: RefCell::new(Vec::new()),
             fresh: RefCell::new(None),
             output,
+            limits: Limits::from_config(&config),
+            config,
         })
     }
 
@@ -184,6 +247,24 @@ impl Vm {
     /// ```
     pub fn set_output(&self, writer: impl Write + 'static) {
         *self.output.borrow_mut() = Box::new(writer);
+    }
+
+    /// Why this VM should be discarded, if it should: after a memory-limit hit, after a
+    /// limit interrupted a script while state outlives executions, or after a host
+    /// function panicked. A pool rebuilds a poisoned VM; nothing stops you from using it,
+    /// but module state may be half-updated.
+    ///
+    /// ```
+    /// use luapool::{Error, Poison, Script, Vm, VmConfig};
+    ///
+    /// let vm = Vm::new(VmConfig::default().with_memory_limit(1 << 20))?;
+    /// let err = vm.exec(&Script::new("bomb", "local t = {} while true do t[#t + 1] = {} end"));
+    /// assert!(matches!(err, Err(Error::MemoryLimit { .. })));
+    /// assert_eq!(vm.poisoned(), Some(Poison::MemoryLimit));
+    /// # Ok::<(), luapool::Error>(())
+    /// ```
+    pub fn poisoned(&self) -> Option<Poison> {
+        self.state.poison()
     }
 
     /// Bytes of memory the VM's Lua state uses now.
@@ -464,7 +545,7 @@ impl Vm {
                 } else {
                     state.data().base.clone()
                 };
-                (env_function(&scope, name)?, None)
+                (state.guarded(env_function(&scope, name)?)?, None)
             }
         };
         Ok(Plan {
@@ -472,6 +553,8 @@ impl Vm {
             func,
             args,
             calls,
+            meter: self.limits.any().then(|| Meter::new(self.limits)),
+            shared_globals: shared,
         })
     }
 }

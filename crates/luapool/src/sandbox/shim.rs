@@ -76,17 +76,17 @@ pub(crate) struct Shim {
 impl Shim {
     pub(crate) fn load(lua: &Lua, env_mt: &Table) -> mlua::Result<Shim> {
         let globals = lua.globals();
-        let (runner, caller, shared_caller, wrap) = lua
-            .load(bytecode()?)
-            .set_name("=luapool")
-            .set_mode(ChunkMode::Binary)
-            .call::<(Function, Function, Function, Function)>((
-                globals.raw_get::<Function>("setmetatable")?,
-                globals.raw_get::<Function>("error")?,
-                globals.raw_get::<Function>("type")?,
-                env_mt.clone(),
-                fail_marker(),
-            ))?;
+        static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
+        let (runner, caller, shared_caller, wrap) =
+            load_helper(lua, &BYTECODE, SHIM)?.call::<(Function, Function, Function, Function)>(
+                (
+                    globals.raw_get::<Function>("setmetatable")?,
+                    globals.raw_get::<Function>("error")?,
+                    globals.raw_get::<Function>("type")?,
+                    env_mt.clone(),
+                    fail_marker(),
+                ),
+            )?;
         Ok(Shim {
             runner,
             caller,
@@ -96,13 +96,24 @@ impl Shim {
     }
 }
 
-/// The shim's bytecode, compiled on first use by a throwaway state.
-fn bytecode() -> mlua::Result<&'static [u8]> {
-    static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
-    if let Some(b) = BYTECODE.get() {
+/// Loads one of luapool's own Lua helpers: compiled once per process (by a throwaway
+/// state, kept in `cell`), loaded into each VM as bytecode.
+pub(crate) fn load_helper(
+    lua: &Lua,
+    cell: &'static OnceLock<Vec<u8>>,
+    source: &str,
+) -> mlua::Result<Function> {
+    lua.load(precompiled(cell, source)?)
+        .set_name("=luapool")
+        .set_mode(ChunkMode::Binary)
+        .into_function()
+}
+
+fn precompiled(cell: &'static OnceLock<Vec<u8>>, source: &str) -> mlua::Result<&'static [u8]> {
+    if let Some(b) = cell.get() {
         return Ok(b);
     }
     let lua = Lua::new_with(mlua::StdLib::NONE, mlua::LuaOptions::new())?;
-    let f = lua.load(SHIM).set_name("=luapool").into_function()?;
-    Ok(BYTECODE.get_or_init(|| f.dump(false)))
+    let f = lua.load(source).set_name("=luapool").into_function()?;
+    Ok(cell.get_or_init(|| f.dump(false)))
 }

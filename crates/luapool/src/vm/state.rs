@@ -1,17 +1,18 @@
 //! One Lua state with its sandbox, its chunk cache and its shared globals.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
 use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua, Table};
 
 use crate::error::{classify, Result};
+use crate::limits::Outcome;
 use crate::sandbox::{self, Output, Sandbox, SandboxData, Shim};
 use crate::script::Script;
 use crate::vm::cache::ChunkCache;
 use crate::vm::Registration;
-use crate::VmConfig;
+use crate::{Poison, VmConfig};
 
 /// Source put before a script so that compiling it once yields a factory: calling the
 /// factory with an environment returns a new closure of the script bound to that
@@ -47,6 +48,7 @@ pub(crate) struct State {
     /// The globals of `Isolation::Shared` mode.
     pub(crate) shared_env: Table,
     cache: RefCell<ChunkCache<Compiled>>,
+    poison: Cell<Option<Poison>>,
 }
 
 impl State {
@@ -63,10 +65,17 @@ impl State {
             .data
             .new_env(&sandbox.lua)
             .map_err(|e| classify(e, None))?;
+        if let Some(limit) = config.memory_limit {
+            // Counted from here, so that the sandbox itself does not eat the budget.
+            let lua = &sandbox.lua;
+            lua.set_memory_limit(lua.used_memory().saturating_add(limit))
+                .map_err(|e| classify(e, None))?;
+        }
         Ok(State {
             sandbox,
             shared_env,
             cache: RefCell::new(ChunkCache::new(config.chunk_cache_capacity)),
+            poison: Cell::new(None),
         })
     }
 
@@ -114,7 +123,47 @@ impl State {
                     .map_err(err)?
             }
         };
+        let f = self.guarded(f)?;
         Ok(cell.get_or_init(|| f).clone())
+    }
+
+    /// `f`, preceded by the limits' prologue when the VM has limits.
+    pub(crate) fn guarded(&self, f: Function) -> Result<Function> {
+        match &self.data().guards {
+            Some(guards) => guards.prologue.call(f).map_err(|e| classify(e, None)),
+            None => Ok(f),
+        }
+    }
+
+    /// Why this state should not be used again, if it should not.
+    pub(crate) fn poison(&self) -> Option<Poison> {
+        if self.data().host_panicked.get() {
+            return Some(Poison::HostPanic);
+        }
+        self.poison.get()
+    }
+
+    /// Records how an execution's limits ended.
+    pub(crate) fn note(&self, outcome: Outcome, shared_globals: bool) {
+        let poison = match outcome {
+            Outcome::Within => return,
+            Outcome::OutOfMemory => Poison::MemoryLimit,
+            // Interrupted at an arbitrary instruction: only state that outlives the
+            // execution can be half-updated.
+            Outcome::Interrupted if shared_globals || self.has_modules() => Poison::Interrupted,
+            Outcome::Interrupted => return,
+        };
+        if self.poison.get().is_none() {
+            self.poison.set(Some(poison));
+        }
+    }
+
+    fn has_modules(&self) -> bool {
+        self.data()
+            .loaded
+            .pairs::<mlua::Value, mlua::Value>()
+            .next()
+            .is_some()
     }
 
     /// Number of compiled chunks in the cache.

@@ -1,0 +1,302 @@
+//! Limits on what one execution may use: memory, CPU time, instructions, wall-clock time.
+//!
+//! | limit | config | error | how it is enforced |
+//! |---|---|---|---|
+//! | memory | [`VmConfig::memory_limit`] | [`Error::MemoryLimit`] | the VM's allocator refuses allocations past the limit (counted from the VM's size after the sandbox is built) |
+//! | CPU time | [`VmConfig::cpu_limit`] | [`Error::CpuLimit`] | time spent running the execution's Lua and host calls, not awaiting; a watchdog thread interrupts the worker thread when it runs out |
+//! | instructions | [`VmConfig::instruction_limit`] | [`Error::InstructionLimit`] | a count hook, every 1000 instructions (deterministic, but puts Lua on its slow path) |
+//! | wall-clock | [`VmConfig::timeout`] | [`Error::Timeout`] | the execution is dropped when it awaits past the deadline (which cancels the pending host future), and interrupted like the CPU limit when it runs past it |
+//!
+//! No hook is set while an execution is within its CPU and wall-clock budget, so a
+//! CPU-bound script pays nothing for these limits. When a limit trips, a hook is armed
+//! on the running coroutine (see `interrupt.rs`, the only `unsafe` code of the crate)
+//! and raises the limit error at every instruction until the execution has unwound:
+//! `pcall`, `xpcall`, `coroutine.resume` and `coroutine.wrap` cannot swallow it. A memory
+//! error caught by those functions is made sticky the same way. Coroutines the script
+//! creates are covered: the sandbox's `coroutine.resume` tells the interrupt which
+//! coroutine is running.
+//!
+//! What cannot be interrupted: a single long call into C (`string.rep`, `table.concat`,
+//! `table.sort` without a Lua comparator, pattern matching on a huge subject). The memory
+//! limit bounds the first two; the rest runs to its end, and the limit error is raised
+//! at the next Lua instruction after it. See `docs/limits.md`.
+//!
+//! [`VmConfig::memory_limit`]: crate::VmConfig::memory_limit
+//! [`VmConfig::cpu_limit`]: crate::VmConfig::cpu_limit
+//! [`VmConfig::instruction_limit`]: crate::VmConfig::instruction_limit
+//! [`VmConfig::timeout`]: crate::VmConfig::timeout
+//! [`Error::MemoryLimit`]: crate::Error::MemoryLimit
+//! [`Error::CpuLimit`]: crate::Error::CpuLimit
+//! [`Error::InstructionLimit`]: crate::Error::InstructionLimit
+//! [`Error::Timeout`]: crate::Error::Timeout
+
+mod interrupt;
+mod watchdog;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mlua::ffi::lua_State;
+
+use crate::config::VmConfig;
+use crate::error::Error;
+use interrupt::{Trip, ARMED, BUDGET, CURRENT, STRETCH, TRIPPED};
+
+pub(crate) use interrupt::c_functions;
+
+/// The limits of one VM's executions, taken from its configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Limits {
+    pub(crate) memory: Option<usize>,
+    pub(crate) cpu: Option<Duration>,
+    pub(crate) instructions: Option<u64>,
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl Limits {
+    pub(crate) fn from_config(config: &VmConfig) -> Limits {
+        Limits {
+            memory: config.memory_limit,
+            cpu: config.cpu_limit,
+            instructions: config.instruction_limit,
+            timeout: config.timeout,
+        }
+    }
+
+    /// True if executions must be metered at all.
+    pub(crate) fn any(&self) -> bool {
+        self.memory.is_some()
+            || self.cpu.is_some()
+            || self.instructions.is_some()
+            || self.timeout.is_some()
+    }
+}
+
+/// What an execution's limits said when it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// No limit tripped.
+    Within,
+    /// A CPU, instruction or wall-clock limit stopped the script at an arbitrary
+    /// instruction.
+    Interrupted,
+    /// The memory limit was hit.
+    OutOfMemory,
+}
+
+/// Meters one execution across the stretches in which it runs (one per poll for an async
+/// execution, one for a sync execution).
+pub(crate) struct Meter {
+    limits: Limits,
+    started: Instant,
+    cpu_used: Duration,
+    tripped: Trip,
+    budget: i64,
+    /// The execution's coroutine, learnt from the first stretch.
+    thread: *mut lua_State,
+    armed: Vec<*mut lua_State>,
+}
+
+/// Thread-local state of an enclosing execution, restored by [`Meter::leave`].
+pub(crate) struct Stretch {
+    current: *mut lua_State,
+    tripped: u8,
+    budget: i64,
+    stretch: u64,
+    armed: *mut lua_State,
+    entered: Instant,
+}
+
+fn next_stretch() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Meter {
+    pub(crate) fn new(limits: Limits) -> Meter {
+        Meter {
+            limits,
+            started: Instant::now(),
+            cpu_used: Duration::ZERO,
+            tripped: Trip::None,
+            budget: limits
+                .instructions
+                .map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX - 1)),
+            thread: std::ptr::null_mut(),
+            armed: Vec::new(),
+        }
+    }
+
+    /// Starts a stretch of running on `state` (the main state for sync executions; for
+    /// async ones, the coroutine is learnt from the execution's prologue).
+    pub(crate) fn enter(&mut self, state: *mut lua_State) -> Stretch {
+        let l = if self.thread.is_null() {
+            state
+        } else {
+            self.thread
+        };
+        let stretch = next_stretch();
+        let saved = Stretch {
+            current: CURRENT.with(|c| c.swap(l, Ordering::AcqRel)),
+            tripped: TRIPPED.with(|t| t.swap(self.tripped as u8, Ordering::AcqRel)),
+            budget: BUDGET.with(|b| b.swap(self.budget, Ordering::AcqRel)),
+            stretch: STRETCH.with(|s| s.swap(stretch, Ordering::AcqRel)),
+            armed: ARMED.with(|a| a.swap(std::ptr::null_mut(), Ordering::AcqRel)),
+            entered: Instant::now(),
+        };
+        if self.tripped != Trip::None {
+            interrupt::arm(l, 1);
+            self.armed.push(l);
+            return saved;
+        }
+        if self.limits.instructions.is_some() {
+            let step = self.budget.clamp(1, interrupt::BUDGET_STEP);
+            interrupt::arm(l, i32::try_from(step).unwrap_or(1000));
+            self.armed.push(l);
+        }
+        let now = watchdog::now_ns();
+        let cpu = self.limits.cpu.map(|limit| {
+            let left = limit.saturating_sub(self.cpu_used);
+            (now.saturating_add(nanos(left)), Trip::Cpu)
+        });
+        let wall = self.limits.timeout.map(|limit| {
+            (
+                now.saturating_add(nanos(limit.saturating_sub(self.started.elapsed()))),
+                Trip::Timeout,
+            )
+        });
+        let deadline = match (cpu, wall) {
+            (Some(c), Some(w)) => Some(if w.0 < c.0 { w } else { c }),
+            (c, w) => c.or(w),
+        };
+        if let Some((at, trip)) = deadline {
+            if at <= now {
+                TRIPPED.with(|t| t.store(trip as u8, Ordering::Release));
+                interrupt::arm(l, 1);
+                self.armed.push(l);
+            } else {
+                watchdog::set_deadline(at, trip, stretch);
+            }
+        }
+        saved
+    }
+
+    /// Ends a stretch: accounts its time and restores the enclosing state.
+    pub(crate) fn leave(&mut self, saved: Stretch) {
+        watchdog::clear();
+        self.cpu_used += saved.entered.elapsed();
+        self.tripped = Trip::from_u8(TRIPPED.with(|t| t.swap(saved.tripped, Ordering::AcqRel)));
+        self.budget = BUDGET.with(|b| b.swap(saved.budget, Ordering::AcqRel));
+        let current = CURRENT.with(|c| c.swap(saved.current, Ordering::AcqRel));
+        if self.thread.is_null() {
+            self.thread = current;
+        }
+        STRETCH.with(|s| s.store(saved.stretch, Ordering::Release));
+        let armed = ARMED.with(|a| a.swap(saved.armed, Ordering::AcqRel));
+        if !armed.is_null() {
+            self.armed.push(armed);
+        }
+    }
+
+    /// Ends the execution: removes the hooks it armed and, if a limit tripped, replaces
+    /// the execution's result with the limit error.
+    pub(crate) fn finish<T>(&mut self, result: Result<T, Error>) -> (Result<T, Error>, Outcome) {
+        for l in self.armed.drain(..) {
+            interrupt::disarm(l);
+        }
+        let limits = self.limits;
+        let error = match self.tripped {
+            Trip::None => {
+                return match result {
+                    Err(Error::MemoryLimit { .. }) => (
+                        Err(Error::MemoryLimit {
+                            limit: limits.memory,
+                        }),
+                        Outcome::OutOfMemory,
+                    ),
+                    other => (other, Outcome::Within),
+                }
+            }
+            Trip::Memory => {
+                return (
+                    Err(Error::MemoryLimit {
+                        limit: limits.memory,
+                    }),
+                    Outcome::OutOfMemory,
+                )
+            }
+            Trip::Cpu => Error::CpuLimit {
+                limit: limits.cpu.unwrap_or_default(),
+            },
+            Trip::Timeout => Error::Timeout {
+                limit: limits.timeout.unwrap_or_default(),
+            },
+            Trip::Instructions => Error::InstructionLimit {
+                budget: limits.instructions.unwrap_or_default(),
+            },
+        };
+        (Err(error), Outcome::Interrupted)
+    }
+
+    /// Time left before the wall-clock timeout, if there is one.
+    pub(crate) fn wall_left(&self) -> Option<Duration> {
+        self.limits
+            .timeout
+            .map(|t| t.saturating_sub(self.started.elapsed()))
+    }
+
+    /// The error for an execution dropped because it awaited past its timeout.
+    pub(crate) fn timed_out(&mut self) -> (Error, Outcome) {
+        for l in self.armed.drain(..) {
+            interrupt::disarm(l);
+        }
+        (
+            Error::Timeout {
+                limit: self.limits.timeout.unwrap_or_default(),
+            },
+            Outcome::Within,
+        )
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Lua source of the sandbox functions that make limits sticky and track the running
+/// coroutine: `pcall`, `xpcall`, `coroutine.resume`, `coroutine.wrap`.
+pub(crate) const GUARDS: &str = r#"
+local native_pcall, native_xpcall, create, native_resume, running, close, error, type, set_current, trip_memory = ...
+local MEM = "not enough memory"
+local function checked(ok, ...)
+  if not ok and (...) == MEM then trip_memory() end
+  return ok, ...
+end
+local function pcall(f, ...) return checked(native_pcall(f, ...)) end
+local function xpcall(f, h, ...) return checked(native_xpcall(f, h, ...)) end
+local function restore(prev, ok, ...)
+  set_current(prev)
+  if not ok and (...) == MEM then trip_memory() end
+  return ok, ...
+end
+local function resume(co, ...)
+  local prev = running()
+  set_current(co)
+  return restore(prev, native_resume(co, ...))
+end
+local function unwrap(co, ok, ...)
+  if ok then return ... end
+  local err = ...
+  close(co)
+  if type(err) == "string" then error(err, 2) end
+  error(err, 0)
+end
+local function wrap(f)
+  local co = create(f)
+  return function(...) return unwrap(co, resume(co, ...)) end
+end
+local function prologue(f)
+  return function(...) set_current(running()) return f(...) end
+end
+return pcall, xpcall, resume, wrap, prologue
+"#;

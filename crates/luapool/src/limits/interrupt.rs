@@ -1,0 +1,250 @@
+//! The only `unsafe` code of the limits: arming a Lua hook on the thread that runs a
+//! script, from a signal handler on that same thread.
+//!
+//! Why: any count hook puts Lua 5.4's interpreter on its slow path (about 2x on a tight
+//! loop), so a script within its budget runs with no hook at all. When its budget runs
+//! out, the watchdog thread sends [`SIGNAL`] to the worker thread; the handler, running on
+//! that thread like the `lua` interpreter's own Ctrl-C handler, calls `lua_sethook` (which
+//! the Lua manual documents as safe to call asynchronously) on the coroutine running at
+//! that moment. The hook then raises the limit error at the next instruction, and keeps
+//! raising it until the execution has unwound, so `pcall` cannot swallow it.
+//!
+//! State shared with the signal handler lives in constant-initialised thread-locals made
+//! of atomics, so the handler neither allocates nor takes locks.
+
+use std::cell::Cell;
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::Once;
+
+use mlua::ffi::{self, lua_Debug, lua_State};
+
+/// The signal the watchdog sends: `SIGURG` is ignored by default, so a stray one is
+/// harmless.
+pub(crate) const SIGNAL: c_int = libc::SIGURG;
+
+/// Why an execution was stopped; stored in [`TRIPPED`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Trip {
+    None = 0,
+    Cpu = 1,
+    Timeout = 2,
+    Instructions = 3,
+    Memory = 4,
+}
+
+impl Trip {
+    pub(crate) fn from_u8(v: u8) -> Trip {
+        match v {
+            1 => Trip::Cpu,
+            2 => Trip::Timeout,
+            3 => Trip::Instructions,
+            4 => Trip::Memory,
+            _ => Trip::None,
+        }
+    }
+
+    fn message(self) -> &'static [u8] {
+        match self {
+            Trip::Cpu => b"cpu time limit exceeded",
+            Trip::Timeout => b"execution timed out",
+            Trip::Instructions => b"instruction limit exceeded",
+            Trip::Memory => b"not enough memory (memory limit exceeded)",
+            Trip::None => b"",
+        }
+    }
+}
+
+/// Instructions between two calls of the hook while an instruction budget is counted.
+pub(crate) const BUDGET_STEP: i64 = 1000;
+
+thread_local! {
+    /// The coroutine running Lua on this thread (null between executions).
+    pub(crate) static CURRENT: AtomicPtr<lua_State> = const { AtomicPtr::new(std::ptr::null_mut()) };
+    /// Why the running execution was stopped, if it was.
+    pub(crate) static TRIPPED: AtomicU8 = const { AtomicU8::new(0) };
+    /// Identifies the current stretch of running (one poll); a signal meant for an
+    /// earlier stretch is ignored.
+    pub(crate) static STRETCH: AtomicU64 = const { AtomicU64::new(0) };
+    /// Where the watchdog writes which stretch of this thread it wants stopped.
+    static REQUEST: Cell<*const Request> = const { Cell::new(std::ptr::null()) };
+    /// Instructions left in the running execution's budget (`i64::MAX`: no budget).
+    pub(crate) static BUDGET: AtomicI64 = const { AtomicI64::new(i64::MAX) };
+    /// The coroutine the signal handler armed, to disarm it when the execution ends.
+    pub(crate) static ARMED: AtomicPtr<lua_State> = const { AtomicPtr::new(std::ptr::null_mut()) };
+}
+
+/// Installs the signal handler once per process.
+pub(crate) fn install_handler() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // SAFETY: `sigaction` with a zeroed struct, a valid handler address and an empty
+        // mask is the documented way to install a handler; SA_RESTART keeps system calls
+        // the worker was in (epoll) from failing with EINTR.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(c_int) as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(SIGNAL, &action, std::ptr::null_mut());
+        }
+    });
+}
+
+/// What the watchdog asks of one worker thread: stop stretch `stretch` for `trip`.
+pub(crate) struct Request {
+    stretch: AtomicU64,
+    trip: AtomicU8,
+}
+
+impl Request {
+    pub(crate) fn new() -> Self {
+        Request {
+            stretch: AtomicU64::new(u64::MAX),
+            trip: AtomicU8::new(0),
+        }
+    }
+}
+
+/// Tells the signal handler of the calling thread where its requests arrive. `request`
+/// must outlive the thread (the watchdog keeps it in an `Arc` until the thread ends).
+pub(crate) fn listen(request: *const Request) {
+    REQUEST.with(|r| r.set(request));
+}
+
+/// Asks `thread` to stop its running stretch `stretch` for `trip` (called by the
+/// watchdog, holding its registry lock).
+pub(crate) fn request(thread: libc::pthread_t, request: &Request, stretch: u64, trip: u8) {
+    request.trip.store(trip, Ordering::Release);
+    request.stretch.store(stretch, Ordering::Release);
+    // SAFETY: `thread` was obtained from `pthread_self` by a thread that unregisters it
+    // (under the watchdog's lock, which the caller holds) before it exits, so it names a
+    // live thread.
+    unsafe {
+        libc::pthread_kill(thread, SIGNAL);
+    }
+}
+
+/// The calling thread's id, for [`signal_thread`].
+pub(crate) fn current_thread() -> libc::pthread_t {
+    // SAFETY: `pthread_self` has no preconditions.
+    unsafe { libc::pthread_self() }
+}
+
+/// The signal handler: if the stretch the watchdog wants stopped is still running, record
+/// why and arm the hook on the running coroutine.
+extern "C" fn on_signal(_sig: c_int) {
+    let _ = STRETCH.try_with(|stretch| {
+        let request = REQUEST.with(|r| r.get());
+        if request.is_null() {
+            return;
+        }
+        // SAFETY: set by `listen` to a `Request` the watchdog keeps alive for as long as
+        // this thread is registered.
+        let request = unsafe { &*request };
+        if request.stretch.load(Ordering::Acquire) != stretch.load(Ordering::Acquire) {
+            return;
+        }
+        let trip = request.trip.load(Ordering::Acquire);
+        TRIPPED.with(|t| t.store(trip, Ordering::Release));
+        let l = CURRENT.with(|c| c.load(Ordering::Acquire));
+        if !l.is_null() {
+            arm(l, 1);
+            ARMED.with(|a| a.store(l, Ordering::Release));
+        }
+    });
+}
+
+/// Arms the limit hook on `l`, called every `count` instructions.
+pub(crate) fn arm(l: *mut lua_State, count: c_int) {
+    // SAFETY: `l` is a live coroutine of the VM running on this thread (it is only taken
+    // from CURRENT/ARMED, which are cleared when an execution ends, or from an mlua
+    // `Thread` held by the caller), and `lua_sethook` is async-signal-safe per the manual.
+    unsafe { ffi::lua_sethook(l, Some(limit_hook), ffi::LUA_MASKCOUNT, count) }
+}
+
+/// Removes any hook from `l`.
+pub(crate) fn disarm(l: *mut lua_State) {
+    if l.is_null() {
+        return;
+    }
+    // SAFETY: as for `arm`.
+    unsafe { ffi::lua_sethook(l, None, 0, 0) }
+}
+
+/// Raises the message of `trip` as a Lua error on `l`. Never returns.
+///
+/// # Safety
+/// Must be called from a hook or C function running on `l`, with no Rust value that needs
+/// dropping alive in the calling frames (`lua_error` longjmps over them).
+unsafe fn raise(l: *mut lua_State, trip: Trip) -> ! {
+    let msg = trip.message();
+    ffi::lua_pushlstring(l, msg.as_ptr().cast(), msg.len());
+    ffi::lua_error(l)
+}
+
+/// The hook: raises the trip of the running execution; counts the instruction budget;
+/// removes itself when it is left over from an execution that has ended.
+unsafe extern "C-unwind" fn limit_hook(l: *mut lua_State, _ar: *mut lua_Debug) {
+    let trip = Trip::from_u8(TRIPPED.with(|t| t.load(Ordering::Acquire)));
+    if trip != Trip::None {
+        // SAFETY: called by Lua as a hook on `l`; this frame holds nothing to drop.
+        unsafe { raise(l, trip) }
+    }
+    let left = BUDGET.with(|b| b.load(Ordering::Relaxed));
+    if left == i64::MAX {
+        disarm(l);
+        return;
+    }
+    // SAFETY: `l` is the state Lua called the hook for.
+    let step = i64::from(unsafe { ffi::lua_gethookcount(l) });
+    let left = left - step;
+    BUDGET.with(|b| b.store(left, Ordering::Relaxed));
+    if left < 0 {
+        TRIPPED.with(|t| t.store(Trip::Instructions as u8, Ordering::Release));
+        arm(l, 1);
+        ARMED.with(|a| a.store(l, Ordering::Release));
+        // SAFETY: as above.
+        unsafe { raise(l, Trip::Instructions) }
+    }
+}
+
+/// `set_current(co)`: records the coroutine about to run (called by the sandbox's
+/// `coroutine.resume` before and after resuming), so the signal handler arms the right
+/// one.
+pub(crate) unsafe extern "C-unwind" fn set_current(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls this C function with a valid state; `lua_tothread` returns null
+    // for a non-thread argument.
+    let co = unsafe { ffi::lua_tothread(l, 1) };
+    if !co.is_null() && !CURRENT.with(|c| c.load(Ordering::Acquire)).is_null() {
+        CURRENT.with(|c| c.store(co, Ordering::Release));
+        // A limit that tripped just before the switch must follow the running coroutine.
+        if TRIPPED.with(|t| t.load(Ordering::Acquire)) != Trip::None as u8 {
+            arm(co, 1);
+            ARMED.with(|a| a.store(co, Ordering::Release));
+        }
+    }
+    0
+}
+
+/// `trip_memory()`: a script caught a memory error; make it stick like the other limits.
+pub(crate) unsafe extern "C-unwind" fn trip_memory(l: *mut lua_State) -> c_int {
+    TRIPPED.with(|t| t.store(Trip::Memory as u8, Ordering::Release));
+    arm(l, 1);
+    ARMED.with(|a| a.store(l, Ordering::Release));
+    // SAFETY: called by Lua as a C function on `l`; this frame holds nothing to drop.
+    unsafe { raise(l, Trip::Memory) }
+}
+
+/// Makes Lua functions of the two C functions above.
+pub(crate) fn c_functions(lua: &mlua::Lua) -> mlua::Result<(mlua::Function, mlua::Function)> {
+    // SAFETY: both functions follow the lua_CFunction protocol: they read their
+    // arguments with the Lua API and either return a result count or raise an error.
+    unsafe {
+        Ok((
+            lua.create_c_function(set_current)?,
+            lua.create_c_function(trip_memory)?,
+        ))
+    }
+}
