@@ -61,9 +61,12 @@ fn execute(args: RunArgs) -> Result<Vec<Value>, Error> {
         Some(d) => d,
         None => ".".into(),
     };
-    let config = VmConfig::default()
+    let mut config = VmConfig::default()
         .with_trusted(args.trusted)
         .with_module_path(module_dir);
+    config.cpu_limit = args.cpu_limit;
+    config.timeout = args.timeout;
+    config.memory_limit = args.memory_limit;
     let vm = Vm::new(config)?;
     let mut arg = vec![(Value::Integer(0), Value::from(script.name()))];
     for (i, a) in args.args.iter().enumerate() {
