@@ -7,6 +7,8 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::io::Write;
 use std::rc::Rc;
+use std::task::Poll;
+use std::time::Duration;
 
 use mlua::{FromLuaMulti, Function, IntoLua, IntoLuaMulti, MultiValue, Table, Variadic};
 
@@ -169,14 +171,19 @@ impl Plan {
         let results = {
             let mut call = std::pin::pin!(self.func.call_async::<MultiValue>(self.args.clone()));
             let metered = std::future::poll_fn(|cx| {
+                if meter.wall_left() == Some(Duration::ZERO) {
+                    // Out of time while awaiting: drop the call (which cancels the pending
+                    // host future) rather than resume it only to interrupt it.
+                    return Poll::Ready(None);
+                }
                 let stretch = meter.enter(main_state);
                 let poll = call.as_mut().poll(cx);
                 meter.leave(stretch);
-                poll
+                poll.map(Some)
             });
             match wall_left {
-                Some(left) => tokio::time::timeout(left, metered).await.ok(),
-                None => Some(metered.await),
+                Some(left) => tokio::time::timeout(left, metered).await.ok().flatten(),
+                None => metered.await,
             }
         };
         match results {
