@@ -1,6 +1,9 @@
 //! Limits: each runaway script ends with its specific error, within the grace, and the VM
 //! is reused (or reported poisoned) afterwards.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+// The serialising lock is held across awaits on purpose: each async test owns its
+// current-thread runtime, so nothing else waits for the lock on that thread.
+#![allow(clippy::await_holding_lock)]
 
 use std::cell::Cell;
 use std::rc::Rc;
