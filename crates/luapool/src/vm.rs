@@ -274,6 +274,44 @@ impl Vm {
         self.state.poison()
     }
 
+    /// Puts the VM back in a clean state between uses, according to its isolation mode:
+    /// with [`Isolation::Shared`] the shared globals are forgotten (modules stay loaded);
+    /// with [`Isolation::PerExecution`] there is nothing to reset, executions never see
+    /// each other's globals; with [`Isolation::FreshVm`] the last execution's VM is
+    /// dropped.
+    ///
+    /// ```
+    /// use luapool::{Isolation, Script, Value, Vm, VmConfig};
+    ///
+    /// let vm = Vm::new(VmConfig::default().with_isolation(Isolation::Shared))?;
+    /// vm.exec(&Script::new("set", "x = 1"))?;
+    /// vm.reset()?;
+    /// assert_eq!(vm.exec(&Script::new("get", "return x"))?, vec![Value::Nil]);
+    /// # Ok::<(), luapool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::MemoryLimit`] if the VM is out of memory.
+    pub fn reset(&self) -> Result<()> {
+        match self.config.isolation {
+            Isolation::Shared => self.state.reset_shared(self.config.chunk_cache_capacity),
+            Isolation::PerExecution => Ok(()),
+            Isolation::FreshVm => {
+                self.fresh.borrow_mut().take();
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs one incremental step of the garbage collector; returns true if it finished
+    /// a cycle.
+    ///
+    /// # Errors
+    /// [`Error::Engine`] if the collector fails (a `__gc` metamethod raised an error).
+    pub fn gc_step(&self) -> Result<bool> {
+        self.state.lua().gc_step().map_err(|e| classify(e, None))
+    }
+
     /// Bytes of memory the VM's Lua state uses now.
     pub fn used_memory(&self) -> usize {
         self.state.lua().used_memory()
@@ -548,7 +586,7 @@ impl Vm {
             }
             Target::Global(name) => {
                 let scope = if shared {
-                    state.shared_env.clone()
+                    state.shared_env()
                 } else {
                     state.data().base.clone()
                 };

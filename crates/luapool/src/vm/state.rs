@@ -46,7 +46,7 @@ pub(crate) enum Entry {
 pub(crate) struct State {
     pub(crate) sandbox: Sandbox,
     /// The globals of `Isolation::Shared` mode.
-    pub(crate) shared_env: Table,
+    shared_env: RefCell<Table>,
     cache: RefCell<ChunkCache<Compiled>>,
     poison: Cell<Option<Poison>>,
 }
@@ -73,7 +73,7 @@ impl State {
         }
         Ok(State {
             sandbox,
-            shared_env,
+            shared_env: RefCell::new(shared_env),
             cache: RefCell::new(ChunkCache::new(config.chunk_cache_capacity)),
             poison: Cell::new(None),
         })
@@ -115,11 +115,11 @@ impl State {
         let f: Function = match entry {
             Entry::Fresh => shim.runner.call(&compiled.factory).map_err(err)?,
             Entry::FreshThenCall => shim.caller.call(&compiled.factory).map_err(err)?,
-            Entry::Shared => compiled.factory.call(&self.shared_env).map_err(err)?,
+            Entry::Shared => compiled.factory.call(self.shared_env()).map_err(err)?,
             Entry::SharedThenCall => {
                 let main = self.entry(compiled, Entry::Shared)?;
                 shim.shared_caller
-                    .call((&self.shared_env, main))
+                    .call((self.shared_env(), main))
                     .map_err(err)?
             }
         };
@@ -164,6 +164,22 @@ impl State {
             .pairs::<mlua::Value, mlua::Value>()
             .next()
             .is_some()
+    }
+
+    /// The globals of `Isolation::Shared` mode.
+    pub(crate) fn shared_env(&self) -> Table {
+        self.shared_env.borrow().clone()
+    }
+
+    /// Forgets the shared globals (and the entry points bound to them).
+    pub(crate) fn reset_shared(&self, capacity: usize) -> Result<()> {
+        let env = self
+            .data()
+            .new_env(self.lua())
+            .map_err(|e| classify(e, None))?;
+        *self.shared_env.borrow_mut() = env;
+        *self.cache.borrow_mut() = ChunkCache::new(capacity);
+        Ok(())
     }
 
     /// Number of compiled chunks in the cache.
