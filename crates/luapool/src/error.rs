@@ -91,6 +91,30 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A pool has no free VM or worker and its queue is full (`try_` calls, or a full
+    /// queue).
+    #[error("pool is busy: {what}")]
+    Busy {
+        /// What was exhausted, e.g. "all 4 VMs are checked out".
+        what: String,
+    },
+    /// The pool has been closed; it accepts no more work.
+    #[error("pool is closed")]
+    Closed,
+    /// Waiting for a pool (a free VM or a queue slot) took longer than allowed. Distinct
+    /// from [`Error::Timeout`], which is about running a script.
+    #[error("timed out after {waited:?} waiting for the pool")]
+    WaitTimeout {
+        /// How long the caller waited.
+        waited: Duration,
+    },
+    /// The worker running a job was lost (its thread died or was replaced because it was
+    /// stuck); the job did not complete.
+    #[error("worker lost: {reason}")]
+    WorkerLost {
+        /// What happened to the worker.
+        reason: String,
+    },
     /// Any other error reported by the Lua engine.
     #[error("lua engine error: {message}")]
     Engine {
@@ -282,6 +306,12 @@ fn clone_error(e: &Error) -> Error {
         },
         Error::Engine { message } => Error::Engine {
             message: message.clone(),
+        },
+        Error::Busy { what } => Error::Busy { what: what.clone() },
+        Error::Closed => Error::Closed,
+        Error::WaitTimeout { waited } => Error::WaitTimeout { waited: *waited },
+        Error::WorkerLost { reason } => Error::WorkerLost {
+            reason: reason.clone(),
         },
     }
 }
