@@ -42,6 +42,7 @@
 
 #![doc(test(attr(deny(warnings))))]
 
+mod checkout;
 mod config;
 mod engine;
 mod error;
@@ -52,6 +53,7 @@ mod sandbox;
 mod script;
 mod value;
 mod vm;
+mod worker_pool;
 
 pub use config::{bytes, Isolation, VmConfig};
 pub use engine::ENGINE;
@@ -59,7 +61,9 @@ pub use error::{Error, Result};
 pub use host::{HostError, HostResult, Module};
 pub use script::Script;
 pub use value::{Value, MAX_DEPTH, MAX_ITEMS};
+pub use checkout::*;
 pub use vm::{Poison, Vm};
+pub use worker_pool::*;
 
 /// The mlua crate luapool is built on, for host functions that need its types.
 pub use mlua;

@@ -1,0 +1,1 @@
+//! The checkout pool: VMs held on one thread (a `LocalSet`, a GUI or game loop).
