@@ -1,0 +1,238 @@
+//! One worker: an OS thread owning a current-thread tokio runtime, a `LocalSet` and a
+//! `Vm`, running up to its concurrency of jobs at once as coroutines.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use super::job::Envelope;
+use super::stats::{Finished, Stats};
+use super::Shared;
+use crate::error::{Error, Result};
+use crate::vm::Vm;
+
+/// How long an idle worker with nothing running keeps polling the queue before it
+/// sleeps: waking a sleeping thread costs tens of microseconds on this kind of machine,
+/// a spinning one picks a job up in well under one.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// What the pool and its supervisor see of one worker.
+pub(crate) struct WorkerState {
+    pub(crate) id: usize,
+    /// Jobs addressed to this worker only (`broadcast`).
+    pub(crate) private: Mutex<VecDeque<Envelope>>,
+    /// When the worker started polling a job, in nanoseconds since the pool started;
+    /// 0 while it is not inside a job.
+    pub(crate) polling_since: AtomicU64,
+    /// Set by the supervisor when the worker is stuck: it takes no more jobs and exits
+    /// once its running jobs end.
+    pub(crate) abandoned: AtomicBool,
+    /// Set when the worker's thread has ended (normally or not).
+    pub(crate) exited: AtomicBool,
+    running: AtomicUsize,
+}
+
+impl WorkerState {
+    pub(crate) fn new(id: usize) -> Self {
+        WorkerState {
+            id,
+            private: Mutex::new(VecDeque::new()),
+            polling_since: AtomicU64::new(0),
+            abandoned: AtomicBool::new(false),
+            exited: AtomicBool::new(false),
+            running: AtomicUsize::new(0),
+        }
+    }
+
+    fn pop_private(&self) -> Option<Envelope> {
+        self.private
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+    }
+}
+
+/// Marks the worker exited when its thread ends, even by a panic.
+struct ExitGuard(Arc<Shared>, Arc<WorkerState>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        self.1.exited.store(true, Ordering::Release);
+        self.0.threads.fetch_sub(1, Ordering::AcqRel);
+        self.0.exited.notify_waiters();
+    }
+}
+
+/// The worker thread's body. `ready` learns whether the first VM could be built.
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    me: Arc<WorkerState>,
+    ready: std::sync::mpsc::Sender<Result<()>>,
+) {
+    let _guard = ExitGuard(Arc::clone(&shared), Arc::clone(&me));
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(Error::Engine {
+                message: format!("cannot start a worker runtime: {e}"),
+            }));
+            return;
+        }
+    };
+    let (vm, generation) = match shared.build_vm() {
+        Ok(built) => built,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, serve(shared, me, vm, generation));
+}
+
+/// The VM a worker runs new jobs on, replaced when poisoned or reloaded.
+struct Current {
+    vm: Rc<Vm>,
+    generation: u64,
+}
+
+async fn serve(shared: Arc<Shared>, me: Arc<WorkerState>, vm: Vm, generation: u64) {
+    let concurrency = shared.config.concurrency.max(1);
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let current = Rc::new(RefCell::new(Current {
+        vm: Rc::new(vm),
+        generation,
+    }));
+    loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
+        let running = concurrency - slots.available_permits() - 1;
+        let Some(envelope) = next_job(&shared, &me, running == 0).await else {
+            break;
+        };
+        refresh(&shared, &current);
+        let vm = Rc::clone(&current.borrow().vm);
+        let (shared, me, current) = (Arc::clone(&shared), Arc::clone(&me), Rc::clone(&current));
+        tokio::task::spawn_local(async move {
+            run_job(&shared, &me, &vm, envelope).await;
+            if vm.poisoned().is_some() && Rc::ptr_eq(&vm, &current.borrow().vm) {
+                rebuild(&shared, &current);
+            }
+            drop(slot);
+        });
+    }
+    // Let the running jobs finish.
+    let _ = slots.acquire_many(concurrency as u32).await;
+}
+
+/// Rebuilds the VM if the init recipe was reloaded since it was built.
+fn refresh(shared: &Shared, current: &RefCell<Current>) {
+    if current.borrow().generation != shared.generation() {
+        rebuild(shared, current);
+    }
+}
+
+/// Replaces the worker's VM with one built from the current recipe; keeps the old one
+/// (and logs) if that fails.
+fn rebuild(shared: &Shared, current: &RefCell<Current>) {
+    match shared.build_vm() {
+        Ok((vm, generation)) => {
+            *current.borrow_mut() = Current {
+                vm: Rc::new(vm),
+                generation,
+            };
+            Stats::count(&shared.stats.rebuilt, "luapool_vms_rebuilt_total");
+        }
+        Err(e) => {
+            let generation = shared.generation();
+            current.borrow_mut().generation = generation;
+            tracing::error!(error = %e, "cannot rebuild a worker VM; keeping the old one");
+        }
+    }
+}
+
+/// The next job for this worker: its private queue first, then the shared queue. `None`
+/// when the pool is closed and drained, or the worker was abandoned.
+async fn next_job(shared: &Shared, me: &WorkerState, idle: bool) -> Option<Envelope> {
+    let spin_until = idle.then(|| Instant::now() + SPIN);
+    loop {
+        if let Some(e) = me.pop_private() {
+            return Some(e);
+        }
+        if me.abandoned.load(Ordering::Acquire) {
+            return None;
+        }
+        if let Some(e) = shared.pop() {
+            return Some(e);
+        }
+        if shared.is_closed() {
+            return None;
+        }
+        if spin_until.is_some_and(|t| Instant::now() < t) {
+            std::hint::spin_loop();
+            continue;
+        }
+        let notified = shared.job_ready.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if let Some(e) = me.pop_private() {
+            return Some(e);
+        }
+        if let Some(e) = shared.pop() {
+            return Some(e);
+        }
+        if shared.is_closed() || me.abandoned.load(Ordering::Acquire) {
+            return None;
+        }
+        notified.await;
+    }
+}
+
+/// Runs one job, records it, and sends its result.
+async fn run_job(shared: &Shared, me: &WorkerState, vm: &Vm, envelope: Envelope) {
+    let Envelope {
+        job,
+        reply,
+        enqueued,
+    } = envelope;
+    if reply.is_closed() {
+        return; // the caller gave up while the job was queued
+    }
+    let started = Instant::now();
+    if me.running.fetch_add(1, Ordering::AcqRel) == 0 {
+        shared.stats.busy_workers.fetch_add(1, Ordering::AcqRel);
+    }
+    shared.stats.in_flight.fetch_add(1, Ordering::AcqRel);
+    let mut fut = std::pin::pin!(job.run(vm));
+    let result = std::future::poll_fn(|cx| {
+        me.polling_since.store(shared.now_ns(), Ordering::Release);
+        let poll = fut.as_mut().poll(cx);
+        me.polling_since.store(0, Ordering::Release);
+        poll
+    })
+    .await;
+    shared.stats.in_flight.fetch_sub(1, Ordering::AcqRel);
+    if me.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+        shared.stats.busy_workers.fetch_sub(1, Ordering::AcqRel);
+    }
+    let outcome = match &result {
+        Ok(_) => Finished::Ok,
+        Err(Error::Timeout { .. }) => Finished::TimedOut,
+        Err(_) => Finished::Failed,
+    };
+    shared
+        .stats
+        .finished(started - enqueued, started.elapsed(), outcome);
+    let _ = reply.send(result);
+}
