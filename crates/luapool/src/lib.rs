@@ -55,13 +55,13 @@ mod value;
 mod vm;
 mod worker_pool;
 
+pub use checkout::*;
 pub use config::{bytes, Isolation, VmConfig};
 pub use engine::ENGINE;
 pub use error::{Error, Result};
 pub use host::{HostError, HostResult, Module};
 pub use script::Script;
 pub use value::{Value, MAX_DEPTH, MAX_ITEMS};
-pub use checkout::*;
 pub use vm::{Poison, Vm};
 pub use worker_pool::*;
 
