@@ -194,6 +194,10 @@ pub(crate) struct Shared {
     stats: Stats,
     workers: Mutex<Vec<Arc<WorkerState>>>,
     threads: AtomicUsize,
+    /// Workers waiting for `job_ready`: submitters notify only when there are some.
+    sleepers: AtomicUsize,
+    /// Submitters waiting for room in the queue: workers notify only when there are some.
+    room_waiters: AtomicUsize,
     next_id: AtomicUsize,
     started: Instant,
 }
@@ -213,9 +217,18 @@ impl Shared {
             .max(1)
     }
 
+    /// Wakes a sleeping worker, if any, after a job was queued.
+    fn job_queued(&self) {
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            self.job_ready.notify_one();
+        }
+    }
+
     fn pop(&self) -> Option<Envelope> {
         let e = self.queue.pop()?;
-        self.room.notify_one();
+        if self.room_waiters.load(Ordering::SeqCst) > 0 {
+            self.room.notify_one();
+        }
         Some(e)
     }
 
@@ -319,6 +332,8 @@ impl WorkerPoolBuilder {
             stats: Stats::new(),
             workers: Mutex::new(Vec::new()),
             threads: AtomicUsize::new(0),
+            sleepers: AtomicUsize::new(0),
+            room_waiters: AtomicUsize::new(0),
             next_id: AtomicUsize::new(0),
             started: Instant::now(),
             config,
@@ -364,32 +379,38 @@ impl WorkerPool {
                 shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(Error::Closed);
             }
-            let room = shared.room.notified();
-            tokio::pin!(room);
-            room.as_mut().enable();
             match shared.queue.push(envelope) {
                 Ok(()) => {
-                    shared.job_ready.notify_one();
+                    shared.job_queued();
                     return Ok(JobFuture { rx });
                 }
                 Err(back) => envelope = back,
             }
-            match (wait, deadline) {
-                (None, _) => {
-                    shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                    return Err(Error::Busy {
-                        what: format!("the queue of {} jobs is full", shared.config.queue),
-                    });
+            if wait.is_none() {
+                shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::Busy {
+                    what: format!("the queue of {} jobs is full", shared.config.queue),
+                });
+            }
+            let room = shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            shared.room_waiters.fetch_add(1, Ordering::SeqCst);
+            let still_full = shared.queue.is_full() && !shared.is_closed();
+            let waited = match (still_full, deadline) {
+                (false, _) => Ok(()),
+                (true, Some(deadline)) => tokio::time::timeout_at(deadline, room).await,
+                (true, None) => {
+                    room.await;
+                    Ok(())
                 }
-                (Some(_), Some(deadline)) => {
-                    if tokio::time::timeout_at(deadline, room).await.is_err() {
-                        shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                        return Err(Error::WaitTimeout {
-                            waited: wait.flatten().unwrap_or_default(),
-                        });
-                    }
-                }
-                (Some(_), None) => room.await,
+            };
+            shared.room_waiters.fetch_sub(1, Ordering::SeqCst);
+            if waited.is_err() {
+                shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::WaitTimeout {
+                    waited: wait.flatten().unwrap_or_default(),
+                });
             }
         }
     }
@@ -443,7 +464,7 @@ impl WorkerPool {
         };
         match shared.queue.push(envelope) {
             Ok(()) => {
-                shared.job_ready.notify_one();
+                shared.job_queued();
                 Ok(JobFuture { rx })
             }
             Err(back) => Err((

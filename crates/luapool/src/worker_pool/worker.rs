@@ -7,9 +7,10 @@ use std::future::Future;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use super::job::Envelope;
 use super::stats::{Finished, Stats};
@@ -109,6 +110,7 @@ struct Current {
 async fn serve(shared: Arc<Shared>, me: Arc<WorkerState>, vm: Vm, generation: u64) {
     let concurrency = shared.config.concurrency.max(1);
     let slots = Arc::new(Semaphore::new(concurrency));
+    let finished = Rc::new(Notify::new());
     let current = Rc::new(RefCell::new(Current {
         vm: Rc::new(vm),
         generation,
@@ -117,20 +119,32 @@ async fn serve(shared: Arc<Shared>, me: Arc<WorkerState>, vm: Vm, generation: u6
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             break;
         };
-        let running = concurrency - slots.available_permits() - 1;
-        let Some(envelope) = next_job(&shared, &me, running == 0).await else {
+        // Idle when the slot just taken is the only one: nothing else is running.
+        let idle = || slots.available_permits() + 1 == concurrency;
+        let Some(envelope) = next_job(&shared, &me, idle, &finished).await else {
             break;
         };
         refresh(&shared, &current);
         let vm = Rc::clone(&current.borrow().vm);
-        let (shared, me, current) = (Arc::clone(&shared), Arc::clone(&me), Rc::clone(&current));
-        tokio::task::spawn_local(async move {
+        let (shared, me, current, finished) = (
+            Arc::clone(&shared),
+            Arc::clone(&me),
+            Rc::clone(&current),
+            Rc::clone(&finished),
+        );
+        let mut task = Box::pin(async move {
             run_job(&shared, &me, &vm, envelope).await;
             if vm.poisoned().is_some() && Rc::ptr_eq(&vm, &current.borrow().vm) {
                 rebuild(&shared, &current);
             }
             drop(slot);
+            finished.notify_one();
         });
+        // Most jobs finish without awaiting: run them here and spare the task machinery.
+        let first = std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx))).await;
+        if first.is_pending() {
+            tokio::task::spawn_local(task);
+        }
     }
     // Let the running jobs finish.
     let _ = slots.acquire_many(concurrency as u32).await;
@@ -163,39 +177,54 @@ fn rebuild(shared: &Shared, current: &RefCell<Current>) {
 }
 
 /// The next job for this worker: its private queue first, then the shared queue. `None`
-/// when the pool is closed and drained, or the worker was abandoned.
-async fn next_job(shared: &Shared, me: &WorkerState, idle: bool) -> Option<Envelope> {
-    let spin_until = idle.then(|| Instant::now() + SPIN);
+/// when the pool is closed and drained, or the worker was abandoned. While nothing else
+/// runs on the worker (`idle`), it polls the queue for [`SPIN`] before sleeping; it also
+/// wakes when one of its running jobs finishes, to spin again once idle.
+async fn next_job(
+    shared: &Shared,
+    me: &WorkerState,
+    idle: impl Fn() -> bool,
+    finished: &Notify,
+) -> Option<Envelope> {
     loop {
-        if let Some(e) = me.pop_private() {
-            return Some(e);
+        let spin_until = idle().then(|| Instant::now() + SPIN);
+        loop {
+            if let Some(e) = me.pop_private() {
+                return Some(e);
+            }
+            if me.abandoned.load(Ordering::Acquire) {
+                return None;
+            }
+            if let Some(e) = shared.pop() {
+                return Some(e);
+            }
+            if shared.is_closed() {
+                return None;
+            }
+            if spin_until.is_some_and(|t| Instant::now() < t) {
+                // Yield rather than spin hot: on a small machine the submitter may need
+                // this core to queue the job being waited for.
+                std::thread::yield_now();
+                continue;
+            }
+            break;
         }
-        if me.abandoned.load(Ordering::Acquire) {
-            return None;
+        let job_ready = shared.job_ready.notified();
+        let job_done = finished.notified();
+        tokio::pin!(job_ready, job_done);
+        job_ready.as_mut().enable();
+        shared.sleepers.fetch_add(1, Ordering::SeqCst);
+        let found = me.pop_private().or_else(|| shared.pop());
+        if found.is_none() && !shared.is_closed() && !me.abandoned.load(Ordering::Acquire) {
+            tokio::select! {
+                () = &mut job_ready => {}
+                () = &mut job_done => {}
+            }
         }
-        if let Some(e) = shared.pop() {
-            return Some(e);
+        shared.sleepers.fetch_sub(1, Ordering::SeqCst);
+        if found.is_some() {
+            return found;
         }
-        if shared.is_closed() {
-            return None;
-        }
-        if spin_until.is_some_and(|t| Instant::now() < t) {
-            std::hint::spin_loop();
-            continue;
-        }
-        let notified = shared.job_ready.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if let Some(e) = me.pop_private() {
-            return Some(e);
-        }
-        if let Some(e) = shared.pop() {
-            return Some(e);
-        }
-        if shared.is_closed() || me.abandoned.load(Ordering::Acquire) {
-            return None;
-        }
-        notified.await;
     }
 }
 
