@@ -1,0 +1,103 @@
+//! Integration tests of the core crate: the sandbox, isolation, host functions, the
+//! execution API, values and `require`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(missing_docs)]
+
+mod exec;
+mod host;
+mod isolation;
+mod modules;
+mod sandbox;
+mod value;
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::path::Path;
+use std::rc::Rc;
+
+use luapool::{Error, Script, Value, Vm, VmConfig};
+
+/// A sandboxed VM with the default configuration.
+pub(crate) fn vm() -> Vm {
+    Vm::new(VmConfig::default()).unwrap()
+}
+
+/// Runs `source` as a script named `t.lua`.
+pub(crate) fn run(vm: &Vm, source: &str) -> luapool::Result<Vec<Value>> {
+    vm.exec(&Script::new("t.lua", source))
+}
+
+/// Runs `source` and returns its results, failing the test on an error.
+pub(crate) fn ok(vm: &Vm, source: &str) -> Vec<Value> {
+    match run(vm, source) {
+        Ok(values) => values,
+        Err(e) => panic!("script failed: {e}\n--- script:\n{source}"),
+    }
+}
+
+/// Runs `source`, expects an [`Error::Runtime`] and returns its message.
+pub(crate) fn runtime_error(vm: &Vm, source: &str) -> String {
+    match run(vm, source) {
+        Err(Error::Runtime { message, .. }) => message,
+        other => panic!("expected a runtime error from\n{source}\ngot {other:?}"),
+    }
+}
+
+/// Asserts that `haystack` contains `needle`, showing both otherwise.
+#[track_caller]
+pub(crate) fn assert_contains(haystack: &str, needle: &str) {
+    assert!(
+        haystack.contains(needle),
+        "expected {needle:?} in {haystack:?}"
+    );
+}
+
+/// A `Value` string.
+pub(crate) fn s(text: &str) -> Value {
+    Value::from(text)
+}
+
+/// A writer whose bytes can be read back (for `print`).
+#[derive(Clone, Default)]
+pub(crate) struct Buf(pub(crate) Rc<RefCell<Vec<u8>>>);
+
+impl Buf {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.borrow()).into_owned()
+    }
+}
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A temporary directory of Lua modules: `files` are (relative path, source) pairs.
+pub(crate) fn module_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(dir.path(), files);
+    dir
+}
+
+pub(crate) fn write_files(root: &Path, files: &[(&str, &str)]) {
+    for (path, source) in files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, source).unwrap();
+    }
+}
+
+#[test]
+fn error_is_send_sync_static_and_value_is_send() {
+    fn error_bounds<T: Send + Sync + 'static + std::error::Error>() {}
+    fn send<T: Send + 'static>() {}
+    error_bounds::<Error>();
+    send::<Value>();
+    send::<Script>();
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(Error::Closed);
+    assert_eq!(boxed.to_string(), "pool is closed");
+}
