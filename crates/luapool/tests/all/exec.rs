@@ -386,3 +386,59 @@ fn script_from_file_is_named_by_its_path() {
     assert_eq!(script.name(), path.display().to_string());
     assert_eq!(vm().exec(&script).unwrap(), vec![Value::Integer(1)]);
 }
+
+#[test]
+fn script_names_with_colons_and_digits_keep_the_right_line() {
+    // Script names like `tenant:7:handler` are plausible; the line must still be the
+    // script's, not the digits inside its name.
+    let vm = vm();
+    let err = vm
+        .exec(&Script::new("tenant:7:handler", "local a = 1\n\nx = = 1"))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Syntax { ref chunk, line: Some(3), .. } if chunk == "tenant:7:handler"),
+        "{err:?}"
+    );
+    let err = vm
+        .exec(&Script::new("C:\\jobs\\a.lua", "local a = 1\nx = = 1"))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Syntax { line: Some(2), .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn stack_overflows_are_runtime_errors_and_the_vm_survives() {
+    let vm = vm();
+    for source in [
+        "local function f() return 1 + f() end return f()",
+        "local function f() pcall(f) error('deep') end f()",
+        "local t = setmetatable({}, {}) getmetatable(t).__index = function(t, k) return t[k] end return t.x",
+        "local function f(s) return load('return ...')(f(s)) end return f('x')",
+    ] {
+        let result = crate::run(&vm, source);
+        assert!(
+            matches!(result, Err(Error::Runtime { ref message, .. }) if message.contains("stack overflow") || message.contains("deep")),
+            "{source}: {result:?}"
+        );
+        assert_eq!(ok(&vm, "return string.upper('ok')"), vec![s("OK")]);
+    }
+}
+
+#[test]
+fn fresh_vm_supports_call_and_call_in() {
+    let vm = Vm::new(VmConfig::default().with_isolation(luapool::Isolation::FreshVm)).unwrap();
+    vm.register("twice", |x: i64| Ok(x * 2)).unwrap();
+    assert_eq!(vm.call::<i64>("twice", 21).unwrap(), 42);
+    let app = Script::new(
+        "app.lua",
+        "n = (n or 0) + 1 function handle(x) return twice(x) + n end",
+    );
+    assert_eq!(vm.call_in::<i64>(&app, "handle", 1).unwrap(), 3);
+    assert_eq!(vm.call_in::<i64>(&app, "handle", 1).unwrap(), 3);
+    assert!(matches!(
+        vm.call::<()>("handle", ()),
+        Err(Error::FunctionNotFound { .. })
+    ));
+}
