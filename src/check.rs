@@ -1,5 +1,6 @@
 //! `luapool check`: compile files without running them.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use luapool::{Script, Vm, VmConfig};
@@ -17,11 +18,15 @@ pub(crate) fn check(args: CheckArgs) -> ExitCode {
         }
     };
     let mut failed = false;
+    let (mut stdout, mut stderr) = (std::io::stdout().lock(), std::io::stderr().lock());
     for path in &args.files {
+        // A failed write (a closed pipe) must not stop the check or change its verdict.
         match Script::from_file(path).and_then(|script| vm.compile(&script)) {
-            Ok(()) => println!("ok {}", path.display()),
+            Ok(()) => {
+                let _ = writeln!(stdout, "ok {}", path.display());
+            }
             Err(e) => {
-                eprintln!("{e}");
+                let _ = writeln!(stderr, "{e}");
                 failed = true;
             }
         }

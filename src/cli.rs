@@ -3,14 +3,18 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use std::sync::LazyLock;
 
-/// Version line: the crate version and the Lua engine of this build.
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", "Lua 5.4", ")");
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+/// Version line: the crate version and the Lua engine of this build, e.g. `0.1.0 (Lua 5.4)`.
+static VERSION: LazyLock<String> =
+    LazyLock::new(|| format!("{} ({})", env!("CARGO_PKG_VERSION"), luapool::ENGINE));
 
 /// Run Lua on sandboxed, isolated VMs.
 #[derive(Debug, Parser)]
-#[command(name = "luapool", version = VERSION, about)]
+#[command(name = "luapool", version = VERSION.as_str(), about)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -40,19 +44,68 @@ pub(crate) struct RunArgs {
     /// Most memory the script may allocate, e.g. `64MiB`, `512KiB`, `1000000`.
     #[arg(long = "memory-limit", value_name = "SIZE", value_parser = luapool::bytes::parse)]
     pub(crate) memory_limit: Option<usize>,
-    /// Run CODE instead of a file.
-    #[arg(short = 'e', value_name = "CODE", conflicts_with = "script")]
+    /// Run CODE instead of a file (the chunk is named `(command line)`).
+    #[arg(short = 'e', value_name = "CODE")]
     pub(crate) code: Option<String>,
-    /// The script to run; `-` reads it from standard input.
-    #[arg(value_name = "FILE", required_unless_present = "code")]
-    pub(crate) script: Option<PathBuf>,
-    /// Arguments for the script, in its `arg` table and as `...`.
+    /// The script to run (`-` reads it from standard input), then its arguments, which
+    /// the script gets in its `arg` table and as `...`. Everything after FILE goes to the
+    /// script, even words that look like options.
     #[arg(
-        value_name = "ARGS",
+        value_names = ["FILE", "ARGS"],
+        num_args = 0..,
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]
-    pub(crate) args: Vec<String>,
+    pub(crate) script_and_args: Vec<String>,
+}
+
+/// Where the script of `luapool run` comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// `-e CODE`.
+    Code(String),
+    /// `-`: standard input.
+    Stdin,
+    /// A file.
+    File(PathBuf),
+}
+
+impl RunArgs {
+    /// The script's source and its arguments. Exactly one of FILE, `-` or `-e CODE` must
+    /// be given; anything else is a usage error (exit code 2, like clap's own errors).
+    pub(crate) fn source(&self) -> Result<(Source, &[String]), clap::Error> {
+        match (&self.code, self.script_and_args.split_first()) {
+            (Some(code), None) => Ok((Source::Code(code.clone()), &[])),
+            (None, Some((file, args))) if file == "-" => Ok((Source::Stdin, args)),
+            // FILE accepts hyphens so that the script's own arguments can be options, which
+            // lets an unknown option of `run` through as a "file": reject it here.
+            (None, Some((file, _))) if file.starts_with('-') => Err(run_usage_error(
+                ErrorKind::UnknownArgument,
+                format!("unexpected argument '{file}' (to run a file whose name starts with '-', write ./{file})"),
+            )),
+            (None, Some((file, args))) => Ok((Source::File(PathBuf::from(file)), args)),
+            (Some(_), Some((file, _))) => Err(run_usage_error(
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "-e CODE cannot be used with a script ('{file}'): give one of FILE, `-` or -e CODE"
+                ),
+            )),
+            (None, None) => Err(run_usage_error(
+                ErrorKind::MissingRequiredArgument,
+                "no script given: give one of FILE, `-` (standard input) or -e CODE",
+            )),
+        }
+    }
+}
+
+/// A usage error of `luapool run`, printed with its usage line.
+fn run_usage_error(kind: ErrorKind, message: impl std::fmt::Display) -> clap::Error {
+    let mut cmd = Cli::command();
+    cmd.build();
+    match cmd.find_subcommand_mut("run") {
+        Some(run) => run.error(kind, message),
+        None => cmd.error(kind, message),
+    }
 }
 
 /// Parses a positive number of seconds (`0.5`, `2`).
