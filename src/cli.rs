@@ -25,7 +25,8 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run a Lua script on one sandboxed VM.
     Run(RunArgs),
-    /// Compile Lua files without running them and report every syntax error.
+    /// Compile Lua files without running them: `ok FILE` on stdout for each file that
+    /// compiles, `file:line: message` on stderr for each that does not.
     Check(CheckArgs),
 }
 
