@@ -1,0 +1,380 @@
+//! The worker pool: jobs, isolation, concurrency, exhaustion, healing, reload, shutdown.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use luapool::{
+    Error, HostError, Isolation, Job, Script, Value, VmConfig, WorkerPool, WorkerPoolConfig,
+};
+use tokio::sync::Notify;
+
+fn script(source: &str) -> Script {
+    Script::new("job.lua", source)
+}
+
+/// A pool whose VMs have `wait_gate()`, an async host function that returns when the
+/// test opens the gate.
+fn gated_pool(config: WorkerPoolConfig) -> (WorkerPool, Arc<Notify>) {
+    let gate = Arc::new(Notify::new());
+    let g = Arc::clone(&gate);
+    let pool = WorkerPool::builder(config)
+        .init(move |vm| {
+            let g = Arc::clone(&g);
+            vm.register_async("wait_gate", move |()| {
+                let g = Arc::clone(&g);
+                async move {
+                    g.notified().await;
+                    Ok(())
+                }
+            })
+        })
+        .build()
+        .unwrap();
+    (pool, gate)
+}
+
+fn one_worker() -> WorkerPoolConfig {
+    WorkerPoolConfig::default().with_workers(1)
+}
+
+#[tokio::test]
+async fn runs_exec_call_and_call_in_jobs() {
+    let pool = WorkerPool::builder(WorkerPoolConfig::default().with_workers(2))
+        .init(|vm| vm.register("add", |(a, b): (i64, i64)| Ok(a + b)))
+        .build()
+        .unwrap();
+    assert_eq!(
+        pool.exec(script("return add(1, 2)")).await.unwrap(),
+        vec![Value::Integer(3)]
+    );
+    assert_eq!(
+        pool.call("add", vec![Value::Integer(2), Value::Integer(5)])
+            .await
+            .unwrap(),
+        vec![Value::Integer(7)]
+    );
+    let app = script("function handle(x) return x .. '!' end");
+    let out = pool
+        .submit(Job::call_in(app, "handle", vec![Value::from("hi")]))
+        .await
+        .unwrap();
+    assert_eq!(out, vec![Value::from("hi!")]);
+    let err = pool.exec(script("error('boom')")).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Runtime { ref message, .. } if message.contains("job.lua:1: boom")),
+        "{err:?}"
+    );
+    let status = pool.status();
+    assert_eq!((status.completed, status.failed, status.workers), (3, 1, 2));
+    assert_eq!(status.run.count(), 4);
+}
+
+#[test]
+fn blocking_api_outside_a_runtime() {
+    let pool = WorkerPool::builder(one_worker()).build().unwrap();
+    let out = pool
+        .submit_blocking(Job::exec(script("return 'ok'")))
+        .unwrap();
+    assert_eq!(out, vec![Value::from("ok")]);
+    let summary = pool.shutdown_blocking(Duration::from_secs(5));
+    assert_eq!(summary.completed, 1);
+    assert!(matches!(
+        pool.submit_blocking(Job::exec(script("return 1"))),
+        Err(Error::Closed)
+    ));
+}
+
+#[tokio::test]
+async fn blocking_api_inside_a_runtime_is_an_error_not_a_deadlock() {
+    let pool = WorkerPool::builder(one_worker()).build().unwrap();
+    let err = pool
+        .submit_blocking(Job::exec(script("return 1")))
+        .unwrap_err();
+    assert!(matches!(err, Error::Config { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn globals_do_not_leak_between_jobs() {
+    let pool = WorkerPool::builder(one_worker()).build().unwrap();
+    pool.exec(script("secret = 42")).await.unwrap();
+    assert_eq!(
+        pool.exec(script("return secret")).await.unwrap(),
+        vec![Value::Nil]
+    );
+}
+
+#[tokio::test]
+async fn interleaved_jobs_on_one_worker_keep_their_own_globals() {
+    let (pool, gate) = gated_pool(one_worker());
+    let a = pool
+        .try_submit(Job::exec(script("name = 'a' wait_gate() return name")))
+        .unwrap();
+    let b = pool
+        .try_submit(Job::exec(script("name = 'b' wait_gate() return name")))
+        .unwrap();
+    // Both are parked on the gate at once on the single worker.
+    while pool.status().in_flight < 2 {
+        tokio::task::yield_now().await;
+    }
+    gate.notify_waiters();
+    assert_eq!(a.await.unwrap(), vec![Value::from("a")]);
+    assert_eq!(b.await.unwrap(), vec![Value::from("b")]);
+}
+
+#[tokio::test]
+async fn an_awaiting_job_does_not_hold_up_the_worker() {
+    let (pool, gate) = gated_pool(one_worker());
+    let slow = pool
+        .try_submit(Job::exec(script("wait_gate() return 'slow'")))
+        .unwrap();
+    // The only worker is awaiting the gate, yet a later job completes first.
+    assert_eq!(
+        pool.exec(script("return 'fast'")).await.unwrap(),
+        vec![Value::from("fast")]
+    );
+    gate.notify_one();
+    assert_eq!(slow.await.unwrap(), vec![Value::from("slow")]);
+}
+
+#[tokio::test]
+async fn a_slow_job_does_not_hold_up_jobs_queued_behind_it() {
+    // Concurrency 1: each worker runs one job at a time. The first worker is held by a
+    // gated job; the jobs behind it go to the other worker.
+    let (pool, gate) = gated_pool(
+        WorkerPoolConfig::default()
+            .with_workers(2)
+            .with_concurrency(1),
+    );
+    let slow = pool
+        .try_submit(Job::exec(script("wait_gate() return 0")))
+        .unwrap();
+    while pool.status().in_flight < 1 {
+        tokio::task::yield_now().await;
+    }
+    for i in 0..20 {
+        let out = pool.exec(script(&format!("return {i}"))).await.unwrap();
+        assert_eq!(out, vec![Value::Integer(i)]);
+    }
+    gate.notify_one();
+    slow.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn full_queue_is_busy_and_submit_waits_with_a_timeout() {
+    let (pool, gate) = gated_pool(one_worker().with_concurrency(1).with_queue(1));
+    let running = pool.try_submit(Job::exec(script("wait_gate()"))).unwrap();
+    while pool.status().in_flight < 1 {
+        tokio::task::yield_now().await;
+    }
+    let queued = pool
+        .try_submit(Job::exec(script("return 'queued'")))
+        .unwrap();
+    let busy = pool.try_submit(Job::exec(script("return 1"))).unwrap_err();
+    assert!(matches!(busy, Error::Busy { .. }), "{busy:?}");
+    let waited = pool
+        .submit_timeout(Job::exec(script("return 1")), Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(waited, Error::WaitTimeout { waited } if waited == Duration::from_millis(200))
+    );
+    assert_eq!(pool.status().rejected, 2);
+    gate.notify_one();
+    running.await.unwrap();
+    assert_eq!(queued.await.unwrap(), vec![Value::from("queued")]);
+}
+
+#[tokio::test]
+async fn poisoned_vm_is_rebuilt_from_the_recipe() {
+    let inits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&inits);
+    let pool =
+        WorkerPool::builder(one_worker().with_vm(VmConfig::default().with_memory_limit(1 << 20)))
+            .init(move |_| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+            .build()
+            .unwrap();
+    let err = pool
+        .exec(script("local t = {} while true do t[#t + 1] = {} end"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::MemoryLimit { .. }), "{err:?}");
+    assert_eq!(
+        pool.exec(script("return 'fine'")).await.unwrap(),
+        vec![Value::from("fine")]
+    );
+    assert_eq!(inits.load(Ordering::SeqCst), 2);
+    assert_eq!(pool.status().rebuilt, 1);
+}
+
+#[tokio::test]
+async fn panicking_host_function_fails_its_job_and_the_vm_is_rebuilt() {
+    let pool = WorkerPool::builder(one_worker())
+        .init(|vm| {
+            vm.register("explode", |()| -> Result<(), HostError> {
+                panic!("host bug")
+            })
+        })
+        .build()
+        .unwrap();
+    let err = pool.exec(script("explode()")).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Runtime { ref message, .. } if message.contains("host bug")),
+        "{err:?}"
+    );
+    assert_eq!(
+        pool.exec(script("return 2")).await.unwrap(),
+        vec![Value::Integer(2)]
+    );
+    assert_eq!(pool.status().rebuilt, 1);
+}
+
+#[tokio::test]
+async fn dead_worker_thread_is_respawned() {
+    // The recipe panics once, while rebuilding a poisoned VM: that kills the worker
+    // thread. The supervisor starts a new one.
+    let rebuilds = Arc::new(AtomicUsize::new(0));
+    let r = Arc::clone(&rebuilds);
+    let pool = WorkerPool::builder(one_worker())
+        .init(move |vm| {
+            if r.fetch_add(1, Ordering::SeqCst) == 1 {
+                panic!("recipe failed");
+            }
+            vm.register("explode", |()| -> Result<(), HostError> {
+                panic!("host bug")
+            })
+        })
+        .build()
+        .unwrap();
+    assert!(pool.exec(script("explode()")).await.is_err());
+    // The next job is served by the respawned worker.
+    assert_eq!(
+        pool.exec(script("return 'back'")).await.unwrap(),
+        vec![Value::from("back")]
+    );
+    assert_eq!(pool.status().respawned, 1);
+    assert_eq!(pool.status().workers, 1);
+}
+
+#[tokio::test]
+async fn stuck_worker_is_replaced_and_other_jobs_go_on() {
+    let finished = Arc::new(AtomicBool::new(false));
+    let f = Arc::clone(&finished);
+    let pool = WorkerPool::builder(one_worker().with_stuck_after(Duration::from_millis(50)))
+        .init(move |vm| {
+            let f = Arc::clone(&f);
+            // Stands for a long call into C that no hook can interrupt.
+            vm.register("block", move |()| {
+                std::thread::sleep(Duration::from_millis(1500));
+                f.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+        })
+        .build()
+        .unwrap();
+    let stuck = pool
+        .try_submit(Job::exec(script("block() return 'late'")))
+        .unwrap();
+    while pool.status().in_flight < 1 {
+        tokio::task::yield_now().await;
+    }
+    let out = pool.exec(script("return 'served'")).await.unwrap();
+    assert_eq!(out, vec![Value::from("served")]);
+    assert!(
+        !finished.load(Ordering::SeqCst),
+        "served only after the stuck call returned"
+    );
+    assert_eq!(pool.status().replaced, 1);
+    // The stuck job is not lost: it completes when its call returns.
+    assert_eq!(stuck.await.unwrap(), vec![Value::from("late")]);
+}
+
+#[tokio::test]
+async fn broadcast_runs_on_every_worker_in_shared_mode() {
+    let pool = WorkerPool::builder(
+        WorkerPoolConfig::default()
+            .with_workers(3)
+            .with_vm(VmConfig::default().with_isolation(Isolation::Shared)),
+    )
+    .build()
+    .unwrap();
+    let bump = Job::exec(script("hits = (hits or 0) + 1 return hits"));
+    let first = pool.broadcast(bump.clone()).await.unwrap();
+    assert_eq!(first.len(), 3);
+    let second = pool.broadcast(bump).await.unwrap();
+    for result in second {
+        assert_eq!(result.unwrap(), vec![Value::Integer(2)]);
+    }
+}
+
+#[tokio::test]
+async fn reload_switches_the_recipe() {
+    let pool = WorkerPool::builder(WorkerPoolConfig::default().with_workers(2))
+        .init(|vm| vm.set_global("VERSION", Value::Integer(1)))
+        .build()
+        .unwrap();
+    assert_eq!(
+        pool.exec(script("return VERSION")).await.unwrap(),
+        vec![Value::Integer(1)]
+    );
+    pool.reload(|vm| vm.set_global("VERSION", Value::Integer(2)))
+        .unwrap();
+    for _ in 0..10 {
+        assert_eq!(
+            pool.exec(script("return VERSION")).await.unwrap(),
+            vec![Value::Integer(2)]
+        );
+    }
+    let bad = pool.reload(|_| {
+        Err(Error::Config {
+            message: "nope".into(),
+        })
+    });
+    assert!(bad.is_err());
+    assert_eq!(
+        pool.exec(script("return VERSION")).await.unwrap(),
+        vec![Value::Integer(2)]
+    );
+}
+
+#[tokio::test]
+async fn shutdown_drains_queued_and_running_jobs() {
+    let pool = WorkerPool::builder(one_worker().with_concurrency(2))
+        .build()
+        .unwrap();
+    let jobs: Vec<_> = (0..10)
+        .map(|i| {
+            pool.try_submit(Job::exec(script(&format!("sleep(0.001) return {i}"))))
+                .unwrap()
+        })
+        .collect();
+    let summary = pool.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(summary.completed, 10);
+    assert_eq!((summary.dropped, summary.stragglers), (0, 0));
+    for (i, job) in jobs.into_iter().enumerate() {
+        assert_eq!(job.await.unwrap(), vec![Value::Integer(i as i64)]);
+    }
+    assert!(matches!(
+        pool.exec(script("return 1")).await,
+        Err(Error::Closed)
+    ));
+}
+
+#[tokio::test]
+async fn a_recipe_that_fails_fails_the_build() {
+    let err = WorkerPool::builder(one_worker())
+        .init(|vm| {
+            vm.exec(&Script::new("init.lua", "error('bad init')"))
+                .map(|_| ())
+        })
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Runtime { ref message, .. } if message.contains("bad init")),
+        "{err:?}"
+    );
+}
