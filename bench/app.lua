@@ -1,0 +1,27 @@
+-- luapool handler app for bench/http.sh: the same endpoints as the OpenResty
+-- comparison config (shared/anchors/openresty/nginx.conf).
+-- Run: target/release/luapool serve --listen 127.0.0.1:18081 --workers 1 bench/app.lua
+
+function handle(req)
+    local path = req.path
+    if path == "/" then
+        return "Hello, World!"
+    elseif path == "/echo" then
+        if req.method ~= "POST" then
+            return 405, "method not allowed"
+        end
+        return {
+            status = 200,
+            headers = { ["content-type"] = "application/octet-stream" },
+            body = req.body or "",
+        }
+    elseif path == "/sleep" then
+        sleep(1)
+        return "slept"
+    elseif path == "/compute" then
+        local s = 0
+        for i = 1, 100000 do s = s + i % 7 end
+        return tostring(s)
+    end
+    return 404, "not found"
+end

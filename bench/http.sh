@@ -1,0 +1,399 @@
+#!/usr/bin/env bash
+# Side-by-side HTTP benchmark: luapool serve vs OpenResty (nginx + lua module)
+# vs a bare hyper server (plain, and calling one Lua function per request).
+# See bench/README.md. Run bench/install.sh first.
+#
+# Environment (all optional):
+#   WORKERS=1          workers for luapool and nginx (the reference is always 1 thread)
+#   DURATION=10s       wrk duration for /, /echo, /compute
+#   CONNS=64           wrk connections for /, /echo, /compute
+#   SLEEP_DURATION=6s  wrk duration for /sleep
+#   SLEEP_CONNS=1000   wrk connections for /sleep
+#   ROUNDS=1           runs per server and endpoint, alternating servers; the median is reported
+#   WARMUP=1s          an unmeasured wrk run per server and endpoint first ("0" to skip)
+#   SERVERS="luapool openresty reference reference-lua"   which servers to run
+#   ENDPOINTS="/ /echo /compute /sleep"                    which endpoints to run
+#   OUT=FILE           also write the report (the tables) to FILE
+#   SKIP_BUILD=1       do not run cargo build
+#   OPENRESTY_CONF     nginx.conf template (default ../shared/anchors/openresty/nginx.conf
+#                      beside the repository)
+#   LUAPOOL_BIN        luapool binary (default target/release/luapool)
+#   LUAPOOL_ADDR=127.0.0.1:18081  REFERENCE_ADDR=127.0.0.1:18082  REFERENCE_LUA_ADDR=127.0.0.1:18083
+#   (OpenResty listens on 127.0.0.1:18080, fixed by the template.)
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+
+WORKERS=${WORKERS:-1}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+SLEEP_DURATION=${SLEEP_DURATION:-6s}
+SLEEP_CONNS=${SLEEP_CONNS:-1000}
+ROUNDS=${ROUNDS:-1}
+WARMUP=${WARMUP:-1s}
+SERVERS=${SERVERS:-luapool openresty reference reference-lua}
+ENDPOINTS=${ENDPOINTS:-/ /echo /compute /sleep}
+OUT=${OUT:-}
+OPENRESTY_CONF=${OPENRESTY_CONF:-$BENCH_DIR/../../shared/anchors/openresty/nginx.conf}
+LUAPOOL_BIN=${LUAPOOL_BIN:-$ROOT/target/release/luapool}
+REFERENCE_BIN=$BENCH_DIR/reference/target/release/reference
+LUAPOOL_ADDR=${LUAPOOL_ADDR:-127.0.0.1:18081}
+REFERENCE_ADDR=${REFERENCE_ADDR:-127.0.0.1:18082}
+REFERENCE_LUA_ADDR=${REFERENCE_LUA_ADDR:-127.0.0.1:18083}
+OPENRESTY_ADDR=127.0.0.1:18080
+START_TIMEOUT=${START_TIMEOUT:-30}
+
+CLK_TCK=$(getconf CLK_TCK)
+SCRATCH=$(mktemp -d -t luapool-bench.XXXXXX)
+chmod 755 "$SCRATCH" # nginx workers run as nobody
+NGINX_PREFIX=""
+
+log() { echo "[http.sh] $*" >&2; }
+die() { log "error: $*"; exit 1; }
+# The report: stdout, and $OUT if set.
+say() {
+    printf '%s\n' "$*"
+    if [ -n "$OUT" ]; then printf '%s\n' "$*" >>"$OUT"; fi
+}
+
+declare -A PID=()  # server -> pid (nginx: the master)
+declare -A ADDR=()
+declare -A RSS=()
+declare -A RSS_NOTE=()
+declare -A LOGF=()
+
+cleanup() {
+    local s
+    set +e
+    for s in "${!PID[@]}"; do
+        if [ "$s" = openresty ]; then continue; fi
+        kill "${PID[$s]}" 2>/dev/null
+    done
+    if [ -n "$NGINX_PREFIX" ] && [ -f "$NGINX_PREFIX/nginx.pid" ]; then
+        kill "$(cat "$NGINX_PREFIX/nginx.pid")" 2>/dev/null
+    fi
+    # give them a moment, then make sure
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        local alive=0
+        for s in "${!PID[@]}"; do
+            if kill -0 "${PID[$s]}" 2>/dev/null; then alive=1; fi
+        done
+        [ "$alive" = 0 ] && break
+        sleep 0.2
+    done
+    for s in "${!PID[@]}"; do
+        kill -9 "${PID[$s]}" 2>/dev/null
+    done
+    # nginx workers die with their master; if the master was killed hard, reap them too
+    if [ -n "$NGINX_PREFIX" ] && [ -n "${PID[openresty]:-}" ]; then
+        pkill -9 -P "${PID[openresty]}" 2>/dev/null
+    fi
+    rm -rf "$SCRATCH"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- checks, build
+command -v wrk >/dev/null || die "wrk not found: run bench/install.sh"
+command -v curl >/dev/null || die "curl not found: run bench/install.sh"
+has_server() { [[ " $SERVERS " == *" $1 "* ]]; }
+if has_server openresty; then
+    command -v nginx >/dev/null || die "nginx not found: run bench/install.sh"
+    [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] ||
+        die "libnginx-mod-http-lua not installed: run bench/install.sh"
+    [ -f "$OPENRESTY_CONF" ] || die "OpenResty template not found: $OPENRESTY_CONF (set OPENRESTY_CONF)"
+fi
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+    if has_server luapool; then
+        log "building luapool (cargo build --release)"
+        (cd "$ROOT" && cargo build --release --quiet) || die "luapool build failed"
+    fi
+    if has_server reference || has_server reference-lua; then
+        log "building the reference server"
+        cargo build --release --quiet --manifest-path "$BENCH_DIR/reference/Cargo.toml" ||
+            die "reference build failed"
+    fi
+fi
+
+# Raise the open-file limit for wrk -c1000 and the servers started below.
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ] || [ "$hard" -gt 65536 ]; then hard=65536; fi
+ulimit -n "$hard" || true
+[ "$(ulimit -n)" -ge $((SLEEP_CONNS + 100)) ] ||
+    log "warning: ulimit -n is $(ulimit -n), low for $SLEEP_CONNS connections"
+
+# ---------------------------------------------------------------- /proc helpers
+# pid and all its descendants
+tree_pids() {
+    local p c
+    for p in "$@"; do
+        echo "$p"
+        for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree_pids "$c"; done
+    done
+}
+# utime+stime (fields 14, 15 of /proc/PID/stat; all threads) summed over a process tree, in ticks
+cpu_ticks() {
+    local total=0 p rest
+    for p in $(tree_pids "$1"); do
+        rest=$(cat /proc/"$p"/stat 2>/dev/null) || continue
+        rest=${rest##*) } # drop "pid (comm) ": fields from 3 on
+        # shellcheck disable=SC2086
+        set -- $rest
+        total=$((total + ${12} + ${13}))
+    done
+    echo "$total"
+}
+rss_kb() { awk '/^VmRSS:/ { print $2 }' /proc/"$1"/status 2>/dev/null || echo 0; }
+
+# ---------------------------------------------------------------- servers
+wait_ready() { # name url pid
+    local name=$1 url=$2 pid=$3 deadline=$((SECONDS + START_TIMEOUT)) code
+    while [ $SECONDS -lt $deadline ]; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            log "$name exited during start-up; its log:"
+            tail -n 20 "${LOGF[$name]}" >&2 || true
+            die "$name did not start"
+        fi
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)
+        if [ "$code" = 200 ]; then return 0; fi
+        sleep 0.05
+    done
+    log "$name did not answer $url within ${START_TIMEOUT}s; its log:"
+    tail -n 20 "${LOGF[$name]}" >&2 || true
+    die "$name did not start"
+}
+
+start_openresty() {
+    NGINX_PREFIX=$SCRATCH/openresty
+    mkdir -p "$NGINX_PREFIX"/{conf,logs,tmp}
+    sed -e "s|__WORKERS__|$WORKERS|g" -e "s|__PREFIX__|$NGINX_PREFIX|g" \
+        "$OPENRESTY_CONF" >"$NGINX_PREFIX/conf/nginx.conf"
+    LOGF[openresty]=$NGINX_PREFIX/logs/error.log
+    nginx -p "$NGINX_PREFIX" -c "$NGINX_PREFIX/conf/nginx.conf" -e "$NGINX_PREFIX/logs/error.log" ||
+        die "nginx failed to start (see above)"
+    local deadline=$((SECONDS + 10))
+    while [ ! -s "$NGINX_PREFIX/nginx.pid" ]; do
+        [ $SECONDS -lt $deadline ] || die "nginx wrote no pid file"
+        sleep 0.05
+    done
+    PID[openresty]=$(cat "$NGINX_PREFIX/nginx.pid")
+    ADDR[openresty]=$OPENRESTY_ADDR
+    wait_ready openresty "http://$OPENRESTY_ADDR/" "${PID[openresty]}"
+    # idle RSS: the workers (children of the master), per worker
+    local kids total=0 n=0 k
+    kids=$(cat /proc/"${PID[openresty]}"/task/*/children)
+    for k in $kids; do total=$((total + $(rss_kb "$k"))); n=$((n + 1)); done
+    RSS[openresty]=$((total / (n > 0 ? n : 1)))
+    RSS_NOTE[openresty]="per worker ($n workers); master $(rss_kb "${PID[openresty]}") KiB"
+}
+
+start_luapool() {
+    [ -x "$LUAPOOL_BIN" ] || die "no luapool binary at $LUAPOOL_BIN"
+    LOGF[luapool]=$SCRATCH/luapool.log
+    (cd "$ROOT" && exec "$LUAPOOL_BIN" serve --listen "$LUAPOOL_ADDR" --workers "$WORKERS" bench/app.lua \
+        </dev/null >"${LOGF[luapool]}" 2>&1) &
+    PID[luapool]=$!
+    ADDR[luapool]=$LUAPOOL_ADDR
+    wait_ready luapool "http://$LUAPOOL_ADDR/" "${PID[luapool]}"
+    RSS[luapool]=$(rss_kb "${PID[luapool]}")
+    RSS_NOTE[luapool]="whole process, $WORKERS worker(s)"
+}
+
+start_reference() { # name addr mode
+    [ -x "$REFERENCE_BIN" ] || die "no reference binary at $REFERENCE_BIN"
+    LOGF[$1]=$SCRATCH/$1.log
+    "$REFERENCE_BIN" "$2" "$3" </dev/null >"${LOGF[$1]}" 2>&1 &
+    PID[$1]=$!
+    ADDR[$1]=$2
+    wait_ready "$1" "http://$2/" "${PID[$1]}"
+    RSS[$1]=$(rss_kb "${PID[$1]}")
+    RSS_NOTE[$1]="whole process, 1 thread"
+}
+
+order=()
+for s in openresty luapool reference reference-lua; do
+    has_server "$s" || continue
+    case $s in
+        openresty) start_openresty ;;
+        luapool) start_luapool ;;
+        reference) start_reference reference "$REFERENCE_ADDR" plain ;;
+        reference-lua) start_reference reference-lua "$REFERENCE_LUA_ADDR" lua ;;
+    esac
+    order+=("$s")
+    log "$s up on ${ADDR[$s]} (pid ${PID[$s]}, idle RSS ${RSS[$s]} KiB)"
+done
+[ ${#order[@]} -gt 0 ] || die "no servers selected"
+
+# ---------------------------------------------------------------- sanity checks
+# Each server must answer each endpoint the same way before it is measured.
+CHECK_FAILS=()
+check() { # server method path expect_status expect_body expect_ctype
+    local s=$1 m=$2 p=$3 st=$4 body=$5 ct=$6 f=$SCRATCH/check.body got
+    local -a data=()
+    if [ "$m" = POST ]; then data=(--data-binary "hello-echo" -H 'Content-Type: application/octet-stream'); fi
+    got=$(curl -s -X "$m" "${data[@]}" -o "$f" -w '%{http_code} %{content_type}' --max-time 5 \
+        "http://${ADDR[$s]}$p" || echo "curl-failed")
+    local gst=${got%% *} gct=${got#* }
+    gct=${gct%%;*}
+    if [ "$gst" != "$st" ] || { [ -n "$body" ] && [ "$(cat "$f")" != "$body" ]; } ||
+        { [ -n "$ct" ] && [ "$gct" != "$ct" ]; }; then
+        CHECK_FAILS+=("$s $m $p: expected $st '$body' ${ct:-any}, got $gst '$(head -c 80 "$f")' $gct")
+    fi
+}
+endpoint_servers() { # endpoint -> servers that have it
+    local s
+    for s in "${order[@]}"; do
+        case $1 in
+            /compute | /sleep) [[ $s == reference* ]] && continue ;;
+        esac
+        echo "$s"
+    done
+}
+for s in "${order[@]}"; do
+    check "$s" GET / 200 "Hello, World!" text/plain
+    check "$s" POST /echo 200 "hello-echo" application/octet-stream
+    check "$s" GET /echo 405 "" ""
+    if [[ $s != reference* ]]; then
+        check "$s" GET /compute 200 300000 ""
+        [[ " $ENDPOINTS " == *" /sleep "* ]] && check "$s" GET /sleep 200 slept ""
+    fi
+done
+
+# ---------------------------------------------------------------- wrk
+# run_wrk server endpoint -> "rps p50ms p99ms cpu_us_per_req errors requests"
+run_wrk() {
+    local s=$1 ep=$2 pid=${PID[$1]} url="http://${ADDR[$1]}$2" out=$SCRATCH/wrk.out
+    local -a args
+    case $ep in
+        /sleep) args=(-t1 -c"$SLEEP_CONNS" -d"$SLEEP_DURATION" --timeout 5s --latency) ;;
+        /echo) args=(-t1 -c"$CONNS" -d"$DURATION" --latency -s "$BENCH_DIR/post.lua") ;;
+        *) args=(-t1 -c"$CONNS" -d"$DURATION" --latency) ;;
+    esac
+    local t0 t1
+    t0=$(cpu_ticks "$pid")
+    wrk "${args[@]}" "$url" >"$out" 2>&1 || { log "wrk failed against $s $ep:"; cat "$out" >&2; }
+    t1=$(cpu_ticks "$pid")
+    kill -0 "$pid" 2>/dev/null || log "warning: $s (pid $pid) died during $ep"
+    cat "$out" >>"$SCRATCH/wrk.all"
+    awk -v ticks=$((t1 - t0)) -v hz="$CLK_TCK" '
+        function ms(v,   n, u) { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+            if (u == "us") return n / 1000; if (u == "s") return n * 1000
+            if (u == "m") return n * 60000; return n }
+        /^ +50%/ { p50 = ms($2) }
+        /^ +99%/ { p99 = ms($2) }
+        / requests in / { reqs = $1 }
+        /^Requests\/sec:/ { rps = $2 }
+        /Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
+        /Non-2xx or 3xx responses:/ { err += $5 }
+        END { cpu = (reqs > 0) ? ticks / hz / reqs * 1e6 : -1
+              printf "%.0f %.3f %.3f %.2f %d %d\n", rps, p50, p99, cpu, err, reqs }' "$out"
+}
+
+warmup() {
+    local s=$1 ep=$2 url="http://${ADDR[$1]}$2"
+    [ "$WARMUP" = 0 ] && return 0
+    local -a args=(-t1 -c"$CONNS" -d"$WARMUP")
+    [ "$ep" = /echo ] && args+=(-s "$BENCH_DIR/post.lua")
+    [ "$ep" = /sleep ] && args=(-t1 -c"$SLEEP_CONNS" -d2s --timeout 5s)
+    wrk "${args[@]}" "$url" >/dev/null 2>&1 || true
+}
+
+median() { # numbers... -> median (mean of the middle two for an even count)
+    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
+        if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# ---------------------------------------------------------------- report header
+say "# luapool HTTP benchmark"
+say ""
+say "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, luapool $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nginx -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -n1 | awk '{print $1, $2}')"
+say "workers=$WORKERS, wrk -t1 -c$CONNS -d$DURATION (/sleep: -c$SLEEP_CONNS -d$SLEEP_DURATION), rounds=$ROUNDS (median), warmup=$WARMUP"
+say ""
+say "## idle RSS (right after start)"
+say ""
+say "| server | RSS MiB | note |"
+say "|---|---|---|"
+for s in "${order[@]}"; do
+    say "$(printf '| %s | %.1f | %s |' "$s" "$(awk -v k="${RSS[$s]}" 'BEGIN { print k / 1024 }')" "${RSS_NOTE[$s]}")"
+done
+say ""
+if [ ${#CHECK_FAILS[@]} -gt 0 ]; then
+    say "## response checks FAILED"
+    say ""
+    for f in "${CHECK_FAILS[@]}"; do say "- $f"; done
+    say ""
+fi
+
+# ---------------------------------------------------------------- runs
+declare -A R=() # "server|endpoint|metric" -> space-separated values over rounds
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a >= 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+for ep in $ENDPOINTS; do
+    mapfile -t servers < <(endpoint_servers "$ep")
+    [ ${#servers[@]} -gt 0 ] || continue
+    for s in "${servers[@]}"; do warmup "$s" "$ep"; done
+    for ((r = 1; r <= ROUNDS; r++)); do
+        # alternate the order each round so drift hits every server alike
+        list=("${servers[@]}")
+        if ((r % 2 == 0)); then mapfile -t list < <(printf '%s\n' "${servers[@]}" | tac); fi
+        for s in "${list[@]}"; do
+            log "round $r/$ROUNDS: $s $ep"
+            read -r rps p50 p99 cpu err reqs < <(run_wrk "$s" "$ep")
+            log "  $rps req/s, p50 $p50 ms, p99 $p99 ms, $cpu us/req, $err errors, $reqs requests"
+            for m in rps p50 p99 cpu err; do
+                R[$s|$ep|$m]="${R[$s|$ep|$m]:-} ${!m}"
+            done
+        done
+    done
+
+    title="## $ep"
+    case $ep in
+        /) title="## / (GET, hello)" ;;
+        /echo) title="## /echo (POST 1 KiB, echoed)" ;;
+        /compute) title="## /compute (100,000-iteration Lua loop)" ;;
+        /sleep) title="## /sleep (sleep 1 s; $SLEEP_CONNS connections: req/s = responses per second)" ;;
+    esac
+    say "$title"
+    say ""
+    say "| server | req/s | p50 ms | p99 ms | CPU µs/req | errors |"
+    say "|---|---|---|---|---|---|"
+    declare -A MED=()
+    for s in "${servers[@]}"; do
+        for m in rps p50 p99 cpu; do
+            # shellcheck disable=SC2086
+            MED[$s|$m]=$(median ${R[$s|$ep|$m]})
+        done
+        errs=0
+        for e in ${R[$s|$ep|err]}; do errs=$((errs + e)); done
+        say "$(printf '| %s | %.0f | %.3f | %.3f | %.2f | %d |' "$s" "${MED[$s|rps]}" "${MED[$s|p50]}" \
+            "${MED[$s|p99]}" "${MED[$s|cpu]}" "$errs")"
+    done
+    if [ -n "${MED[luapool|rps]:-}" ]; then
+        say ""
+        for other in openresty reference reference-lua; do
+            [ -n "${MED[$other|rps]:-}" ] || continue
+            say "luapool/$other: req/s $(ratio "${MED[luapool|rps]}" "${MED[$other|rps]}")×, CPU/req $(ratio "${MED[luapool|cpu]}" "${MED[$other|cpu]}")×, p99 $(ratio "${MED[luapool|p99]}" "${MED[$other|p99]}")×"
+        done
+    fi
+    unset MED
+    say ""
+done
+
+# ---------------------------------------------------------------- after the runs
+for s in "${order[@]}"; do
+    if ! kill -0 "${PID[$s]}" 2>/dev/null; then say "WARNING: $s is no longer running"; fi
+done
+for s in "${order[@]}"; do
+    f=${LOGF[$s]}
+    [ -s "$f" ] || continue
+    # start-up banners are fine; show what else the server logged
+    n=$(wc -l <"$f")
+    if [ "$s" = openresty ] || [ "$n" -gt 2 ]; then
+        say "$s logged $n line(s); last ones:"
+        say '```'
+        while IFS= read -r line; do say "$line"; done < <(tail -n 5 "$f" | cut -c1-300)
+        say '```'
+    fi
+done
