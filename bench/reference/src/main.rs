@@ -41,7 +41,11 @@ impl LuaSide {
         let handler: Function = lua.load(HANDLER).set_name("=handler").eval()?;
         let env_mt = lua.create_table()?;
         env_mt.raw_set("__index", lua.globals())?;
-        Ok(Self { lua, handler, env_mt })
+        Ok(Self {
+            lua,
+            handler,
+            env_mt,
+        })
     }
 
     /// One request: a fresh environment, a `req` table, one call.
@@ -81,8 +85,20 @@ async fn handle(
             };
             ("application/octet-stream", body)
         }
-        "/echo" => return Ok(respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", Bytes::new())),
-        _ => return Ok(respond(StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"not found"))),
+        "/echo" => {
+            return Ok(respond(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                Bytes::new(),
+            ))
+        }
+        _ => {
+            return Ok(respond(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                Bytes::from_static(b"not found"),
+            ))
+        }
     };
     let body = match &lua {
         None => body,
@@ -90,7 +106,11 @@ async fn handle(
             Ok(b) => b,
             Err(e) => {
                 let msg = Bytes::from(e.to_string());
-                return Ok(respond(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", msg));
+                return Ok(respond(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    msg,
+                ));
             }
         },
     };
