@@ -164,6 +164,34 @@ fn split_location(msg: &str) -> Option<(&str, u32, &str)> {
     None
 }
 
+/// Longest chunk name Lua shows whole in messages (`LUA_IDSIZE` is 60, counting the `@` of
+/// the chunk name and the final NUL).
+const SHOWN_NAME_MAX: usize = 59;
+/// How many trailing bytes of a longer name Lua shows, after `...`.
+const SHOWN_NAME_TAIL: usize = 56;
+
+/// Splits `name:line: text`, a message about the chunk `name`, into line and text.
+///
+/// The known name is stripped rather than searched for, so names holding `:<digits>:`
+/// (`tenant:7:handler`) or drive letters (`C:\jobs\a.lua`) do not fool it. Lua shortens
+/// long names to `...` and their tail, which is matched too.
+fn strip_chunk_location<'m>(msg: &'m str, name: &str) -> Option<(u32, &'m str)> {
+    let name = name.as_bytes();
+    let bytes = msg.as_bytes();
+    let rest_at = if name.len() <= SHOWN_NAME_MAX {
+        bytes.starts_with(name).then_some(name.len())?
+    } else {
+        let tail = &name[name.len() - SHOWN_NAME_TAIL..];
+        (bytes.starts_with(b"...") && bytes[3..].starts_with(tail))
+            .then_some(3 + SHOWN_NAME_TAIL)?
+    };
+    let rest = msg.get(rest_at..)?.strip_prefix(':')?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let line = rest.get(..digits)?.parse().ok()?;
+    let text = rest.get(digits..)?.strip_prefix(':')?;
+    Some((line, text.strip_prefix(' ').unwrap_or(text)))
+}
+
 /// Splits mlua's "message\nstack traceback:\n..." into message and traceback.
 fn split_traceback(msg: &str) -> (String, Option<String>) {
     match msg.find("\nstack traceback:") {
@@ -205,8 +233,11 @@ fn first_lua_location(traceback: &str) -> Option<&str> {
 /// `chunk` names the script whose compilation failed (for syntax errors).
 pub(crate) fn classify(err: mlua::Error, chunk: Option<&str>) -> Error {
     match err {
-        mlua::Error::SyntaxError { message, .. } => match split_location(&message) {
-            Some((_, line, text)) => Error::Syntax {
+        mlua::Error::SyntaxError { message, .. } => match chunk
+            .and_then(|c| strip_chunk_location(&message, c))
+            .or_else(|| split_location(&message).map(|(_, line, text)| (line, text)))
+        {
+            Some((line, text)) => Error::Syntax {
                 chunk: chunk.map_or_else(|| "?".to_string(), str::to_string),
                 line: Some(line),
                 message: text.to_string(),
@@ -337,6 +368,22 @@ mod tests {
             Some(("C:\\x\\a.lua", 3, "oops: 4"))
         );
         assert_eq!(split_location("no location"), None);
+    }
+
+    #[test]
+    fn strips_the_known_chunk_name() {
+        assert_eq!(
+            strip_chunk_location("tenant:7:handler:3: unexpected symbol", "tenant:7:handler"),
+            Some((3, "unexpected symbol"))
+        );
+        assert_eq!(
+            strip_chunk_location("C:\\jobs\\a.lua:2: oops: 4", "C:\\jobs\\a.lua"),
+            Some((2, "oops: 4"))
+        );
+        assert_eq!(strip_chunk_location("other.lua:2: x", "a.lua"), None);
+        let long = format!("{}:9:{}", "d/".repeat(30), "x.lua");
+        let shown = format!("...{}:4: boom", &long[long.len() - SHOWN_NAME_TAIL..]);
+        assert_eq!(strip_chunk_location(&shown, &long), Some((4, "boom")));
     }
 
     #[test]

@@ -9,9 +9,10 @@
 //!
 //! No hook is set while an execution is within its CPU and wall-clock budget, so a
 //! CPU-bound script pays nothing for these limits. When a limit trips, a hook is armed
-//! on the running coroutine (see `interrupt.rs`, the only `unsafe` code of the crate)
-//! and raises the limit error at every instruction until the execution has unwound:
-//! `pcall`, `xpcall`, `coroutine.resume` and `coroutine.wrap` cannot swallow it. A memory
+//! on the running coroutine (see `interrupt.rs`, the crate's only `unsafe` code besides
+//! the sandbox's host-function wrapper) and raises the limit error at every instruction
+//! until the execution has unwound: `pcall`, `xpcall`, `coroutine.resume` and
+//! `coroutine.wrap` cannot swallow it. A memory
 //! error caught by those functions is made sticky the same way. Coroutines the script
 //! creates are covered: the sandbox's `coroutine.resume` tells the interrupt which
 //! coroutine is running.

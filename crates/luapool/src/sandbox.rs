@@ -24,6 +24,7 @@ mod load;
 mod require;
 pub(crate) mod seal;
 mod shim;
+mod wrap;
 
 use std::cell::{OnceCell, RefCell};
 use std::io::Write;
@@ -104,6 +105,9 @@ pub(crate) struct SandboxData {
     pub(crate) guards: Option<Guards>,
     /// Set when a host function panicked.
     pub(crate) host_panicked: std::cell::Cell<bool>,
+    /// The engine's own `tostring` (`luaL_tolstring`), saved before any script runs, for
+    /// `print` and `log`.
+    tostring: Function,
 }
 
 /// Replacements of `coroutine.resume` and `coroutine.wrap`, and the prologue that tells
@@ -210,9 +214,26 @@ impl SandboxData {
     }
 
     /// Wraps a host function so that its failures are raised as Lua string errors
-    /// pointing at the caller's line (see [`host_result`]).
+    /// pointing at the caller's line (see [`host_result`]), also when it is called in tail
+    /// position.
     pub(crate) fn wrap_host(&self, lua: &Lua, f: Function) -> mlua::Result<Function> {
-        self.shim(lua)?.wrap.call(f)
+        wrap::wrap(lua, f)
+    }
+
+    /// Appends `value` to `out` formatted exactly as Lua's `tostring` does (`1.0`, `0.3`,
+    /// `__tostring` and `__name` honoured).
+    pub(crate) fn push_tostring(&self, out: &mut Vec<u8>, value: &Value) -> mlua::Result<()> {
+        match value {
+            Value::String(s) => out.extend_from_slice(&s.as_bytes()),
+            Value::Nil => out.extend_from_slice(b"nil"),
+            Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Value::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+            other => {
+                let s: mlua::LuaString = self.tostring.call(other)?;
+                out.extend_from_slice(&s.as_bytes());
+            }
+        }
+        Ok(())
     }
 
     /// Opens a lazily provided global (a sandbox function, a library or the host library)
@@ -354,6 +375,7 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
         shim: OnceCell::new(),
         guards,
         host_panicked: std::cell::Cell::new(false),
+        tostring: globals.raw_get("tostring")?,
     });
     lua.set_app_data(Rc::clone(&data));
 
@@ -427,18 +449,15 @@ fn seed_random(math: &Table) -> mlua::Result<()> {
 /// `print(...)`: `tostring` of each argument, tab-separated, to the host's writer.
 fn print_function(lua: &Lua) -> mlua::Result<Function> {
     host_function(lua, |lua, args: MultiValue| {
+        let data = SandboxData::get(lua)?;
         let mut line = Vec::new();
         for (i, v) in args.iter().enumerate() {
             if i > 0 {
                 line.push(b'\t');
             }
-            match v {
-                Value::String(s) => line.extend_from_slice(&s.as_bytes()),
-                other => line.extend_from_slice(other.to_string()?.as_bytes()),
-            }
+            data.push_tostring(&mut line, v)?;
         }
         line.push(b'\n');
-        let data = SandboxData::get(lua)?;
         let mut out = data.output.borrow_mut();
         out.write_all(&line)
             .and_then(|_| out.flush())
@@ -462,7 +481,9 @@ fn collectgarbage_function(lua: &Lua) -> mlua::Result<Function> {
     })
 }
 
-/// `debug.traceback([msg [, level]])` on the calling coroutine.
+/// `debug.traceback([msg [, level]])` on the calling coroutine. Level 1 (the default) is
+/// the function that called `debug.traceback`; frames of luapool's Lua helpers are left
+/// out.
 fn traceback_function(lua: &Lua) -> mlua::Result<Function> {
     host_function(lua, |lua, (msg, level): (Value, Option<usize>)| {
         let text = match &msg {
@@ -472,8 +493,21 @@ fn traceback_function(lua: &Lua) -> mlua::Result<Function> {
             // Lua returns non-string messages untouched.
             _ => return Ok(msg),
         };
-        Ok(Value::String(
-            lua.traceback(text.as_deref(), level.unwrap_or(1))?,
-        ))
+        // Level 1 of `lua.traceback` is the host wrapper (a C function that keeps its
+        // caller's frame, even in tail position): skip it.
+        let level = level.unwrap_or(1).saturating_add(1);
+        let traceback = lua.traceback(text.as_deref(), level)?;
+        let traceback = traceback.as_bytes();
+        let mut out = Vec::with_capacity(traceback.len());
+        let frames = traceback
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.starts_with(b"\tluapool:"));
+        for (i, line) in frames.enumerate() {
+            if i > 0 {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(line);
+        }
+        Ok(Value::String(lua.create_string(out)?))
     })
 }

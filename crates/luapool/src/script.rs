@@ -41,7 +41,10 @@ impl Script {
         if source.first() == Some(&b'#') {
             source.splice(0..0, *b"--");
         }
+        // The hash covers the name too: the chunk cache keys by name and source, since the
+        // name is compiled into the chunk (it is what error messages and tracebacks show).
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut hasher);
         source.hash(&mut hasher);
         let hash = hasher.finish();
         Script {
@@ -81,6 +84,7 @@ impl Script {
         &self.inner.chunk_name
     }
 
+    /// A hash of the name and the source.
     pub(crate) fn hash(&self) -> u64 {
         self.inner.hash
     }

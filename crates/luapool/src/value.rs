@@ -116,8 +116,28 @@ impl Value {
 }
 
 /// The metatable that marks an empty Lua table as an array rather than a map (kept in the
-/// VM's app data; set by `json.decode` and `json.array`).
+/// VM's app data; set by `json.decode`, `json.array` and on an empty [`Value::Array`]
+/// converted into Lua).
 pub(crate) struct ArrayMarker(pub(crate) mlua::Table);
+
+impl ArrayMarker {
+    /// The marker of `lua`, created on first need (scripts cannot read or replace it:
+    /// its `__metatable` is `false`).
+    pub(crate) fn get_or_create(lua: &Lua) -> mlua::Result<mlua::Table> {
+        if let Some(marker) = lua.app_data_ref::<ArrayMarker>() {
+            return Ok(marker.0.clone());
+        }
+        let marker = lua.create_table_with_capacity(0, 1)?;
+        marker.raw_set("__metatable", false)?;
+        lua.set_app_data(ArrayMarker(marker.clone()));
+        Ok(marker)
+    }
+
+    /// Marks the empty table `t` as an array.
+    pub(crate) fn mark(lua: &Lua, t: &mlua::Table) -> mlua::Result<()> {
+        t.set_metatable(Some(ArrayMarker::get_or_create(lua)?))
+    }
+}
 
 fn convert(
     value: &mlua::Value,
@@ -210,9 +230,7 @@ impl IntoLua for Value {
                     t.raw_set(i + 1, v)?;
                 }
                 if t.raw_len() == 0 {
-                    if let Some(marker) = lua.app_data_ref::<ArrayMarker>() {
-                        t.set_metatable(Some(marker.0.clone()))?;
-                    }
+                    ArrayMarker::mark(lua, &t)?;
                 }
                 mlua::Value::Table(t)
             }

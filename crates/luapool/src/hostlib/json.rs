@@ -6,10 +6,6 @@ use crate::sandbox::host_function;
 use crate::value::{ArrayMarker, Value};
 
 pub(super) fn module(lua: &Lua) -> mlua::Result<Table> {
-    let marker = lua.create_table_with_capacity(0, 1)?;
-    marker.raw_set("__metatable", false)?;
-    lua.set_app_data(ArrayMarker(marker));
-
     let t = lua.create_table_with_capacity(0, 4)?;
     t.raw_set("null", LuaValue::NULL)?;
     t.raw_set(
@@ -33,9 +29,7 @@ pub(super) fn module(lua: &Lua) -> mlua::Result<Table> {
         "array",
         host_function(lua, |lua, t: Table| {
             if t.raw_len() == 0 {
-                if let Some(m) = lua.app_data_ref::<ArrayMarker>() {
-                    t.set_metatable(Some(m.0.clone()))?;
-                }
+                ArrayMarker::mark(lua, &t)?;
             }
             Ok(t)
         })?,
@@ -51,9 +45,7 @@ fn to_lua(lua: &Lua, json: serde_json::Value) -> mlua::Result<LuaValue> {
         serde_json::Value::Array(items) => {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
             if items.is_empty() {
-                if let Some(m) = lua.app_data_ref::<ArrayMarker>() {
-                    t.set_metatable(Some(m.0.clone()))?;
-                }
+                ArrayMarker::mark(lua, &t)?;
             }
             for (i, item) in items.into_iter().enumerate() {
                 t.raw_set(i + 1, to_lua(lua, item)?)?;

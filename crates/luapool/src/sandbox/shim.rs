@@ -1,6 +1,6 @@
 //! A few helpers written in Lua, loaded into every VM: running a chunk in a fresh
-//! environment without extra crossings between Rust and Lua, and turning host function
-//! failures into ordinary Lua string errors.
+//! environment without extra crossings between Rust and Lua. (Host function failures are
+//! turned into Lua string errors by the C wrapper of `wrap.rs`.)
 //!
 //! The helpers are compiled once per process; each VM loads the bytecode, which is cheaper
 //! than parsing the source again.
@@ -11,19 +11,21 @@ use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua, Table, Value};
 
 /// What a host function returns, as its first value, to have its caller raise an error.
-const FAIL: &str = "__luapool_fail";
+/// A `static`, so that its address is one and the same everywhere.
+static FAIL: &str = "__luapool_fail";
+
+/// The address behind [`fail_marker`].
+pub(crate) fn fail_pointer() -> *mut std::ffi::c_void {
+    FAIL.as_ptr() as *mut std::ffi::c_void
+}
 
 /// The marker value: a light userdata (the address of a static) no script can forge.
 pub(crate) fn fail_marker() -> Value {
-    Value::LightUserData(mlua::LightUserData(FAIL.as_ptr() as *mut std::ffi::c_void))
+    Value::LightUserData(mlua::LightUserData(fail_pointer()))
 }
 
 const SHIM: &str = r#"
-local setmetatable, error, type, env_mt, FAIL = ...
-local function check(first, ...)
-  if first == FAIL then error((...), 2) end
-  return first, ...
-end
+local setmetatable, type, env_mt, FAIL = ...
 local function call_global(env, main, name, ...)
   main()
   local f = env[name]
@@ -51,9 +53,7 @@ return
   -- shared_caller(env, main): (name, ...) runs `main`, then the global `name` of `env`
   function(env, main)
     return function(name, ...) return call_global(env, main, name, ...) end
-  end,
-  -- wrap(f): a host function whose failures become Lua errors at the caller's line
-  function(f) return function(...) return check(f(...)) end end
+  end
 "#;
 
 /// The compiled helpers of one VM.
@@ -69,29 +69,23 @@ pub(crate) struct Shim {
     /// `shared_caller(env, main)`: a function `(name, ...)` running `main`, then calling
     /// the global `name` of `env`.
     pub(crate) shared_caller: Function,
-    /// `wrap(host_function)`.
-    pub(crate) wrap: Function,
 }
 
 impl Shim {
     pub(crate) fn load(lua: &Lua, env_mt: &Table) -> mlua::Result<Shim> {
         let globals = lua.globals();
         static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
-        let (runner, caller, shared_caller, wrap) =
-            load_helper(lua, &BYTECODE, SHIM)?.call::<(Function, Function, Function, Function)>(
-                (
-                    globals.raw_get::<Function>("setmetatable")?,
-                    globals.raw_get::<Function>("error")?,
-                    globals.raw_get::<Function>("type")?,
-                    env_mt.clone(),
-                    fail_marker(),
-                ),
-            )?;
+        let (runner, caller, shared_caller) =
+            load_helper(lua, &BYTECODE, SHIM)?.call::<(Function, Function, Function)>((
+                globals.raw_get::<Function>("setmetatable")?,
+                globals.raw_get::<Function>("type")?,
+                env_mt.clone(),
+                fail_marker(),
+            ))?;
         Ok(Shim {
             runner,
             caller,
             shared_caller,
-            wrap,
         })
     }
 }

@@ -74,6 +74,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn same_source_under_two_names_is_two_entries() {
+        let mut cache = ChunkCache::new(4);
+        let (a, b) = (Script::new("a", "return 1"), Script::new("b", "return 1"));
+        cache.insert(&a, Rc::new(1));
+        assert!(cache.get(&b).is_none());
+        cache.insert(&b, Rc::new(2));
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.get(&a).as_deref(), Some(&1));
+        assert_eq!(cache.get(&b).as_deref(), Some(&2));
+    }
+
+    #[test]
     fn evicts_least_recently_used() {
         let mut cache = ChunkCache::new(2);
         let (a, b, c) = (

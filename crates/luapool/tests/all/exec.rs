@@ -409,6 +409,37 @@ fn script_names_with_colons_and_digits_keep_the_right_line() {
 }
 
 #[test]
+fn long_script_names_keep_the_right_line() {
+    // Lua shortens names past 59 bytes to `...` and their tail.
+    let vm = vm();
+    let name = format!("{}:9:{}", "tenants/".repeat(10), "handler.lua");
+    let err = vm
+        .exec(&Script::new(name.clone(), "local a = 1\n\n\nx = = 1"))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Syntax { ref chunk, line: Some(4), .. } if *chunk == name),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn print_honours_name_metafield() {
+    let vm = vm();
+    let buf = Buf::default();
+    vm.set_output(buf.clone());
+    ok(
+        &vm,
+        "print(setmetatable({}, { __name = 'Point' }), 2^53, 1e15, -1.5)",
+    );
+    let text = buf.text();
+    assert!(text.starts_with("Point: "), "{text}");
+    assert!(
+        text.ends_with("\t9.007199254741e+15\t1e+15\t-1.5\n"),
+        "{text}"
+    );
+}
+
+#[test]
 fn stack_overflows_are_runtime_errors_and_the_vm_survives() {
     let vm = vm();
     for source in [

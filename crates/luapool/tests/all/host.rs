@@ -211,6 +211,31 @@ async fn async_host_function_waits_for_a_oneshot() {
     assert_contains(&message, "already waited");
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn async_host_error_after_a_yield_in_tail_position_names_the_script_line() {
+    let vm = vm();
+    vm.register_async("later", |fail: bool| async move {
+        tokio::task::yield_now().await;
+        if fail {
+            return Err(HostError::new("too late"));
+        }
+        Ok(7)
+    })
+    .unwrap();
+    let script = Script::new("late.lua", "local x = later(false)\nreturn later(x == 7)");
+    let message = match vm.exec_async(&script).await {
+        Err(Error::Runtime { message, .. }) => message,
+        other => panic!("{other:?}"),
+    };
+    assert!(message.starts_with("late.lua:2:"), "{message}");
+    assert_contains(&message, "too late");
+    let script = Script::new("ok.lua", "return later(false)");
+    assert_eq!(
+        vm.exec_async(&script).await.unwrap(),
+        vec![Value::Integer(7)]
+    );
+}
+
 #[test]
 fn async_host_function_from_sync_exec_is_a_runtime_error() {
     let vm = vm();
