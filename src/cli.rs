@@ -1,5 +1,6 @@
 //! Command-line arguments.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ pub(crate) enum Command {
     /// Compile Lua files without running them: `ok FILE` on stdout for each file that
     /// compiles, `file:line: message` on stderr for each that does not.
     Check(CheckArgs),
+    /// Serve HTTP with a Lua app: APP defines `function handle(req)`.
+    Serve(ServeArgs),
 }
 
 /// Arguments of `luapool run`.
@@ -118,6 +121,80 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         return Err(format!("'{text}' must be a positive number of seconds"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Arguments of `luapool serve`. Flags win over the configuration file.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The app: a Lua file defining `function handle(req)`.
+    #[arg(value_name = "APP")]
+    pub(crate) app: PathBuf,
+    /// Configuration file (default: `luapool.toml` next to APP, if there is one).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Worker threads, each with its own VM [default: one per core].
+    #[arg(long, value_name = "N")]
+    pub(crate) workers: Option<usize>,
+    /// Requests a worker runs at once [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub(crate) concurrency: Option<usize>,
+    /// Requests a worker lets wait when all its slots are busy [default: 1024].
+    #[arg(long = "max-queued", value_name = "N")]
+    pub(crate) max_queued: Option<usize>,
+    /// Wall-clock limit of one request's handler, awaits included [default: 30].
+    #[arg(long = "request-timeout", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub(crate) request_timeout: Option<Duration>,
+    /// CPU-time limit of one request's handler [default: none].
+    #[arg(long = "cpu-limit", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub(crate) cpu_limit: Option<Duration>,
+    /// Memory scripts may allocate in one worker's VM, e.g. `64MiB` [default: none].
+    #[arg(long = "memory-limit", value_name = "SIZE", value_parser = luapool::bytes::parse)]
+    pub(crate) memory_limit: Option<usize>,
+    /// Largest request body accepted, e.g. `1MiB` [default: 1MiB].
+    #[arg(long = "max-body-size", value_name = "SIZE", value_parser = luapool::bytes::parse)]
+    pub(crate) max_body_size: Option<usize>,
+    /// Time a client has to send a request's headers [default: 10].
+    #[arg(long = "header-read-timeout", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub(crate) header_read_timeout: Option<Duration>,
+    /// How long an idle keep-alive connection stays open [default: 75].
+    #[arg(long = "keep-alive-timeout", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub(crate) keep_alive_timeout: Option<Duration>,
+    /// How long shutdown waits for requests in flight [default: 30].
+    #[arg(long = "shutdown-timeout", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub(crate) shutdown_timeout: Option<Duration>,
+    /// A shared dictionary `shared.NAME` holding up to CAPACITY entries (repeatable).
+    #[arg(long = "shared-dict", value_name = "NAME=CAPACITY", value_parser = parse_dict)]
+    pub(crate) shared_dicts: Vec<(String, usize)>,
+    /// A directory `require` searches before APP's own (repeatable).
+    #[arg(long = "module-path", value_name = "DIR")]
+    pub(crate) module_paths: Vec<PathBuf>,
+    /// Serve `/metrics` and `/healthz` on this address [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) admin: Option<SocketAddr>,
+    /// Log every request (target `luapool::access`).
+    #[arg(long = "access-log")]
+    pub(crate) access_log: bool,
+    /// Development mode: error responses carry the Lua error and traceback.
+    #[arg(long)]
+    pub(crate) dev: bool,
+    /// Reload the app when a `.lua` file next to it changes.
+    #[arg(long)]
+    pub(crate) watch: bool,
+}
+
+/// Parses `NAME=CAPACITY`.
+fn parse_dict(text: &str) -> Result<(String, usize), String> {
+    let (name, capacity) = text
+        .split_once('=')
+        .ok_or_else(|| format!("'{text}' is not NAME=CAPACITY"))?;
+    let capacity: usize = capacity
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{capacity}' is not a number of entries"))?;
+    Ok((name.trim().to_string(), capacity))
 }
 
 /// Arguments of `luapool check`.

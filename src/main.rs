@@ -6,6 +6,7 @@
 mod check;
 mod cli;
 mod run;
+mod serve;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -25,5 +26,6 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::Run(args) => run::run(args),
         cli::Command::Check(args) => check::check(args),
+        cli::Command::Serve(args) => serve::serve(args),
     }
 }

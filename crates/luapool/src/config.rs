@@ -184,7 +184,12 @@ pub mod bytes {
             .ok_or_else(|| format!("'{text}' is too large"))
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    /// Deserializes an optional size written as a number of bytes or as a string for
+    /// [`parse`], for `#[serde(deserialize_with = "luapool::bytes::deserialize")]`.
+    ///
+    /// # Errors
+    /// The deserializer's error, with the message of [`parse`] for bad strings.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Size {

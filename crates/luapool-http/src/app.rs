@@ -1,0 +1,91 @@
+//! The Lua app: the handler script, and the recipe that builds a worker's VM for it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use luapool::{Isolation, Script, Vm, VmConfig};
+
+use crate::config::ServerConfig;
+use crate::error::{Error, Result};
+use crate::http_client;
+
+/// A loaded app: `app.lua` and the directory its modules come from.
+#[derive(Debug, Clone)]
+pub(crate) struct App {
+    pub(crate) path: PathBuf,
+    pub(crate) script: Script,
+}
+
+impl App {
+    /// Reads the app file.
+    pub(crate) fn read(path: &Path) -> Result<App> {
+        Ok(App {
+            path: path.to_path_buf(),
+            script: Script::from_file(path)?,
+        })
+    }
+
+    /// The directory of the app file, where `require` looks for its modules.
+    fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// The configuration of a VM serving this app.
+    fn vm_config(&self, config: &ServerConfig) -> VmConfig {
+        let mut vm = VmConfig::default().with_timeout(config.request_timeout);
+        vm.cpu_limit = config.cpu_limit;
+        vm.memory_limit = config.memory_limit;
+        vm.module_paths = config.module_paths.clone();
+        vm.module_paths.push(self.dir());
+        vm
+    }
+}
+
+/// What every worker VM gets besides the app: the host library the server adds.
+#[derive(Clone)]
+pub(crate) struct Host {
+    pub(crate) config: Arc<ServerConfig>,
+    // DICTS pub(crate) dicts: luapool::SharedDicts,
+}
+
+impl Host {
+    /// Builds a worker's VM for `app`: sandboxed, per-request globals, the server's host
+    /// library, and the app compiled.
+    pub(crate) fn build_vm(&self, app: &App) -> Result<Vm> {
+        self.build(app, app.vm_config(&self.config))
+    }
+
+    fn build(&self, app: &App, config: VmConfig) -> Result<Vm> {
+        let vm = Vm::new(config)?;
+        vm.register_module(http_client::module())?;
+        // DICTS vm.register_shared_dicts(&self.dicts)?;
+        vm.compile(&app.script)?;
+        Ok(vm)
+    }
+
+    /// Checks an app before serving it: it compiles, its top level runs without error
+    /// (so a failing `require` is caught at startup), and it defines `handle`.
+    pub(crate) fn check(&self, app: &App) -> Result<()> {
+        let mut config = app.vm_config(&self.config);
+        config.isolation = Isolation::Shared;
+        let vm = self.build(app, config)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Worker {
+                index: 0,
+                message: format!("cannot start a runtime to check the app: {e}"),
+            })?;
+        runtime.block_on(vm.exec_async(&app.script))?;
+        let kind: String = vm.eval(&Script::new("(check)", "return type(handle)"))?;
+        if kind != "function" {
+            return Err(Error::NoHandler {
+                path: app.path.display().to_string(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,207 @@
+//! `http.request{ method, url, headers, body, timeout }`: an async HTTP client for
+//! scripts, on reqwest with rustls.
+//!
+//! Returns `{ status = 200, headers = { ... }, body = "..." }`, or `nil, message` when
+//! the request fails (connection refused, timeout, too large a response). Bad arguments
+//! are Lua errors. Response header names are lower case; a repeated header is an array.
+
+use std::cell::OnceCell;
+use std::time::Duration;
+
+use luapool::mlua;
+use luapool::{HostError, HostResult, Module, Value};
+
+/// Longest a request may take when the script gives no `timeout`.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest response body read; larger responses fail with `nil, message`.
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+thread_local! {
+    /// One client per thread: its connection pool lives on that thread's runtime.
+    static CLIENT: OnceCell<reqwest::Client> = const { OnceCell::new() };
+}
+
+fn client() -> HostResult<reqwest::Client> {
+    CLIENT.with(|cell| {
+        if let Some(c) = cell.get() {
+            return Ok(c.clone());
+        }
+        let c = reqwest::Client::builder()
+            .user_agent(concat!("luapool/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| HostError::new(format!("http.request: cannot build a client: {e}")))?;
+        Ok(cell.get_or_init(|| c).clone())
+    })
+}
+
+/// What a script asked for, read from its arguments before the request starts.
+struct Spec {
+    method: reqwest::Method,
+    url: String,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Option<Vec<u8>>,
+    timeout: Duration,
+}
+
+/// The `http` module.
+pub(crate) fn module() -> Module {
+    Module::new("http").async_function("request", |arg: mlua::Value| {
+        let spec = parse(arg);
+        async move {
+            let spec = spec?;
+            Ok(match send(spec).await {
+                Ok(reply) => (reply, None),
+                Err(message) => (Value::Nil, Some(message)),
+            })
+        }
+    })
+}
+
+fn parse(arg: mlua::Value) -> HostResult<Spec> {
+    let bad = |what: &str| HostError::new(format!("http.request: {what}"));
+    let t = match arg {
+        mlua::Value::String(url) => {
+            return Ok(Spec {
+                method: reqwest::Method::GET,
+                url: url
+                    .to_str()
+                    .map_err(|_| bad("the url must be UTF-8"))?
+                    .to_string(),
+                headers: Vec::new(),
+                body: None,
+                timeout: DEFAULT_TIMEOUT,
+            })
+        }
+        mlua::Value::Table(t) => t,
+        other => {
+            return Err(bad(&format!(
+                "expected a table {{ url = ..., method = ... }} or a url string, got {}",
+                other.type_name()
+            )))
+        }
+    };
+    let text = |key: &str| -> HostResult<Option<String>> {
+        match t.raw_get::<mlua::Value>(key).map_err(HostError::from)? {
+            mlua::Value::Nil => Ok(None),
+            mlua::Value::String(s) => Ok(Some(
+                s.to_str()
+                    .map_err(|_| bad(&format!("`{key}` must be UTF-8")))?
+                    .to_string(),
+            )),
+            other => Err(bad(&format!(
+                "`{key}` must be a string, got {}",
+                other.type_name()
+            ))),
+        }
+    };
+    let url = text("url")?.ok_or_else(|| bad("`url` is required"))?;
+    let method = match text("method")? {
+        None => reqwest::Method::GET,
+        Some(m) => reqwest::Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+            .map_err(|_| bad(&format!("'{m}' is not an HTTP method")))?,
+    };
+    let body = match t.raw_get::<mlua::Value>("body").map_err(HostError::from)? {
+        mlua::Value::Nil => None,
+        mlua::Value::String(s) => Some(s.as_bytes().to_vec()),
+        other => {
+            return Err(bad(&format!(
+                "`body` must be a string, got {}",
+                other.type_name()
+            )))
+        }
+    };
+    let timeout = match t
+        .raw_get::<mlua::Value>("timeout")
+        .map_err(HostError::from)?
+    {
+        mlua::Value::Nil => DEFAULT_TIMEOUT,
+        mlua::Value::Integer(n) if n > 0 => Duration::from_secs(n as u64),
+        mlua::Value::Number(n) if n > 0.0 && n < 1e9 => Duration::from_secs_f64(n),
+        _ => return Err(bad("`timeout` must be a positive number of seconds")),
+    };
+    let mut headers = Vec::new();
+    match t
+        .raw_get::<mlua::Value>("headers")
+        .map_err(HostError::from)?
+    {
+        mlua::Value::Nil => {}
+        mlua::Value::Table(h) => {
+            for pair in h.pairs::<mlua::Value, mlua::Value>() {
+                let (k, v) = pair.map_err(HostError::from)?;
+                match (k, v) {
+                    (mlua::Value::String(k), mlua::Value::String(v)) => headers.push((
+                        k.to_str()
+                            .map_err(|_| bad("header names must be UTF-8"))?
+                            .to_string(),
+                        v.as_bytes().to_vec(),
+                    )),
+                    _ => return Err(bad("`headers` must map strings to strings")),
+                }
+            }
+        }
+        _ => return Err(bad("`headers` must be a table")),
+    }
+    Ok(Spec {
+        method,
+        url,
+        headers,
+        body,
+        timeout,
+    })
+}
+
+async fn send(spec: Spec) -> Result<Value, String> {
+    let client = client().map_err(|e| e.to_string())?;
+    let mut request = client.request(spec.method, &spec.url).timeout(spec.timeout);
+    for (name, value) in spec.headers {
+        request = request.header(name, value);
+    }
+    if let Some(body) = spec.body {
+        request = request.body(body);
+    }
+    let mut response = request.send().await.map_err(describe)?;
+    let status = i64::from(response.status().as_u16());
+    let mut headers: Vec<(Value, Value)> = Vec::new();
+    for (name, value) in response.headers() {
+        let key = Value::from(name.as_str());
+        let value = Value::String(value.as_bytes().to_vec());
+        match headers.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, Value::Array(list))) => list.push(value),
+            Some((_, first)) => *first = Value::Array(vec![std::mem::take(first), value]),
+            None => headers.push((key, value)),
+        }
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(describe)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(format!(
+                "the response body is larger than {MAX_RESPONSE_BYTES} bytes"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Value::Map(vec![
+        (Value::from("status"), Value::Integer(status)),
+        (Value::from("headers"), Value::Map(headers)),
+        (Value::from("body"), Value::String(body)),
+    ]))
+}
+
+/// A one-line description of a client error, with its cause.
+fn describe(e: reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "cannot connect".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

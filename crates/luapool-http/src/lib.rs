@@ -1,0 +1,49 @@
+//! # luapool-http: an HTTP server whose request handlers are Lua
+//!
+//! Built on [`luapool`]'s sandboxed VMs and hyper. An app is a Lua file that defines a
+//! global function `handle(req)`:
+//!
+//! ```lua
+//! local json = require("json")
+//! function handle(req)
+//!   -- req.method, req.path, req.query, req.headers, req.body, req.remote_addr, req.id
+//!   return { status = 200, headers = { ["content-type"] = "application/json" },
+//!            body = json.encode({ path = req.path }) }
+//! end
+//! ```
+//!
+//! [`Server::start`] serves it on N workers. Each worker is an OS thread with a
+//! current-thread tokio runtime that accepts connections, serves them with hyper and
+//! runs their handlers on its own VM, so a request never crosses threads. Each request
+//! runs as its own coroutine with its own globals; per-worker state lives in modules.
+//!
+//! | handler outcome | status |
+//! |---|---|
+//! | a reply | the reply's |
+//! | a Lua error, a bad reply, the memory limit | `500` (the VM is rebuilt after a memory-limit hit) |
+//! | the request timeout or the CPU limit | `504` |
+//! | every slot of the worker busy and its queue full | `503` with `Retry-After` |
+//! | a body over `max_body_size` | `413` |
+//!
+//! The host library of handlers adds to luapool's (`sleep`, `json`, `log`, `time`):
+//! `http.request{...}` (an async client) and `shared.NAME` (dictionaries shared by all
+//! workers, see [`ServerConfig::shared_dicts`]).
+
+#![doc(test(attr(deny(warnings))))]
+
+mod admin;
+mod app;
+mod config;
+mod error;
+mod http_client;
+mod metrics;
+mod request;
+mod response;
+mod server;
+mod status;
+mod worker;
+
+pub use config::ServerConfig;
+pub use error::{Error, Result};
+pub use server::{Server, ShutdownSummary};
+pub use status::status_for;

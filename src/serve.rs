@@ -1,0 +1,151 @@
+//! `luapool serve`: the HTTP server, until SIGTERM or SIGINT; SIGHUP reloads the app.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use luapool_http::{Server, ServerConfig};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info};
+
+use crate::cli::ServeArgs;
+
+/// Starts the server and serves until told to stop. A startup error (bad app, bad
+/// configuration, address in use) prints one line and exits with 1.
+pub(crate) fn serve(args: ServeArgs) -> ExitCode {
+    let config = match config(&args) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let shutdown_timeout = config.shutdown_timeout;
+    let server = match Server::start(&args.app, config) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    // Tests and scripts read the address from here (useful with port 0).
+    println!("listening on http://{}", server.local_addr());
+    if let Some(admin) = server.admin_addr() {
+        println!("admin on http://{admin}");
+    }
+    let outcome = wait_for_stop(&server, &args);
+    if let Err(e) = outcome {
+        error!("{e}");
+    }
+    let summary = server.shutdown(shutdown_timeout);
+    if summary.abandoned > 0 {
+        info!(
+            abandoned = summary.abandoned,
+            "some connections were still open at the deadline"
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("luapool: {e}");
+    ExitCode::FAILURE
+}
+
+/// The configuration: the file (given, or `luapool.toml` next to the app), then flags.
+fn config(args: &ServeArgs) -> Result<ServerConfig, luapool_http::Error> {
+    let default_file = args
+        .app
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("luapool.toml");
+    let mut c = match &args.config {
+        Some(path) => ServerConfig::from_file(path)?,
+        None if default_file.is_file() => ServerConfig::from_file(&default_file)?,
+        None => ServerConfig::default(),
+    };
+    macro_rules! flag {
+        ($field:ident) => {
+            if let Some(v) = args.$field.clone() {
+                c.$field = v;
+            }
+        };
+    }
+    flag!(listen);
+    flag!(workers);
+    flag!(concurrency);
+    flag!(max_queued);
+    flag!(request_timeout);
+    flag!(max_body_size);
+    flag!(header_read_timeout);
+    flag!(keep_alive_timeout);
+    flag!(shutdown_timeout);
+    if args.cpu_limit.is_some() {
+        c.cpu_limit = args.cpu_limit;
+    }
+    if args.memory_limit.is_some() {
+        c.memory_limit = args.memory_limit;
+    }
+    if args.admin.is_some() {
+        c.admin = args.admin;
+    }
+    for (name, capacity) in &args.shared_dicts {
+        c.shared_dicts.insert(name.clone(), *capacity);
+    }
+    if !args.module_paths.is_empty() {
+        c.module_paths = args.module_paths.clone();
+    }
+    c.access_log |= args.access_log;
+    c.dev |= args.dev;
+    c.validate()?;
+    Ok(c)
+}
+
+/// Waits for SIGTERM or SIGINT, reloading on SIGHUP (and on file changes with `--watch`).
+fn wait_for_stop(server: &Server, args: &ServeArgs) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let watched = args
+            .watch
+            .then(|| watch_dirs(&args.app, &server.config().module_paths));
+        let mut stamp = watched.as_ref().map(|dirs| newest_change(dirs));
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = term.recv() => { info!("SIGTERM: shutting down"); return Ok(()) }
+                _ = int.recv() => { info!("SIGINT: shutting down"); return Ok(()) }
+                _ = hup.recv() => { info!("SIGHUP: reloading"); let _ = server.reload(); }
+                _ = tick.tick(), if watched.is_some() => {
+                    let dirs = watched.as_deref().unwrap_or_default();
+                    let now = newest_change(dirs);
+                    if stamp != Some(now) {
+                        stamp = Some(now);
+                        info!("a Lua file changed: reloading");
+                        let _ = server.reload();
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The directories `--watch` looks at: the app's and the module paths.
+fn watch_dirs(app: &Path, module_paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs = vec![app
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."))
+        .to_path_buf()];
+    dirs.extend(module_paths.iter().cloned());
+    dirs
+}
+
+/// The latest modification time of the `.lua` files in `dirs` (one level deep).
+fn newest_change(dirs: &[PathBuf]) -> Option<SystemTime> {
+    dirs.iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "lua"))
+        .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .max()
+}
