@@ -48,7 +48,7 @@ impl App {
 #[derive(Clone)]
 pub(crate) struct Host {
     pub(crate) config: Arc<ServerConfig>,
-    // DICTS pub(crate) dicts: luapool::SharedDicts,
+    pub(crate) dicts: luapool::SharedDicts,
 }
 
 impl Host {
@@ -61,7 +61,7 @@ impl Host {
     fn build(&self, app: &App, config: VmConfig) -> Result<Vm> {
         let vm = Vm::new(config)?;
         vm.register_module(http_client::module())?;
-        // DICTS vm.register_shared_dicts(&self.dicts)?;
+        vm.register_shared_dicts(&self.dicts)?;
         vm.compile(&app.script)?;
         Ok(vm)
     }
@@ -69,6 +69,21 @@ impl Host {
     /// Checks an app before serving it: it compiles, its top level runs without error
     /// (so a failing `require` is caught at startup), and it defines `handle`.
     pub(crate) fn check(&self, app: &App) -> Result<()> {
+        // On a thread of its own, so that this works from inside a caller's runtime.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| self.check_here(app))
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(Error::Worker {
+                        index: 0,
+                        message: "the app check panicked".to_string(),
+                    })
+                })
+        })
+    }
+
+    fn check_here(&self, app: &App) -> Result<()> {
         let mut config = app.vm_config(&self.config);
         config.isolation = Isolation::Shared;
         let vm = self.build(app, config)?;

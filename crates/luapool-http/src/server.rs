@@ -70,8 +70,15 @@ impl Server {
     pub fn start(app: impl AsRef<Path>, config: ServerConfig) -> Result<Server> {
         config.validate()?;
         let app_path = app.as_ref().to_path_buf();
+        let dicts = luapool::SharedDicts::new(
+            config
+                .shared_dicts
+                .iter()
+                .map(|(name, capacity)| (name.clone(), *capacity)),
+        )?;
         let host = Host {
             config: Arc::new(config),
+            dicts,
         };
         let app = Arc::new(App::read(&app_path)?);
         host.check(&app)?;
