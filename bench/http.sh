@@ -145,6 +145,7 @@ cpu_ticks() {
     done
     echo "$total"
 }
+threads() { awk '/^Threads:/ { print $2 }' /proc/"$1"/status 2>/dev/null || echo '?'; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' /proc/"$1"/status 2>/dev/null || echo 0; }
 
 # ---------------------------------------------------------------- servers
@@ -198,7 +199,7 @@ start_luapool() {
     ADDR[luapool]=$LUAPOOL_ADDR
     wait_ready luapool "http://$LUAPOOL_ADDR/" "${PID[luapool]}"
     RSS[luapool]=$(rss_kb "${PID[luapool]}")
-    RSS_NOTE[luapool]="whole process, $WORKERS worker(s)"
+    RSS_NOTE[luapool]="whole process, $WORKERS worker(s), $(threads "${PID[luapool]}") threads"
 }
 
 start_reference() { # name addr mode
@@ -209,7 +210,7 @@ start_reference() { # name addr mode
     ADDR[$1]=$2
     wait_ready "$1" "http://$2/" "${PID[$1]}"
     RSS[$1]=$(rss_kb "${PID[$1]}")
-    RSS_NOTE[$1]="whole process, 1 thread"
+    RSS_NOTE[$1]="whole process, $(threads "${PID[$1]}") thread(s)"
 }
 
 order=()
@@ -306,9 +307,17 @@ median() { # numbers... -> median (mean of the middle two for an even count)
 }
 
 # ---------------------------------------------------------------- report header
+luapool_rev() {
+    local rev
+    rev=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null) || { echo '?'; return; }
+    if [ -n "$(cd "$ROOT" && git status --porcelain -- src crates Cargo.toml Cargo.lock 2>/dev/null)" ]; then
+        rev="$rev+dirty"
+    fi
+    echo "$rev"
+}
 say "# luapool HTTP benchmark"
 say ""
-say "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, luapool $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nginx -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -n1 | awk '{print $1, $2}')"
+say "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, luapool $(luapool_rev), $(nginx -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -n1 | awk '{print $1, $2}')"
 say "workers=$WORKERS, wrk -t1 -c$CONNS -d$DURATION (/sleep: -c$SLEEP_CONNS -d$SLEEP_DURATION), rounds=$ROUNDS (median), warmup=$WARMUP"
 say ""
 say "## idle RSS (right after start)"
@@ -388,12 +397,12 @@ done
 for s in "${order[@]}"; do
     f=${LOGF[$s]}
     [ -s "$f" ] || continue
-    # start-up banners are fine; show what else the server logged
-    n=$(wc -l <"$f")
-    if [ "$s" = openresty ] || [ "$n" -gt 2 ]; then
-        say "$s logged $n line(s); last ones:"
+    # start-up banners are fine; show warnings and errors the server logged
+    n=$(grep -ciE 'warn|error|panic|crit|alert|emerg|fail' "$f" || true)
+    if [ "$n" -gt 0 ]; then
+        say "$s logged $n warning/error line(s); the last ones:"
         say '```'
-        while IFS= read -r line; do say "$line"; done < <(tail -n 5 "$f" | cut -c1-300)
+        while IFS= read -r line; do say "$line"; done < <(grep -iE 'warn|error|panic|crit|alert|emerg|fail' "$f" | tail -n 5 | cut -c1-300)
         say '```'
     fi
 done
