@@ -1,19 +1,25 @@
 //! The watchdog thread: notices when a running execution passes its deadline and
 //! interrupts the worker thread running it.
 //!
-//! Each worker thread registers a [`Watch`] once. Starting to run Lua costs two atomic
-//! stores (deadline and stretch); the watchdog wakes every [`TICK`] while some thread has
-//! a deadline and sleeps otherwise.
+//! Each worker thread registers a [`Watch`] once. Starting to run Lua costs a few atomic
+//! stores and loads (deadline, stretch, the watchdog's next wake-up); the watchdog sleeps
+//! until the earliest deadline of any thread, so it wakes only when a limit may have been
+//! passed, not for every execution. A thread wakes the watchdog only when it sets a
+//! deadline earlier than the watchdog's next wake-up.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use super::interrupt;
 
-/// How often the watchdog checks deadlines while any is set: the grace past a limit.
+/// Lateness allowed past a deadline: the watchdog sleeps this much beyond the earliest
+/// deadline, so that deadlines close together are handled in one wake-up.
 pub(crate) const TICK: Duration = Duration::from_millis(1);
+
+/// Longest the watchdog sleeps when no thread has a deadline.
+const IDLE_SLEEP: Duration = Duration::from_secs(1);
 
 /// A worker thread as the watchdog sees it.
 pub(crate) struct Watch {
@@ -29,7 +35,9 @@ pub(crate) struct Watch {
 
 struct Watchdog {
     watches: Mutex<Vec<Arc<Watch>>>,
-    idle: AtomicBool,
+    /// When the watchdog will next look at the deadlines (see [`now_ns`]); 0 while it is
+    /// looking.
+    next_wake: AtomicU64,
     thread: Thread,
 }
 
@@ -53,57 +61,64 @@ fn watchdog() -> &'static Watchdog {
             .unwrap_or_else(|_| std::thread::current());
         Watchdog {
             watches: Mutex::new(Vec::new()),
-            idle: AtomicBool::new(false),
+            next_wake: AtomicU64::new(0),
             thread: handle,
         }
     })
 }
 
+/// Interrupts every thread past its deadline; returns the earliest deadline still ahead.
+fn check(dog: &Watchdog, now: u64) -> Option<u64> {
+    let watches = dog.watches.lock().unwrap_or_else(|p| p.into_inner());
+    let mut earliest: Option<u64> = None;
+    for w in watches.iter() {
+        let deadline = w.deadline.load(Ordering::SeqCst);
+        if deadline == 0 {
+            continue;
+        }
+        if now >= deadline {
+            if w.deadline
+                .compare_exchange(deadline, 0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                interrupt::request(
+                    w.thread,
+                    &w.request,
+                    w.stretch.load(Ordering::Acquire),
+                    w.trip.load(Ordering::Acquire),
+                );
+            }
+        } else {
+            earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
+        }
+    }
+    earliest
+}
+
 fn run() {
     // Wait until the static is initialised (the spawning thread holds its init lock).
     let dog = watchdog();
+    let tick = nanos(TICK);
     loop {
+        dog.next_wake.store(0, Ordering::SeqCst);
         let now = now_ns();
-        let mut active = false;
-        {
-            let watches = dog.watches.lock().unwrap_or_else(|p| p.into_inner());
-            for w in watches.iter() {
-                let deadline = w.deadline.load(Ordering::Acquire);
-                if deadline == 0 {
-                    continue;
-                }
-                active = true;
-                if now >= deadline
-                    && w.deadline
-                        .compare_exchange(deadline, 0, Ordering::AcqRel, Ordering::Acquire)
-                        .is_ok()
-                {
-                    interrupt::request(
-                        w.thread,
-                        &w.request,
-                        w.stretch.load(Ordering::Acquire),
-                        w.trip.load(Ordering::Acquire),
-                    );
-                }
-            }
+        let earliest = check(dog, now);
+        let mut wake = earliest.map_or(now + nanos(IDLE_SLEEP), |e| e + tick);
+        dog.next_wake.store(wake, Ordering::SeqCst);
+        // A thread that stored its deadline before reading `next_wake == 0` is seen here.
+        if let Some(e) = check(dog, now_ns()) {
+            wake = wake.min(e + tick);
+            dog.next_wake.store(wake, Ordering::SeqCst);
         }
-        if active {
-            std::thread::sleep(TICK);
-        } else {
-            dog.idle.store(true, Ordering::Release);
-            // Re-check after announcing idleness, so a deadline set meanwhile is not missed.
-            let any = dog
-                .watches
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .any(|w| w.deadline.load(Ordering::Acquire) != 0);
-            if !any {
-                std::thread::park_timeout(Duration::from_millis(100));
-            }
-            dog.idle.store(false, Ordering::Release);
+        let now = now_ns();
+        if wake > now {
+            std::thread::park_timeout(Duration::from_nanos(wake - now));
         }
     }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Registration of the current thread; unregisters when the thread ends.
@@ -142,10 +157,13 @@ pub(crate) fn set_deadline(deadline_ns: u64, trip: interrupt::Trip, stretch: u64
     REGISTRATION.with(|r| {
         r.0.trip.store(trip as u8, Ordering::Release);
         r.0.stretch.store(stretch, Ordering::Release);
-        r.0.deadline.store(deadline_ns.max(1), Ordering::Release);
+        r.0.deadline.store(deadline_ns.max(1), Ordering::SeqCst);
     });
     let dog = watchdog();
-    if dog.idle.load(Ordering::Acquire) {
+    // Wake the watchdog only if it would sleep past this deadline; while it is looking
+    // (`next_wake == 0`) it sees the deadline on its second pass.
+    let next_wake = dog.next_wake.load(Ordering::SeqCst);
+    if next_wake != 0 && deadline_ns.max(1) < next_wake {
         dog.thread.unpark();
     }
 }
