@@ -53,7 +53,7 @@ pub struct VmConfig {
     /// Directories searched, in order, by `require("a.b")` for `a/b.lua` and
     /// `a/b/init.lua`. Default: empty (only built-in and host-registered modules).
     pub module_paths: Vec<PathBuf>,
-    /// Install the host library: `sleep`, `json` and `log`. Default: `true`.
+    /// Install the host library: `sleep`, `json`, `log` and `time`. Default: `true`.
     pub host_library: bool,
     /// How many compiled chunks a VM keeps, keyed by name and source. Default: `256`.
     pub chunk_cache_capacity: usize,
@@ -113,7 +113,7 @@ impl VmConfig {
         self
     }
 
-    /// Enables or disables the host library (`sleep`, `json`, `log`).
+    /// Enables or disables the host library (`sleep`, `json`, `log`, `time`).
     pub fn with_host_library(mut self, enabled: bool) -> Self {
         self.host_library = enabled;
         self

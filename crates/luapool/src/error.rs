@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::shared_dict::DictErrorKind;
+
 /// A specialized [`Result`](std::result::Result) for luapool operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -114,6 +116,16 @@ pub enum Error {
     WorkerLost {
         /// What happened to the worker.
         reason: String,
+    },
+    /// A [`SharedDict`](crate::SharedDict) operation could not be done.
+    #[error("shared dict '{dict}': {reason} (key '{key}')")]
+    SharedDict {
+        /// The dictionary's name.
+        dict: String,
+        /// The key the operation was about.
+        key: String,
+        /// What went wrong.
+        reason: DictErrorKind,
     },
     /// Any other error reported by the Lua engine.
     #[error("lua engine error: {message}")]
@@ -343,6 +355,11 @@ fn clone_error(e: &Error) -> Error {
         Error::WaitTimeout { waited } => Error::WaitTimeout { waited: *waited },
         Error::WorkerLost { reason } => Error::WorkerLost {
             reason: reason.clone(),
+        },
+        Error::SharedDict { dict, key, reason } => Error::SharedDict {
+            dict: dict.clone(),
+            key: key.clone(),
+            reason: *reason,
         },
     }
 }

@@ -1,5 +1,5 @@
 //! The host library, installed in every VM unless [`VmConfig::host_library`] is off:
-//! `sleep`, `json` and `log`. It is opened on first use, so VMs that never touch it do not
+//! `sleep`, `json`, `log` and `time`. It is opened on first use, so VMs that never touch it do not
 //! pay for it.
 //!
 //! | name | what it does |
@@ -7,12 +7,15 @@
 //! | `sleep(seconds)` | async: the calling coroutine waits, the thread does not |
 //! | `json.encode(v)` / `json.decode(s)` | JSON text ⇄ Lua values; `json.null` stands for `null`, `json.array(t)` marks an empty table as `[]` |
 //! | `log.debug/info/warn/error(...)` | a `tracing` event with target `luapool::script` |
+//! | `time.now()` | wall-clock seconds since the Unix epoch, as a float (sub-millisecond precision) |
+//! | `time.monotonic()` | seconds from a monotonic clock (shared by every VM of the process), as a float: for measuring durations |
 //!
 //! [`VmConfig::host_library`]: crate::VmConfig::host_library
 
 mod json;
 mod log;
 mod sleep;
+mod time;
 
 use mlua::Lua;
 
@@ -20,7 +23,7 @@ use crate::sandbox::SandboxData;
 
 /// True if `name` is a global of the host library.
 pub(crate) fn provides(name: &str) -> bool {
-    matches!(name, "sleep" | "json" | "log")
+    matches!(name, "sleep" | "json" | "log" | "time")
 }
 
 /// Installs the host library into a sandbox.
@@ -33,6 +36,9 @@ pub(crate) fn install(lua: &Lua, data: &SandboxData) -> mlua::Result<()> {
     let log = log::module(lua)?;
     wrap_all(lua, data, &log)?;
     data.install_module(lua, "log", log)?;
+    let time = time::module(lua)?;
+    wrap_all(lua, data, &time)?;
+    data.install_module(lua, "time", time)?;
     Ok(())
 }
 

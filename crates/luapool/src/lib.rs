@@ -13,6 +13,9 @@
 //!   Rust functions; an async one makes the calling coroutine yield while the future runs.
 //! - **Values that cross threads.** [`Value`] is a `Send` copy of Lua data, convertible to
 //!   and from `serde_json::Value`.
+//! - **Shared dictionaries.** [`SharedDicts`] are key/value stores (LRU, with expiry)
+//!   shared by every VM of the process, which scripts use as `shared.<name>:get(key)`,
+//!   like OpenResty's `lua_shared_dict`; see [`Vm::register_shared_dicts`].
 //!
 //! ```
 //! use luapool::{Script, Value, Vm, VmConfig};
@@ -36,7 +39,8 @@
 //! | base functions, `load` (text only), `collectgarbage("count")`, `print` (to the host's writer), `require` (host modules and configured directories) | `dofile`, `loadfile`, binary chunks, other `collectgarbage` options |
 //! | `string` (no `dump`), `table`, `math`, `utf8`, `coroutine` | `string.dump` |
 //! | `os.time/clock/date/difftime`, `debug.traceback` | the rest of `os`, `io`, `package`, `debug` |
-//! | `sleep`, `json`, `log` (the host library) | |
+//! | `sleep`, `json`, `log`, `time` (the host library) | |
+//! | `shared` (when the host registers [`SharedDicts`]) | |
 //!
 //! [`VmConfig::trusted`] opens the full standard library for scripts the operator owns.
 
@@ -51,6 +55,7 @@ mod hostlib;
 mod limits;
 mod sandbox;
 mod script;
+mod shared_dict;
 mod value;
 mod vm;
 mod worker_pool;
@@ -61,6 +66,9 @@ pub use engine::ENGINE;
 pub use error::{Error, Result};
 pub use host::{HostError, HostResult, Module};
 pub use script::Script;
+pub use shared_dict::{
+    DictErrorKind, DictNumber, DictValue, SharedDict, SharedDictConfig, SharedDicts,
+};
 pub use value::{Value, MAX_DEPTH, MAX_ITEMS};
 pub use vm::{Poison, Vm};
 pub use worker_pool::*;

@@ -18,6 +18,7 @@ use crate::host::{async_maker, sync_maker, HostResult, Maker, Module};
 use crate::limits::{Limits, Meter};
 use crate::sandbox::{fail_marker, seal, Output, Sandbox};
 use crate::script::Script;
+use crate::shared_dict::{self, SharedDicts};
 use crate::value::Value;
 use state::{Entry, State};
 
@@ -61,6 +62,7 @@ pub(crate) enum Registration {
     Global(String, Maker),
     Module(String, Vec<(String, Maker)>),
     Value(String, Value),
+    SharedDicts(SharedDicts),
 }
 
 impl Registration {
@@ -82,6 +84,7 @@ impl Registration {
                 .into_lua(lua)
                 .and_then(|v| seal_deep(sandbox, v, name))
                 .and_then(|v| data.base.raw_set(name.as_str(), v)),
+            Registration::SharedDicts(dicts) => shared_dict::install(lua, data, dicts),
         };
         res.map_err(|e| classify(e, None))
     }
@@ -399,6 +402,30 @@ impl Vm {
     pub fn set_global(&self, name: &str, value: Value) -> Result<()> {
         check_identifier(name)?;
         self.install(Registration::Value(name.to_string(), value))
+    }
+
+    /// Makes `dicts` visible to every execution as the read-only global table `shared`
+    /// (also `require("shared")`), one object per dictionary: `shared.cache:get(key)`.
+    /// Every VM the same [`SharedDicts`] (or a clone) is registered on sees the same
+    /// entries. Registering again replaces the `shared` table. See [`SharedDicts`] for
+    /// the methods scripts call.
+    ///
+    /// ```
+    /// use luapool::{Script, SharedDicts, Value, Vm, VmConfig};
+    ///
+    /// let dicts = SharedDicts::new([("hits", 100)])?;
+    /// let vm = Vm::new(VmConfig::default())?;
+    /// vm.register_shared_dicts(&dicts)?;
+    /// let script = Script::new("count.lua", "return shared.hits:incr('/', 1, 0)");
+    /// assert_eq!(vm.exec(&script)?, vec![Value::Integer(1)]);
+    /// assert_eq!(vm.exec(&script)?, vec![Value::Integer(2)]);
+    /// # Ok::<(), luapool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::MemoryLimit`] or [`Error::Engine`] if the Lua objects cannot be created.
+    pub fn register_shared_dicts(&self, dicts: &SharedDicts) -> Result<()> {
+        self.install(Registration::SharedDicts(dicts.clone()))
     }
 
     fn install(&self, registration: Registration) -> Result<()> {

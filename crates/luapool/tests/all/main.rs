@@ -1,5 +1,5 @@
 //! Integration tests of the core crate: the sandbox, isolation, host functions, the
-//! execution API, values and `require`.
+//! execution API, values, `require`, shared dictionaries and `time`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(missing_docs)]
 
@@ -8,6 +8,7 @@ mod host;
 mod isolation;
 mod modules;
 mod sandbox;
+mod shared_dict;
 mod value;
 
 use std::cell::RefCell;
