@@ -58,6 +58,7 @@ fn execute(args: &RunArgs, source: Source, script_args: &[String]) -> Result<Vec
     config.memory_limit = args.memory_limit;
     let vm = Vm::new(config)?;
     vm.set_global("arg", arg_table(script.name(), script_args))?;
+    luapool_http::register_host_library(&vm)?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()

@@ -7,7 +7,6 @@ use luapool::{Isolation, Script, Vm, VmConfig};
 
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
-use crate::http_client;
 
 /// A loaded app: `app.lua` and the directory its modules come from.
 #[derive(Debug, Clone)]
@@ -60,7 +59,7 @@ impl Host {
 
     fn build(&self, app: &App, config: VmConfig) -> Result<Vm> {
         let vm = Vm::new(config)?;
-        vm.register_module(http_client::module())?;
+        crate::register_host_library(&vm)?;
         vm.register_shared_dicts(&self.dicts)?;
         vm.compile(&app.script)?;
         Ok(vm)

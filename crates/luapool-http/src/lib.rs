@@ -47,3 +47,21 @@ pub use config::ServerConfig;
 pub use error::{Error, Result};
 pub use server::{Server, ShutdownSummary};
 pub use status::status_for;
+
+/// Adds the server's host library that needs no server to a [`luapool::Vm`]: the `http`
+/// module (`http.request{ method, url, headers, body, timeout }`). `luapool run` uses it
+/// so that scripts get the same client as handlers.
+///
+/// ```
+/// let vm = luapool::Vm::new(luapool::VmConfig::default())?;
+/// luapool_http::register_host_library(&vm)?;
+/// let t: String = vm.eval(&luapool::Script::new("t", "return type(http.request)"))?;
+/// assert_eq!(t, "function");
+/// # Ok::<(), luapool::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`luapool::Vm::register_module`].
+pub fn register_host_library(vm: &luapool::Vm) -> luapool::Result<()> {
+    vm.register_module(http_client::module())
+}

@@ -1,6 +1,6 @@
 //! The `req` table a handler receives, built straight from hyper's request.
 
-use std::net::SocketAddr;
+use std::rc::Rc;
 
 use bytes::Bytes;
 use luapool::mlua::{self, IntoLua, Lua, Table};
@@ -10,7 +10,8 @@ use luapool::mlua::{self, IntoLua, Lua, Table};
 pub(crate) struct LuaRequest {
     pub(crate) parts: http::request::Parts,
     pub(crate) body: Bytes,
-    pub(crate) remote: SocketAddr,
+    /// The peer's address, formatted once per connection.
+    pub(crate) remote: Rc<str>,
     pub(crate) id: String,
 }
 
@@ -33,7 +34,7 @@ impl IntoLua for LuaRequest {
         }
         t.raw_set("headers", headers)?;
         t.raw_set("body", lua.create_string(&self.body)?)?;
-        t.raw_set("remote_addr", self.remote.to_string())?;
+        t.raw_set("remote_addr", &*self.remote)?;
         t.raw_set("id", self.id)?;
         Ok(mlua::Value::Table(t))
     }

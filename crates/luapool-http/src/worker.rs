@@ -224,14 +224,15 @@ impl Worker {
     /// Serves one connection: HTTP/1.1 with keep-alive or HTTP/2 cleartext.
     async fn connection(self: Rc<Self>, stream: tokio::net::TcpStream, remote: SocketAddr) {
         let _open = OpenConnection::new(&self);
+        let peer: Rc<str> = Rc::from(remote.to_string());
         let idle = Rc::new(Idle::default());
         let service = {
-            let (worker, idle) = (Rc::clone(&self), Rc::clone(&idle));
+            let (worker, idle, peer) = (Rc::clone(&self), Rc::clone(&idle), Rc::clone(&peer));
             hyper::service::service_fn(move |req| {
-                let (worker, idle) = (Rc::clone(&worker), Rc::clone(&idle));
+                let (worker, idle, peer) = (Rc::clone(&worker), Rc::clone(&idle), Rc::clone(&peer));
                 async move {
                     idle.active.set(idle.active.get() + 1);
-                    let response = worker.handle(req, remote).await;
+                    let response = worker.handle(req, peer).await;
                     idle.active.set(idle.active.get() - 1);
                     idle.last.set(Instant::now());
                     Ok::<_, Infallible>(response)
@@ -272,7 +273,7 @@ impl Worker {
     }
 
     /// Answers one request and records it.
-    async fn handle(&self, req: Request<Incoming>, remote: SocketAddr) -> Response<Full<Bytes>> {
+    async fn handle(&self, req: Request<Incoming>, remote: Rc<str>) -> Response<Full<Bytes>> {
         let start = Instant::now();
         let access = self
             .shared
@@ -287,7 +288,7 @@ impl Worker {
             id.push_str(&n.to_string());
             id
         };
-        let response = self.respond(req, remote, &id).await;
+        let response = self.respond(req, Rc::clone(&remote), &id).await;
         let status = response.status().as_u16();
         self.count(status);
         let elapsed = start.elapsed();
@@ -323,7 +324,7 @@ impl Worker {
     async fn respond(
         &self,
         req: Request<Incoming>,
-        remote: SocketAddr,
+        remote: Rc<str>,
         id: &str,
     ) -> Response<Full<Bytes>> {
         let config = &self.shared.host.config;
