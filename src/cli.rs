@@ -30,7 +30,7 @@ pub(crate) enum Command {
     /// compiles, `file:line: message` on stderr for each that does not.
     Check(CheckArgs),
     /// Serve HTTP with a Lua app: APP defines `function handle(req)`.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
 /// Arguments of `luapool run`.

@@ -26,6 +26,6 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::Run(args) => run::run(args),
         cli::Command::Check(args) => check::check(args),
-        cli::Command::Serve(args) => serve::serve(args),
+        cli::Command::Serve(args) => serve::serve(*args),
     }
 }

@@ -207,6 +207,7 @@ fn deserialize_size<'de, D: serde::Deserializer<'de>>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -54,6 +54,7 @@ pub enum Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     #[test]
     fn error_is_send_sync_static() {

@@ -127,6 +127,7 @@ fn append(lua: &Lua, t: &Table, key: &[u8], value: &[u8]) -> mlua::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
