@@ -107,7 +107,7 @@ fn wait_for_stop(server: &Server, args: &ServeArgs) -> std::io::Result<()> {
         let watched = args
             .watch
             .then(|| watch_dirs(&args.app, &server.config().module_paths));
-        let mut stamp = watched.as_ref().map(|dirs| newest_change(dirs));
+        let mut stamp = watched.as_ref().map(|dirs| fingerprint(dirs));
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
@@ -116,8 +116,8 @@ fn wait_for_stop(server: &Server, args: &ServeArgs) -> std::io::Result<()> {
                 _ = hup.recv() => { info!("SIGHUP: reloading"); let _ = server.reload(); }
                 _ = tick.tick(), if watched.is_some() => {
                     let dirs = watched.as_deref().unwrap_or_default();
-                    let now = newest_change(dirs);
-                    if stamp != Some(now) {
+                    let now = fingerprint(dirs);
+                    if stamp.as_ref() != Some(&now) {
                         stamp = Some(now);
                         info!("a Lua file changed: reloading");
                         let _ = server.reload();
@@ -139,13 +139,21 @@ fn watch_dirs(app: &Path, module_paths: &[PathBuf]) -> Vec<PathBuf> {
     dirs
 }
 
-/// The latest modification time of the `.lua` files in `dirs` (one level deep).
-fn newest_change(dirs: &[PathBuf]) -> Option<SystemTime> {
-    dirs.iter()
+/// Path, modification time and length of every `.lua` file in `dirs` (one level deep):
+/// any change, added or removed file changes it.
+fn fingerprint(dirs: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+    let mut files: Vec<_> = dirs
+        .iter()
         .filter_map(|d| std::fs::read_dir(d).ok())
         .flatten()
         .filter_map(Result::ok)
         .filter(|e| e.path().extension().is_some_and(|x| x == "lua"))
-        .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
-        .max()
+        .map(|e| {
+            let meta = e.metadata().ok();
+            let modified = meta.as_ref().and_then(|m| m.modified().ok());
+            (e.path(), modified, meta.map_or(0, |m| m.len()))
+        })
+        .collect();
+    files.sort();
+    files
 }

@@ -18,16 +18,17 @@ impl Serve {
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--workers", "1"])
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,luapool::access=info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
+        // Keep draining standard output so the server never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         let base = line
             .trim()
             .strip_prefix("listening on ")
@@ -47,6 +48,14 @@ impl Serve {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// Stops the server with SIGTERM and returns what it wrote on standard error.
+    fn stop_and_read_stderr(mut self) -> String {
+        self.signal("TERM");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut self.child.stderr.take().unwrap(), &mut text).unwrap();
+        text
     }
 
     /// Waits for the process to exit (up to 20 s) and returns its exit code.
@@ -176,4 +185,38 @@ fn startup_errors_are_one_line_and_exit_1() {
         fails_to_start(&["--listen", "127.0.0.1:0", "/no/such/app.lua"])
             .contains("/no/such/app.lua")
     );
+}
+
+#[test]
+fn watch_reloads_on_file_change() {
+    let dir = app_dir("function handle() return 'v1' end");
+    let serve = Serve::start(&["--watch", &app(&dir)]);
+    assert_eq!(serve.get("/").1, "v1");
+    // A module change counts too; the app's new version requires it.
+    std::fs::write(dir.path().join("m.lua"), "return 'v2'").unwrap();
+    std::fs::write(
+        dir.path().join("app.lua"),
+        "local v = require('m') function handle() return v end",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while serve.get("/").1 != "v2" {
+        assert!(Instant::now() < deadline, "--watch never reloaded");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn access_log_lines_name_each_request() {
+    let dir = app_dir("function handle() return 'x' end");
+    let serve = Serve::start(&["--access-log", &app(&dir)]);
+    assert_eq!(serve.get("/some/path?q=1").0, 200);
+    let stderr = serve.stop_and_read_stderr();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("luapool::access"))
+        .unwrap_or_else(|| panic!("no access log line in:\n{stderr}"));
+    for needle in ["method=GET", "uri=/some/path?q=1", "status=200", "id="] {
+        assert!(line.contains(needle), "{needle}: {line}");
+    }
 }

@@ -160,3 +160,46 @@ async fn reload_under_load_fails_no_request() {
     assert_eq!(t.server().reloads(), 1);
     assert_eq!(get(&t.url("/")).await, (200, "v2".to_string()));
 }
+
+/// Reads from `s` until the server closes the connection (or 10 s pass); returns what
+/// was read.
+async fn read_until_closed(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("the server did not close the connection")
+        .unwrap();
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let mut c = test_config();
+    c.keep_alive_timeout = Duration::from_millis(200);
+    let t = start_with("function handle() return 'x' end", &[], c);
+    let mut s = tokio::net::TcpStream::connect(t.server().local_addr())
+        .await
+        .unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let text = read_until_closed(&mut s).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("\r\n\r\nx"), "{text}");
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let mut c = test_config();
+    c.header_read_timeout = Duration::from_millis(200);
+    let t = start_with("function handle() return 'x' end", &[], c);
+    let mut s = tokio::net::TcpStream::connect(t.server().local_addr())
+        .await
+        .unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n").await.unwrap();
+    let text = read_until_closed(&mut s).await;
+    assert!(!text.contains("200"), "{text}");
+}
