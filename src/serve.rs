@@ -22,12 +22,7 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    // Tests and scripts read the address from here (useful with port 0).
-    println!("listening on http://{}", server.local_addr());
-    if let Some(admin) = server.admin_addr() {
-        println!("admin on http://{admin}");
-    }
-    let outcome = wait_for_stop(&server, &args);
+    let outcome = serve_until_stopped(&server, &args);
     if let Err(e) = outcome {
         error!("{e}");
     }
@@ -95,8 +90,9 @@ fn config(args: &ServeArgs) -> Result<ServerConfig, luapool_http::Error> {
     Ok(c)
 }
 
-/// Waits for SIGTERM or SIGINT, reloading on SIGHUP (and on file changes with `--watch`).
-fn wait_for_stop(server: &Server, args: &ServeArgs) -> std::io::Result<()> {
+/// Installs the signal handlers, announces the address, then waits for SIGTERM or
+/// SIGINT, reloading on SIGHUP (and on file changes with `--watch`).
+fn serve_until_stopped(server: &Server, args: &ServeArgs) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -108,6 +104,12 @@ fn wait_for_stop(server: &Server, args: &ServeArgs) -> std::io::Result<()> {
             .watch
             .then(|| watch_dirs(&args.app, &server.config().module_paths));
         let mut stamp = watched.as_ref().map(|dirs| fingerprint(dirs));
+        // Only now, with the handlers installed and the files fingerprinted, tell the
+        // world (tests and scripts read the address from here; useful with port 0).
+        println!("listening on http://{}", server.local_addr());
+        if let Some(admin) = server.admin_addr() {
+            println!("admin on http://{admin}");
+        }
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
