@@ -21,7 +21,16 @@ pub const ENGINE: &str = "Lua 5.4";
 /// metatable every string value needs). The sandbox opens the other libraries it allows
 /// on first use, see [`sandbox_library`].
 pub(crate) fn open_sandboxed() -> mlua::Result<Lua> {
-    Lua::new_with(StdLib::STRING, LuaOptions::new())
+    Lua::new_with(StdLib::STRING, options())
+}
+
+/// Coroutines kept for reuse by async executions. Without a pool mlua creates (and the
+/// GC later frees) one Lua thread per async execution; with it a finished execution's
+/// thread is reset and reused (about 2,500 fewer instructions per HTTP request).
+const THREAD_POOL: usize = 64;
+
+fn options() -> LuaOptions {
+    LuaOptions::new().thread_pool_size(THREAD_POOL)
 }
 
 /// The engine library behind a global name a sandboxed script may use, opened lazily.
@@ -47,5 +56,5 @@ pub(crate) fn open_trusted() -> Lua {
     // break mlua's invariants (e.g. `debug.setmetatable` on mlua's userdata). Trusted mode
     // exists precisely for scripts the operator owns and vouches for; the sandboxed mode
     // never takes this path.
-    unsafe { Lua::unsafe_new_with(StdLib::ALL, LuaOptions::new()) }
+    unsafe { Lua::unsafe_new_with(StdLib::ALL, options()) }
 }
