@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
 # Side-by-side HTTP benchmark: luapool serve vs OpenResty (nginx + lua module)
-# vs a bare hyper server (plain, and calling one Lua function per request).
+# vs a bare hyper server (plain, and calling one Lua function per request)
+# vs pool-front (a hyper multi-thread front handing every request to a luapool::WorkerPool).
 # See bench/README.md. Run bench/install.sh first.
 #
 # Environment (all optional):
-#   WORKERS=1          workers for luapool and nginx (the reference is always 1 thread)
+#   WORKERS=1          workers for luapool, pool-front and nginx (the reference is always 1 thread)
+#   FRONT_THREADS=1    pool-front's hyper front threads (tokio multi-thread runtime)
 #   DURATION=10s       wrk duration for /, /echo, /compute
 #   CONNS=64           wrk connections for /, /echo, /compute
 #   SLEEP_DURATION=6s  wrk duration for /sleep
 #   SLEEP_CONNS=1000   wrk connections for /sleep
 #   ROUNDS=1           runs per server and endpoint, alternating servers; the median is reported
 #   WARMUP=1s          an unmeasured wrk run per server and endpoint first ("0" to skip)
-#   SERVERS="luapool openresty reference reference-lua"   which servers to run
-#   ENDPOINTS="/ /echo /compute /sleep"                    which endpoints to run
+#   SERVERS="luapool openresty reference reference-lua pool-front"   which servers to run
+#   ENDPOINTS="/ /echo /compute /sleep"   which endpoints to run; add "mix" for the slow-handler
+#                      scenario: /compute under MIX_COMPUTE_CONNS connections in the background
+#                      while / is measured with MIX_CONNS connections (servers with /compute)
+#   MIX_CONNS=32  MIX_COMPUTE_CONNS=4   connections of the mix's / and /compute loads
 #   OUT=FILE           also write the report (the tables) to FILE
 #   SKIP_BUILD=1       do not run cargo build
 #   OPENRESTY_CONF     nginx.conf template (default ../shared/anchors/openresty/nginx.conf
 #                      beside the repository)
 #   LUAPOOL_BIN        luapool binary (default target/release/luapool)
 #   LUAPOOL_ADDR=127.0.0.1:18081  REFERENCE_ADDR=127.0.0.1:18082  REFERENCE_LUA_ADDR=127.0.0.1:18083
+#   POOL_FRONT_ADDR=127.0.0.1:18084
 #   (OpenResty listens on 127.0.0.1:18080, fixed by the template.)
 set -euo pipefail
 
@@ -32,15 +38,20 @@ SLEEP_DURATION=${SLEEP_DURATION:-6s}
 SLEEP_CONNS=${SLEEP_CONNS:-1000}
 ROUNDS=${ROUNDS:-1}
 WARMUP=${WARMUP:-1s}
-SERVERS=${SERVERS:-luapool openresty reference reference-lua}
+FRONT_THREADS=${FRONT_THREADS:-1}
+SERVERS=${SERVERS:-luapool openresty reference reference-lua pool-front}
 ENDPOINTS=${ENDPOINTS:-/ /echo /compute /sleep}
+MIX_CONNS=${MIX_CONNS:-32}
+MIX_COMPUTE_CONNS=${MIX_COMPUTE_CONNS:-4}
 OUT=${OUT:-}
 OPENRESTY_CONF=${OPENRESTY_CONF:-$BENCH_DIR/../../shared/anchors/openresty/nginx.conf}
 LUAPOOL_BIN=${LUAPOOL_BIN:-$ROOT/target/release/luapool}
 REFERENCE_BIN=$BENCH_DIR/reference/target/release/reference
+POOL_FRONT_BIN=$BENCH_DIR/pool-front/target/release/pool-front
 LUAPOOL_ADDR=${LUAPOOL_ADDR:-127.0.0.1:18081}
 REFERENCE_ADDR=${REFERENCE_ADDR:-127.0.0.1:18082}
 REFERENCE_LUA_ADDR=${REFERENCE_LUA_ADDR:-127.0.0.1:18083}
+POOL_FRONT_ADDR=${POOL_FRONT_ADDR:-127.0.0.1:18084}
 OPENRESTY_ADDR=127.0.0.1:18080
 START_TIMEOUT=${START_TIMEOUT:-30}
 
@@ -114,6 +125,11 @@ if [ -z "${SKIP_BUILD:-}" ]; then
         log "building the reference server"
         cargo build --release --quiet --manifest-path "$BENCH_DIR/reference/Cargo.toml" ||
             die "reference build failed"
+    fi
+    if has_server pool-front; then
+        log "building pool-front"
+        cargo build --release --quiet --manifest-path "$BENCH_DIR/pool-front/Cargo.toml" ||
+            die "pool-front build failed"
     fi
 fi
 
@@ -213,14 +229,27 @@ start_reference() { # name addr mode
     RSS_NOTE[$1]="whole process, $(threads "${PID[$1]}") thread(s)"
 }
 
+start_pool_front() {
+    [ -x "$POOL_FRONT_BIN" ] || die "no pool-front binary at $POOL_FRONT_BIN"
+    LOGF[pool-front]=$SCRATCH/pool-front.log
+    "$POOL_FRONT_BIN" "$POOL_FRONT_ADDR" "$WORKERS" "$FRONT_THREADS" "$BENCH_DIR/app.lua" \
+        </dev/null >"${LOGF[pool-front]}" 2>&1 &
+    PID[pool-front]=$!
+    ADDR[pool-front]=$POOL_FRONT_ADDR
+    wait_ready pool-front "http://$POOL_FRONT_ADDR/" "${PID[pool-front]}"
+    RSS[pool-front]=$(rss_kb "${PID[pool-front]}")
+    RSS_NOTE[pool-front]="whole process, $WORKERS worker(s), $FRONT_THREADS front thread(s), $(threads "${PID[pool-front]}") threads"
+}
+
 order=()
-for s in openresty luapool reference reference-lua; do
+for s in openresty luapool reference reference-lua pool-front; do
     has_server "$s" || continue
     case $s in
         openresty) start_openresty ;;
         luapool) start_luapool ;;
         reference) start_reference reference "$REFERENCE_ADDR" plain ;;
         reference-lua) start_reference reference-lua "$REFERENCE_LUA_ADDR" lua ;;
+        pool-front) start_pool_front ;;
     esac
     order+=("$s")
     log "$s up on ${ADDR[$s]} (pid ${PID[$s]}, idle RSS ${RSS[$s]} KiB)"
@@ -247,7 +276,7 @@ endpoint_servers() { # endpoint -> servers that have it
     local s
     for s in "${order[@]}"; do
         case $1 in
-            /compute | /sleep) [[ $s == reference* ]] && continue ;;
+            /compute | /sleep | mix) [[ $s == reference* ]] && continue ;;
         esac
         echo "$s"
     done
@@ -263,6 +292,22 @@ for s in "${order[@]}"; do
 done
 
 # ---------------------------------------------------------------- wrk
+# parse_wrk wrk_output server_cpu_ticks -> "rps p50ms p99ms cpu_us_per_req errors requests"
+parse_wrk() {
+    awk -v ticks="$2" -v hz="$CLK_TCK" '
+        function ms(v,   n, u) { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+            if (u == "us") return n / 1000; if (u == "s") return n * 1000
+            if (u == "m") return n * 60000; return n }
+        /^ +50%/ { p50 = ms($2) }
+        /^ +99%/ { p99 = ms($2) }
+        / requests in / { reqs = $1 }
+        /^Requests\/sec:/ { rps = $2 }
+        /Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
+        /Non-2xx or 3xx responses:/ { err += $5 }
+        END { cpu = (reqs > 0) ? ticks / hz / reqs * 1e6 : -1
+              printf "%.0f %.3f %.3f %.2f %d %d\n", rps, p50, p99, cpu, err, reqs }' "$1"
+}
+
 # run_wrk server endpoint -> "rps p50ms p99ms cpu_us_per_req errors requests"
 run_wrk() {
     local s=$1 ep=$2 pid=${PID[$1]} url="http://${ADDR[$1]}$2" out=$SCRATCH/wrk.out
@@ -278,18 +323,83 @@ run_wrk() {
     t1=$(cpu_ticks "$pid")
     kill -0 "$pid" 2>/dev/null || log "warning: $s (pid $pid) died during $ep"
     cat "$out" >>"$SCRATCH/wrk.all"
-    awk -v ticks=$((t1 - t0)) -v hz="$CLK_TCK" '
-        function ms(v,   n, u) { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-            if (u == "us") return n / 1000; if (u == "s") return n * 1000
-            if (u == "m") return n * 60000; return n }
-        /^ +50%/ { p50 = ms($2) }
-        /^ +99%/ { p99 = ms($2) }
-        / requests in / { reqs = $1 }
-        /^Requests\/sec:/ { rps = $2 }
-        /Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
-        /Non-2xx or 3xx responses:/ { err += $5 }
-        END { cpu = (reqs > 0) ? ticks / hz / reqs * 1e6 : -1
-              printf "%.0f %.3f %.3f %.2f %d %d\n", rps, p50, p99, cpu, err, reqs }' "$out"
+    parse_wrk "$out" $((t1 - t0))
+}
+
+# wrk duration ("10s", "1m", "90") -> whole seconds
+dur_secs() {
+    case $1 in
+        *s) echo "${1%s}" ;;
+        *m) echo $((${1%m} * 60)) ;;
+        *h) echo $((${1%h} * 3600)) ;;
+        *) echo "$1" ;;
+    esac
+}
+
+# The slow-handler mix: /compute under MIX_COMPUTE_CONNS connections runs in the background
+# (from 1 s before to 1 s after) while / is measured with MIX_CONNS connections for DURATION.
+# run_mix server -> "rps p50ms p99ms cores errors compute_rps compute_p99ms"
+# (cores: the server's CPU time over the / run's wall time)
+run_mix() {
+    local s=$1 pid=${PID[$1]} base="http://${ADDR[$1]}" out=$SCRATCH/mix.out bg=$SCRATCH/mix-bg.out
+    local secs bgpid t0 t1 w0 w1
+    secs=$(dur_secs "$DURATION")
+    wrk -t1 -c"$MIX_COMPUTE_CONNS" -d$((secs + 2))s --latency "$base/compute" >"$bg" 2>&1 &
+    bgpid=$!
+    sleep 1
+    t0=$(cpu_ticks "$pid")
+    w0=$(date +%s%N)
+    wrk -t1 -c"$MIX_CONNS" -d"$DURATION" --latency "$base/" >"$out" 2>&1 ||
+        { log "wrk failed against $s mix /:"; cat "$out" >&2; }
+    t1=$(cpu_ticks "$pid")
+    w1=$(date +%s%N)
+    wait "$bgpid" || { log "wrk failed against $s mix /compute:"; cat "$bg" >&2; }
+    kill -0 "$pid" 2>/dev/null || log "warning: $s (pid $pid) died during the mix"
+    cat "$out" "$bg" >>"$SCRATCH/wrk.all"
+    local rps p50 p99 cpu err reqs crps cp50 cp99 ccpu cerr creqs
+    read -r rps p50 p99 cpu err reqs < <(parse_wrk "$out" 0)
+    read -r crps cp50 cp99 ccpu cerr creqs < <(parse_wrk "$bg" 0)
+    local cores
+    cores=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v ns=$((w1 - w0)) \
+        'BEGIN { printf "%.2f", (ns > 0) ? t / hz / (ns / 1e9) : 0 }')
+    echo "$rps $p50 $p99 $cores $((err + cerr)) $crps $cp99"
+}
+
+mix_section() {
+    local -a servers list
+    local s r m rps p50 p99 cores err crps cp99 errs
+    mapfile -t servers < <(endpoint_servers mix)
+    [ ${#servers[@]} -gt 0 ] || return 0
+    for s in "${servers[@]}"; do warmup "$s" /; warmup "$s" /compute; done
+    for ((r = 1; r <= ROUNDS; r++)); do
+        list=("${servers[@]}")
+        if ((r % 2 == 0)); then mapfile -t list < <(printf '%s\n' "${servers[@]}" | tac); fi
+        for s in "${list[@]}"; do
+            log "round $r/$ROUNDS: $s mix"
+            read -r rps p50 p99 cores err crps cp99 < <(run_mix "$s")
+            log "  /: $rps req/s, p50 $p50 ms, p99 $p99 ms; /compute $crps req/s, p99 $cp99 ms; $cores cores, $err errors"
+            for m in rps p50 p99 cores err crps cp99; do
+                R[$s|mix|$m]="${R[$s|mix|$m]:-} ${!m}"
+            done
+        done
+    done
+    say "## mix: / (wrk -c$MIX_CONNS) while /compute runs in the background (wrk -c$MIX_COMPUTE_CONNS)"
+    say ""
+    say "| server | / req/s | / p50 ms | / p99 ms | /compute req/s | /compute p99 ms | server CPU cores | errors |"
+    say "|---|---|---|---|---|---|---|---|"
+    for s in "${servers[@]}"; do
+        declare -A M=()
+        for m in rps p50 p99 cores crps cp99; do
+            # shellcheck disable=SC2086
+            M[$m]=$(median ${R[$s|mix|$m]})
+        done
+        errs=0
+        for e in ${R[$s|mix|err]}; do errs=$((errs + e)); done
+        say "$(printf '| %s | %.0f | %.3f | %.3f | %.0f | %.3f | %.2f | %d |' "$s" "${M[rps]}" "${M[p50]}" \
+            "${M[p99]}" "${M[crps]}" "${M[cp99]}" "${M[cores]}" "$errs")"
+        unset M
+    done
+    say ""
 }
 
 warmup() {
@@ -318,7 +428,8 @@ luapool_rev() {
 say "# luapool HTTP benchmark"
 say ""
 say "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, luapool $(luapool_rev), $(nginx -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -n1 | awk '{print $1, $2}')"
-say "workers=$WORKERS, wrk -t1 -c$CONNS -d$DURATION (/sleep: -c$SLEEP_CONNS -d$SLEEP_DURATION), rounds=$ROUNDS (median), warmup=$WARMUP"
+say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+say "workers=$WORKERS (pool-front: $FRONT_THREADS front thread(s)), wrk -t1 -c$CONNS -d$DURATION (/sleep: -c$SLEEP_CONNS -d$SLEEP_DURATION), rounds=$ROUNDS (median), warmup=$WARMUP"
 say ""
 say "## idle RSS (right after start)"
 say ""
@@ -340,6 +451,7 @@ declare -A R=() # "server|endpoint|metric" -> space-separated values over rounds
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a >= 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 for ep in $ENDPOINTS; do
+    if [ "$ep" = mix ]; then mix_section; continue; fi
     mapfile -t servers < <(endpoint_servers "$ep")
     [ ${#servers[@]} -gt 0 ] || continue
     for s in "${servers[@]}"; do warmup "$s" "$ep"; done
@@ -381,7 +493,7 @@ for ep in $ENDPOINTS; do
     done
     if [ -n "${MED[luapool|rps]:-}" ]; then
         say ""
-        for other in openresty reference reference-lua; do
+        for other in openresty reference reference-lua pool-front; do
             [ -n "${MED[$other|rps]:-}" ] || continue
             say "luapool/$other: req/s $(ratio "${MED[luapool|rps]}" "${MED[$other|rps]}")×, CPU/req $(ratio "${MED[luapool|cpu]}" "${MED[$other|cpu]}")×, p99 $(ratio "${MED[luapool|p99]}" "${MED[$other|p99]}")×"
         done
@@ -391,6 +503,8 @@ for ep in $ENDPOINTS; do
 done
 
 # ---------------------------------------------------------------- after the runs
+say "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+say ""
 for s in "${order[@]}"; do
     if ! kill -0 "${PID[$s]}" 2>/dev/null; then say "WARNING: $s is no longer running"; fi
 done
