@@ -122,15 +122,26 @@ impl Stats {
     pub(crate) fn finished(&self, wait: Duration, run: Duration, outcome: Finished) {
         self.wait.record(wait);
         self.run.record(run);
-        let counter = match outcome {
-            Finished::Ok => &self.completed,
-            Finished::Failed => &self.failed,
-            Finished::TimedOut => &self.timed_out,
+        // Literal label values, so that the macros use static keys: a computed label
+        // allocates and hashes a key on every job.
+        let (counter, total) = match outcome {
+            Finished::Ok => (
+                &self.completed,
+                metrics::counter!("luapool_jobs_total", "outcome" => "completed"),
+            ),
+            Finished::Failed => (
+                &self.failed,
+                metrics::counter!("luapool_jobs_total", "outcome" => "failed"),
+            ),
+            Finished::TimedOut => (
+                &self.timed_out,
+                metrics::counter!("luapool_jobs_total", "outcome" => "timed_out"),
+            ),
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        total.increment(1);
         metrics::histogram!("luapool_job_wait_seconds").record(wait.as_secs_f64());
         metrics::histogram!("luapool_job_run_seconds").record(run.as_secs_f64());
-        metrics::counter!("luapool_jobs_total", "outcome" => outcome.label()).increment(1);
     }
 
     pub(crate) fn count(counter: &AtomicU64, name: &'static str) {
@@ -145,16 +156,6 @@ pub(crate) enum Finished {
     Ok,
     Failed,
     TimedOut,
-}
-
-impl Finished {
-    fn label(self) -> &'static str {
-        match self {
-            Finished::Ok => "completed",
-            Finished::Failed => "failed",
-            Finished::TimedOut => "timed_out",
-        }
-    }
 }
 
 #[cfg(test)]
