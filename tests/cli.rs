@@ -298,3 +298,97 @@ fn limits_stop_scripts() {
         .code(1)
         .stderr(contains("memory limit"));
 }
+
+/// Runs `luapool run ARGS...`; returns the assertion and how long the process took.
+fn timed_run(args: &[&str]) -> (assert_cmd::assert::Assert, std::time::Duration) {
+    let start = std::time::Instant::now();
+    let assert = luapool().arg("run").args(args).assert();
+    (assert, start.elapsed())
+}
+
+#[test]
+fn timeout_stops_a_running_script_and_pcall_cannot_swallow_it() {
+    for code in [
+        "while true do end",
+        "pcall(function() while true do end end) while true do end",
+    ] {
+        let (assert, elapsed) = timed_run(&["--timeout", "0.3", "-e", code]);
+        assert
+            .code(1)
+            .stderr(contains("execution timed out after 300ms"));
+        // Generous: the bound is on a debug binary, started as a process.
+        assert!(
+            elapsed < std::time::Duration::from_secs(3),
+            "{code}: {elapsed:?}"
+        );
+    }
+}
+
+#[test]
+fn cpu_limit_is_sticky_and_does_not_count_awaiting() {
+    let (assert, elapsed) = timed_run(&[
+        "--cpu-limit",
+        "0.2",
+        "-e",
+        "while true do pcall(function() while true do end end) end",
+    ]);
+    assert
+        .code(1)
+        .stderr(contains("cpu time limit exceeded (limit 200ms)"));
+    assert!(elapsed < std::time::Duration::from_secs(3), "{elapsed:?}");
+    // Sleeping is not running: 0.3 s asleep under a 0.2 s CPU limit succeeds.
+    let (assert, _) = timed_run(&["--cpu-limit", "0.2", "-e", "sleep(0.3) return 'rested'"]);
+    assert.success().stdout("rested\n");
+}
+
+#[test]
+fn memory_limit_takes_sizes_and_survives_pcall() {
+    // The first bomb is caught by `pcall`; the limit error sticks all the same.
+    let code = "local ok = pcall(string.rep, 'x', 1e8) return 'escaped', ok";
+    for size in ["4MiB", "4m", "4096KiB", "4194304"] {
+        luapool()
+            .args(["run", "--memory-limit", size, "-e", code])
+            .assert()
+            .code(1)
+            .stderr(contains("memory limit exceeded (limit 4194304 bytes)"));
+    }
+}
+
+#[test]
+fn limits_leave_scripts_within_them_alone() {
+    luapool()
+        .args([
+            "run",
+            "--timeout",
+            "5",
+            "--cpu-limit",
+            "5",
+            "--memory-limit",
+            "64MiB",
+            "-e",
+            "local t = {} for i = 1, 1000 do t[i] = i end sleep(0.01) return #t",
+        ])
+        .assert()
+        .success()
+        .stdout("1000\n");
+}
+
+#[test]
+fn bad_limit_values_are_usage_errors() {
+    for args in [
+        ["--timeout", "0"],
+        ["--timeout", "-1"],
+        ["--cpu-limit", "soon"],
+        ["--cpu-limit", "0"],
+        ["--memory-limit", "lots"],
+        ["--memory-limit", "64XB"],
+    ] {
+        luapool()
+            .arg("run")
+            .args(args)
+            .args(["-e", "return 1"])
+            .assert()
+            .code(2)
+            .stderr(contains(args[0]));
+    }
+}
