@@ -266,6 +266,62 @@ async fn cancelling_a_get_that_was_handed_a_free_slot_frees_it() {
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn cancelling_a_timed_get_that_was_handed_a_vm_or_a_slot_gives_it_back() {
+    // The same await point behind a wait timeout: the configured one, and `get_timeout`.
+    let (pool, inits) = numbered(max(1).with_wait_timeout(Duration::from_secs(1)));
+    let held = pool.get().await.unwrap();
+    {
+        let mut waiting = pin!(pool.get());
+        assert!(poll_once(waiting.as_mut()).await.is_pending());
+        drop(held); // handed over; `waiting` never resumes
+    }
+    assert_status(&pool, 1, 1, 0);
+    let held = pool.get().await.unwrap();
+    {
+        let mut waiting = pin!(pool.get_timeout(Duration::from_secs(1)));
+        assert!(poll_once(waiting.as_mut()).await.is_pending());
+        VmGuard::discard(held); // a free slot this time
+    }
+    assert_status(&pool, 0, 0, 0);
+    // The timer of the dropped waiters is gone with them: nothing fires later.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_status(&pool, 0, 0, 0);
+    let vm = pool.get().await.unwrap();
+    assert_eq!(id(&vm), 2);
+    assert_eq!(inits.get(), 2);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_waiter_whose_new_vm_fails_to_build_frees_the_slot_for_the_next() {
+    let fail = Rc::new(Cell::new(false));
+    let f = Rc::clone(&fail);
+    let pool = CheckoutPool::builder(max(1))
+        .init(move |_| match f.get() {
+            true => Err(Error::Config {
+                message: "no".into(),
+            }),
+            false => Ok(()),
+        })
+        .build()
+        .unwrap();
+    let held = pool.get().await.unwrap();
+    let mut first = pin!(pool.get());
+    let mut second = pin!(pool.get());
+    assert!(poll_once(first.as_mut()).await.is_pending());
+    assert!(poll_once(second.as_mut()).await.is_pending());
+    assert_status(&pool, 1, 0, 2);
+    fail.set(true);
+    VmGuard::discard(held); // the slot goes to `first`, whose VM cannot be built
+    assert!(matches!(first.await, Err(Error::Config { .. })));
+    // ... and on to `second`, which builds one once the recipe works again.
+    fail.set(false);
+    let vm = second.await.unwrap();
+    assert_status(&pool, 1, 0, 0);
+    drop(vm);
+    assert_status(&pool, 1, 1, 0);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn per_execution_globals_do_not_leak_between_checkouts() {
     let pool = CheckoutPool::new(max(1)).unwrap();
     let vm = pool.get().await.unwrap();
