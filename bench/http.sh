@@ -17,7 +17,8 @@
 #   ENDPOINTS="/ /echo /compute /sleep"   which endpoints to run; add "mix" for the slow-handler
 #                      scenario: /compute under MIX_COMPUTE_CONNS connections in the background
 #                      while / is measured with MIX_CONNS connections (servers with /compute)
-#   MIX_CONNS=32  MIX_COMPUTE_CONNS=4   connections of the mix's / and /compute loads
+#   MIX_CONNS=32       connections of the mix's / load
+#   MIX_COMPUTE_CONNS="1 4"  connections of its background /compute load; one mix table per value
 #   OUT=FILE           also write the report (the tables) to FILE
 #   SKIP_BUILD=1       do not run cargo build
 #   OPENRESTY_CONF     nginx.conf template (default ../shared/anchors/openresty/nginx.conf
@@ -42,7 +43,7 @@ FRONT_THREADS=${FRONT_THREADS:-1}
 SERVERS=${SERVERS:-luapool openresty reference reference-lua pool-front}
 ENDPOINTS=${ENDPOINTS:-/ /echo /compute /sleep}
 MIX_CONNS=${MIX_CONNS:-32}
-MIX_COMPUTE_CONNS=${MIX_COMPUTE_CONNS:-4}
+MIX_COMPUTE_CONNS=${MIX_COMPUTE_CONNS:-1 4}
 OUT=${OUT:-}
 OPENRESTY_CONF=${OPENRESTY_CONF:-$BENCH_DIR/../../shared/anchors/openresty/nginx.conf}
 LUAPOOL_BIN=${LUAPOOL_BIN:-$ROOT/target/release/luapool}
@@ -336,15 +337,15 @@ dur_secs() {
     esac
 }
 
-# The slow-handler mix: /compute under MIX_COMPUTE_CONNS connections runs in the background
-# (from 1 s before to 1 s after) while / is measured with MIX_CONNS connections for DURATION.
-# run_mix server -> "rps p50ms p99ms cores errors compute_rps compute_p99ms"
+# The slow-handler mix: /compute under $2 connections runs in the background (from 1 s
+# before to 1 s after) while / is measured with MIX_CONNS connections for DURATION.
+# run_mix server compute_conns -> "rps p50ms p99ms cores errors compute_rps compute_p99ms"
 # (cores: the server's CPU time over the / run's wall time)
 run_mix() {
-    local s=$1 pid=${PID[$1]} base="http://${ADDR[$1]}" out=$SCRATCH/mix.out bg=$SCRATCH/mix-bg.out
+    local s=$1 cc=$2 pid=${PID[$1]} base="http://${ADDR[$1]}" out=$SCRATCH/mix.out bg=$SCRATCH/mix-bg.out
     local secs bgpid t0 t1 w0 w1
     secs=$(dur_secs "$DURATION")
-    wrk -t1 -c"$MIX_COMPUTE_CONNS" -d$((secs + 2))s --latency "$base/compute" >"$bg" 2>&1 &
+    wrk -t1 -c"$cc" -d$((secs + 2))s --latency "$base/compute" >"$bg" 2>&1 &
     bgpid=$!
     sleep 1
     t0=$(cpu_ticks "$pid")
@@ -365,25 +366,25 @@ run_mix() {
     echo "$rps $p50 $p99 $cores $((err + cerr)) $crps $cp99"
 }
 
-mix_section() {
+mix_section() { # compute_conns
     local -a servers list
-    local s r m rps p50 p99 cores err crps cp99 errs
+    local cc=$1 s r m rps p50 p99 cores err crps cp99 errs
     mapfile -t servers < <(endpoint_servers mix)
     [ ${#servers[@]} -gt 0 ] || return 0
-    for s in "${servers[@]}"; do warmup "$s" /; warmup "$s" /compute; done
+    for s in "${servers[@]}"; do warmup "$s" /; done
     for ((r = 1; r <= ROUNDS; r++)); do
         list=("${servers[@]}")
         if ((r % 2 == 0)); then mapfile -t list < <(printf '%s\n' "${servers[@]}" | tac); fi
         for s in "${list[@]}"; do
-            log "round $r/$ROUNDS: $s mix"
-            read -r rps p50 p99 cores err crps cp99 < <(run_mix "$s")
+            log "round $r/$ROUNDS: $s mix (/compute -c$cc)"
+            read -r rps p50 p99 cores err crps cp99 < <(run_mix "$s" "$cc")
             log "  /: $rps req/s, p50 $p50 ms, p99 $p99 ms; /compute $crps req/s, p99 $cp99 ms; $cores cores, $err errors"
             for m in rps p50 p99 cores err crps cp99; do
-                R[$s|mix|$m]="${R[$s|mix|$m]:-} ${!m}"
+                R[$s|mix$cc|$m]="${R[$s|mix$cc|$m]:-} ${!m}"
             done
         done
     done
-    say "## mix: / (wrk -c$MIX_CONNS) while /compute runs in the background (wrk -c$MIX_COMPUTE_CONNS)"
+    say "## mix: / (wrk -c$MIX_CONNS) while /compute runs in the background (wrk -c$cc)"
     say ""
     say "| server | / req/s | / p50 ms | / p99 ms | /compute req/s | /compute p99 ms | server CPU cores | errors |"
     say "|---|---|---|---|---|---|---|---|"
@@ -391,10 +392,10 @@ mix_section() {
         declare -A M=()
         for m in rps p50 p99 cores crps cp99; do
             # shellcheck disable=SC2086
-            M[$m]=$(median ${R[$s|mix|$m]})
+            M[$m]=$(median ${R[$s|mix$cc|$m]})
         done
         errs=0
-        for e in ${R[$s|mix|err]}; do errs=$((errs + e)); done
+        for e in ${R[$s|mix$cc|err]}; do errs=$((errs + e)); done
         say "$(printf '| %s | %.0f | %.3f | %.3f | %.0f | %.3f | %.2f | %d |' "$s" "${M[rps]}" "${M[p50]}" \
             "${M[p99]}" "${M[crps]}" "${M[cp99]}" "${M[cores]}" "$errs")"
         unset M
@@ -451,7 +452,10 @@ declare -A R=() # "server|endpoint|metric" -> space-separated values over rounds
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a >= 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 for ep in $ENDPOINTS; do
-    if [ "$ep" = mix ]; then mix_section; continue; fi
+    if [ "$ep" = mix ]; then
+        for cc in $MIX_COMPUTE_CONNS; do mix_section "$cc"; done
+        continue
+    fi
     mapfile -t servers < <(endpoint_servers "$ep")
     [ ${#servers[@]} -gt 0 ] || continue
     for s in "${servers[@]}"; do warmup "$s" "$ep"; done
