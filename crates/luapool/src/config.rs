@@ -76,6 +76,13 @@ pub struct VmConfig {
     /// Default: none.
     #[serde(with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// Time slice of async executions, e.g. `"2ms"`: an execution that has run this
+    /// long without awaiting is suspended at its next instruction and resumed after the
+    /// other tasks ready on its thread, so that one long script does not hold up the
+    /// short ones interleaved with it. Time suspended does not count towards
+    /// `cpu_limit`. Sync executions are never sliced. Default: none (off).
+    #[serde(with = "humantime_serde")]
+    pub time_slice: Option<Duration>,
 }
 
 impl Default for VmConfig {
@@ -90,6 +97,7 @@ impl Default for VmConfig {
             cpu_limit: None,
             instruction_limit: None,
             timeout: None,
+            time_slice: None,
         }
     }
 }
@@ -140,6 +148,12 @@ impl VmConfig {
     /// Sets the wall-clock timeout of each execution.
     pub fn with_timeout(mut self, limit: Duration) -> Self {
         self.timeout = Some(limit);
+        self
+    }
+
+    /// Sets the time slice of async executions (see [`VmConfig::time_slice`]).
+    pub fn with_time_slice(mut self, slice: Duration) -> Self {
+        self.time_slice = Some(slice);
         self
     }
 }

@@ -32,6 +32,7 @@
 //! [`Error::Timeout`]: crate::Error::Timeout
 
 mod interrupt;
+mod slice;
 mod watchdog;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,7 +42,9 @@ use mlua::ffi::lua_State;
 
 use crate::config::VmConfig;
 use crate::error::Error;
-use interrupt::{Trip, ARMED, BUDGET, CURRENT, STRETCH, TRIPPED};
+use interrupt::{Trip, ARMED, BUDGET, CURRENT, SLICED, STRETCH, TOP, TRIPPED, YIELD};
+
+pub(crate) use slice::AfterDriver;
 
 pub(crate) use interrupt::c_functions;
 
@@ -52,15 +55,23 @@ pub(crate) struct Limits {
     pub(crate) cpu: Option<Duration>,
     pub(crate) instructions: Option<u64>,
     pub(crate) timeout: Option<Duration>,
+    /// Not a limit: async executions yield to their thread's other tasks after running
+    /// this long at a stretch.
+    pub(crate) slice: Option<Duration>,
 }
 
 impl Limits {
     pub(crate) fn from_config(config: &VmConfig) -> Limits {
+        let slice = config.time_slice.filter(|s| !s.is_zero());
+        if let Some(s) = slice {
+            watchdog::note_slice(s);
+        }
         Limits {
             memory: config.memory_limit,
             cpu: config.cpu_limit,
             instructions: config.instruction_limit,
             timeout: config.timeout,
+            slice,
         }
     }
 
@@ -70,6 +81,7 @@ impl Limits {
             || self.cpu.is_some()
             || self.instructions.is_some()
             || self.timeout.is_some()
+            || self.slice.is_some()
     }
 }
 
@@ -96,6 +108,9 @@ pub(crate) struct Meter {
     /// The execution's coroutine, learnt from the first stretch.
     thread: *mut lua_State,
     armed: Vec<*mut lua_State>,
+    /// The execution may be yielded (it is polled by an async caller), so time slices
+    /// apply.
+    yieldable: bool,
 }
 
 /// Thread-local state of an enclosing execution, restored by [`Meter::leave`].
@@ -105,6 +120,9 @@ pub(crate) struct Stretch {
     budget: i64,
     stretch: u64,
     armed: *mut lua_State,
+    yield_pending: bool,
+    sliced: bool,
+    top: *mut lua_State,
     entered: Instant,
 }
 
@@ -125,7 +143,13 @@ impl Meter {
                 .map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX - 1)),
             thread: std::ptr::null_mut(),
             armed: Vec::new(),
+            yieldable: false,
         }
+    }
+
+    /// Marks the execution as polled by an async caller, which a time slice may yield.
+    pub(crate) fn allow_yield(&mut self) {
+        self.yieldable = true;
     }
 
     /// Starts a stretch of running on `state` (the main state for sync executions; for
@@ -143,6 +167,9 @@ impl Meter {
             budget: BUDGET.with(|b| b.swap(self.budget, Ordering::AcqRel)),
             stretch: STRETCH.with(|s| s.swap(stretch, Ordering::AcqRel)),
             armed: ARMED.with(|a| a.swap(std::ptr::null_mut(), Ordering::AcqRel)),
+            yield_pending: YIELD.with(|y| y.swap(false, Ordering::AcqRel)),
+            sliced: SLICED.with(|s| s.swap(false, Ordering::AcqRel)),
+            top: TOP.with(|t| t.swap(self.thread, Ordering::AcqRel)),
             entered: Instant::now(),
         };
         if self.tripped != Trip::None {
@@ -175,28 +202,40 @@ impl Meter {
                 TRIPPED.with(|t| t.store(trip as u8, Ordering::Release));
                 interrupt::arm(l, 1);
                 self.armed.push(l);
-            } else {
-                watchdog::set_deadline(at, trip, stretch);
+                return saved;
             }
+            watchdog::set_deadline(at, trip, stretch);
+        }
+        if let (true, Some(slice)) = (self.yieldable, self.limits.slice) {
+            watchdog::set_slice(now.saturating_add(nanos(slice)), stretch);
         }
         saved
     }
 
-    /// Ends a stretch: accounts its time and restores the enclosing state.
-    pub(crate) fn leave(&mut self, saved: Stretch) {
+    /// Ends a stretch: accounts its time and restores the enclosing state. True if the
+    /// stretch ended because its time slice ran out (the execution yielded and wants to
+    /// run again after the other tasks of the thread).
+    pub(crate) fn leave(&mut self, saved: Stretch) -> bool {
         watchdog::clear();
+        let sliced = SLICED.with(|s| s.swap(saved.sliced, Ordering::AcqRel));
         self.cpu_used += saved.entered.elapsed();
         self.tripped = Trip::from_u8(TRIPPED.with(|t| t.swap(saved.tripped, Ordering::AcqRel)));
         self.budget = BUDGET.with(|b| b.swap(saved.budget, Ordering::AcqRel));
         let current = CURRENT.with(|c| c.swap(saved.current, Ordering::AcqRel));
+        // A slice that ran out while the stretch could not yield does not carry over:
+        // the next stretch gets a fresh one.
+        YIELD.with(|y| y.store(saved.yield_pending, Ordering::Release));
+        let top = TOP.with(|t| t.swap(saved.top, Ordering::AcqRel));
         if self.thread.is_null() {
-            self.thread = current;
+            // The coroutine the prologue announced; the running one if there was none.
+            self.thread = if top.is_null() { current } else { top };
         }
         STRETCH.with(|s| s.store(saved.stretch, Ordering::Release));
         let armed = ARMED.with(|a| a.swap(saved.armed, Ordering::AcqRel));
         if !armed.is_null() {
             self.armed.push(armed);
         }
+        sliced
     }
 
     /// Ends the execution: removes the hooks it armed and, if a limit tripped, replaces
@@ -235,6 +274,8 @@ impl Meter {
             Trip::Instructions => Error::InstructionLimit {
                 budget: limits.instructions.unwrap_or_default(),
             },
+            // Never stored as a trip; a slice is not a limit.
+            Trip::Slice => return (result, Outcome::Within),
         };
         (Err(error), Outcome::Interrupted)
     }

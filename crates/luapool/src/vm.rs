@@ -15,7 +15,7 @@ use mlua::{FromLuaMulti, Function, IntoLua, IntoLuaMulti, MultiValue, Table, Var
 use crate::config::{Isolation, VmConfig};
 use crate::error::{classify, Error, Result};
 use crate::host::{async_maker, sync_maker, HostResult, Maker, Module};
-use crate::limits::{Limits, Meter};
+use crate::limits::{AfterDriver, Limits, Meter};
 use crate::sandbox::{fail_marker, seal, Output, Sandbox};
 use crate::script::Script;
 use crate::shared_dict::{self, SharedDicts};
@@ -165,6 +165,9 @@ impl Plan {
     }
 
     async fn run_async<R: FromLuaMulti>(mut self) -> Result<R> {
+        if let Some(meter) = self.meter.as_mut() {
+            meter.allow_yield();
+        }
         let Some(mut meter) = self.meter.take() else {
             let results = self.func.call_async(self.args.clone()).await;
             return self.finish(results);
@@ -173,15 +176,29 @@ impl Plan {
         let wall_left = meter.wall_left();
         let results = {
             let mut call = std::pin::pin!(self.func.call_async::<MultiValue>(self.args.clone()));
+            // Set while the execution waits out the rest of its thread's tasks after its
+            // time slice ran out.
+            let mut held: Option<AfterDriver> = None;
             let metered = std::future::poll_fn(|cx| {
                 if meter.wall_left() == Some(Duration::ZERO) {
                     // Out of time while awaiting: drop the call (which cancels the pending
                     // host future) rather than resume it only to interrupt it.
                     return Poll::Ready(None);
                 }
+                if let Some(wait) = held.as_mut() {
+                    if std::pin::Pin::new(wait).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    held = None;
+                }
                 let stretch = meter.enter(main_state);
                 let poll = call.as_mut().poll(cx);
-                meter.leave(stretch);
+                if meter.leave(stretch) && poll.is_pending() {
+                    let mut wait = AfterDriver::new();
+                    if std::pin::Pin::new(&mut wait).poll(cx).is_pending() {
+                        held = Some(wait);
+                    }
+                }
                 poll.map(Some)
             });
             match wall_left {

@@ -74,8 +74,10 @@ pub struct WorkerPoolConfig {
     /// interrupt) is replaced by a new worker. Default: none.
     #[serde(with = "humantime_serde")]
     pub stuck_after: Option<Duration>,
-    /// Configuration of each worker's VM (isolation, limits, modules). Default:
-    /// `VmConfig::default()`.
+    /// Configuration of each worker's VM (isolation, limits, modules, time slice).
+    /// Default: `VmConfig::default()` with a time slice of [`DEFAULT_TIME_SLICE`], so
+    /// that a long job does not hold up the short ones interleaved with it on its
+    /// worker.
     pub vm: VmConfig,
 }
 
@@ -87,10 +89,14 @@ impl Default for WorkerPoolConfig {
             queue: 1024,
             submit_timeout: None,
             stuck_after: None,
-            vm: VmConfig::default(),
+            vm: VmConfig::default().with_time_slice(DEFAULT_TIME_SLICE),
         }
     }
 }
+
+/// The time slice of worker pool jobs unless configured otherwise (see
+/// [`VmConfig::time_slice`]).
+pub const DEFAULT_TIME_SLICE: Duration = Duration::from_millis(2);
 
 impl WorkerPoolConfig {
     /// Sets the number of workers.

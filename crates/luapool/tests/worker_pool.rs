@@ -114,13 +114,23 @@ async fn interleaved_jobs_on_one_worker_keep_their_own_globals() {
     let b = pool
         .try_submit(Job::exec(script("name = 'b' wait_gate() return name")))
         .unwrap();
-    // Both are parked on the gate at once on the single worker.
+    // Both are in flight at once on the single worker.
     while pool.status().in_flight < 2 {
         tokio::task::yield_now().await;
     }
-    gate.notify_waiters();
-    assert_eq!(a.await.unwrap(), vec![Value::from("a")]);
-    assert_eq!(b.await.unwrap(), vec![Value::from("b")]);
+    // `in_flight` may count a job that has not reached the gate yet: open the gate until
+    // both have passed it.
+    let both = async { (a.await.unwrap(), b.await.unwrap()) };
+    tokio::pin!(both);
+    let (ra, rb) = loop {
+        gate.notify_waiters();
+        tokio::select! {
+            r = &mut both => break r,
+            () = tokio::task::yield_now() => {}
+        }
+    };
+    assert_eq!(ra, vec![Value::from("a")]);
+    assert_eq!(rb, vec![Value::from("b")]);
 }
 
 #[tokio::test]

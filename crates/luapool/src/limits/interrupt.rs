@@ -14,7 +14,7 @@
 
 use std::cell::Cell;
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 use std::sync::Once;
 
 use mlua::ffi::{self, lua_Debug, lua_State};
@@ -32,6 +32,9 @@ pub(crate) enum Trip {
     Timeout = 2,
     Instructions = 3,
     Memory = 4,
+    /// Not a limit: the execution used up its time slice and should yield to the other
+    /// tasks of its thread (see [`YIELD`]). Never stored in [`TRIPPED`].
+    Slice = 5,
 }
 
 impl Trip {
@@ -41,6 +44,7 @@ impl Trip {
             2 => Trip::Timeout,
             3 => Trip::Instructions,
             4 => Trip::Memory,
+            5 => Trip::Slice,
             _ => Trip::None,
         }
     }
@@ -51,7 +55,7 @@ impl Trip {
             Trip::Timeout => b"execution timed out",
             Trip::Instructions => b"instruction limit exceeded",
             Trip::Memory => b"not enough memory (memory limit exceeded)",
-            Trip::None => b"",
+            Trip::None | Trip::Slice => b"",
         }
     }
 }
@@ -73,7 +77,21 @@ thread_local! {
     pub(crate) static BUDGET: AtomicI64 = const { AtomicI64::new(i64::MAX) };
     /// The coroutine the signal handler armed, to disarm it when the execution ends.
     pub(crate) static ARMED: AtomicPtr<lua_State> = const { AtomicPtr::new(std::ptr::null_mut()) };
+    /// Set when the running execution's time slice is used up: the hook yields its
+    /// coroutine at the next instruction where that is possible.
+    pub(crate) static YIELD: AtomicBool = const { AtomicBool::new(false) };
+    /// The running execution's own coroutine (the one its async caller resumes); only
+    /// this one may be yielded for a time slice, a coroutine of the script's own would
+    /// hand the yield to the script.
+    pub(crate) static TOP: AtomicPtr<lua_State> = const { AtomicPtr::new(std::ptr::null_mut()) };
+    /// Set by the hook when it yields the execution for its time slice; read (and
+    /// cleared) when the stretch ends.
+    pub(crate) static SLICED: AtomicBool = const { AtomicBool::new(false) };
 }
+
+/// Instructions between two tries of a pending slice yield that could not happen yet
+/// (inside a script's coroutine, or under a C call that cannot be yielded across).
+const YIELD_RETRY: c_int = 100;
 
 /// Installs the signal handler once per process.
 pub(crate) fn install_handler() {
@@ -147,7 +165,11 @@ extern "C" fn on_signal(_sig: c_int) {
             return;
         }
         let trip = request.trip.load(Ordering::Acquire);
-        TRIPPED.with(|t| t.store(trip, Ordering::Release));
+        if trip == Trip::Slice as u8 {
+            YIELD.with(|y| y.store(true, Ordering::Release));
+        } else {
+            TRIPPED.with(|t| t.store(trip, Ordering::Release));
+        }
         let l = CURRENT.with(|c| c.load(Ordering::Acquire));
         if !l.is_null() {
             arm(l, 1);
@@ -184,13 +206,34 @@ unsafe fn raise(l: *mut lua_State, trip: Trip) -> ! {
     ffi::lua_error(l)
 }
 
-/// The hook: raises the trip of the running execution; counts the instruction budget;
-/// removes itself when it is left over from an execution that has ended.
+/// The hook: raises the trip of the running execution; yields it when its time slice is
+/// used up; counts the instruction budget; removes itself when it is left over from an
+/// execution that has ended.
 unsafe extern "C-unwind" fn limit_hook(l: *mut lua_State, _ar: *mut lua_Debug) {
     let trip = Trip::from_u8(TRIPPED.with(|t| t.load(Ordering::Acquire)));
     if trip != Trip::None {
         // SAFETY: called by Lua as a hook on `l`; this frame holds nothing to drop.
         unsafe { raise(l, trip) }
+    }
+    if YIELD.with(|y| y.load(Ordering::Acquire)) {
+        let top = TOP.with(|t| t.load(Ordering::Acquire));
+        // SAFETY: `l` is the state Lua called the hook for.
+        if l == top && unsafe { ffi::lua_isyieldable(l) } != 0 {
+            YIELD.with(|y| y.store(false, Ordering::Release));
+            SLICED.with(|y| y.store(true, Ordering::Release));
+            // The hook stays armed (count 1): mlua recognises a yield from a hook by it,
+            // and on resumption the hook finds nothing to do and removes itself.
+            // SAFETY: a count hook may yield with no values when `lua_isyieldable` says
+            // so (Lua 5.4 manual, `lua_sethook`); this call is the hook's last action and
+            // the frame holds nothing to drop.
+            unsafe { ffi::lua_yield(l, 0) };
+            return;
+        }
+        // Not here, not now: try again shortly (the sandbox's `coroutine.resume` arms
+        // the execution's coroutine again when a script coroutine hands back to it).
+        // SAFETY: as for `arm`.
+        unsafe { ffi::lua_sethook(l, Some(limit_hook), ffi::LUA_MASKCOUNT, YIELD_RETRY) };
+        return;
     }
     let left = BUDGET.with(|b| b.load(Ordering::Relaxed));
     if left == i64::MAX {
@@ -219,8 +262,20 @@ pub(crate) unsafe extern "C-unwind" fn set_current(l: *mut lua_State) -> c_int {
     let co = unsafe { ffi::lua_tothread(l, 1) };
     if !co.is_null() && !CURRENT.with(|c| c.load(Ordering::Acquire)).is_null() {
         CURRENT.with(|c| c.store(co, Ordering::Release));
-        // A limit that tripped just before the switch must follow the running coroutine.
-        if TRIPPED.with(|t| t.load(Ordering::Acquire)) != Trip::None as u8 {
+        // The first coroutine an execution announces (from its prologue) is its own.
+        TOP.with(|t| {
+            let _ = t.compare_exchange(
+                std::ptr::null_mut(),
+                co,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        });
+        // A limit that tripped, or a slice that ran out, just before the switch must
+        // follow the running coroutine.
+        if TRIPPED.with(|t| t.load(Ordering::Acquire)) != Trip::None as u8
+            || YIELD.with(|y| y.load(Ordering::Acquire))
+        {
             arm(co, 1);
             ARMED.with(|a| a.store(co, Ordering::Release));
         }

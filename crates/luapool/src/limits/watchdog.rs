@@ -21,6 +21,18 @@ pub(crate) const TICK: Duration = Duration::from_millis(1);
 /// Longest the watchdog sleeps when no thread has a deadline.
 const IDLE_SLEEP: Duration = Duration::from_secs(1);
 
+/// The shortest time slice any VM of the process uses, in nanoseconds (0: none): the
+/// watchdog never sleeps longer, so that slices end on time without waking it.
+static SLICE_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Records that executions of this process use time slices of `slice`.
+pub(crate) fn note_slice(slice: Duration) {
+    let ns = nanos(slice).max(1);
+    let _ = SLICE_NS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |old| {
+        (old == 0 || ns < old).then_some(ns)
+    });
+}
+
 /// A worker thread as the watchdog sees it.
 pub(crate) struct Watch {
     /// Deadline of the running stretch in nanoseconds since [`epoch`]; 0 when not running.
@@ -29,6 +41,10 @@ pub(crate) struct Watch {
     trip: AtomicU8,
     /// The running stretch.
     stretch: AtomicU64,
+    /// End of the running stretch's time slice (see [`now_ns`]); 0 when it has none.
+    /// Soft: the watchdog may notice it up to one slice late, and never needs waking
+    /// for it.
+    slice_deadline: AtomicU64,
     request: interrupt::Request,
     thread: libc::pthread_t,
 }
@@ -72,6 +88,25 @@ fn check(dog: &Watchdog, now: u64) -> Option<u64> {
     let watches = dog.watches.lock().unwrap_or_else(|p| p.into_inner());
     let mut earliest: Option<u64> = None;
     for w in watches.iter() {
+        let slice = w.slice_deadline.load(Ordering::Acquire);
+        if slice != 0 {
+            if now >= slice {
+                if w.slice_deadline
+                    .compare_exchange(slice, 0, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                    && !passed(w.deadline.load(Ordering::Acquire), now)
+                {
+                    interrupt::request(
+                        w.thread,
+                        &w.request,
+                        w.stretch.load(Ordering::Acquire),
+                        interrupt::Trip::Slice as u8,
+                    );
+                }
+            } else {
+                earliest = Some(earliest.map_or(slice, |e| e.min(slice)));
+            }
+        }
         let deadline = w.deadline.load(Ordering::SeqCst);
         if deadline == 0 {
             continue;
@@ -103,7 +138,11 @@ fn run() {
         dog.next_wake.store(0, Ordering::SeqCst);
         let now = now_ns();
         let earliest = check(dog, now);
-        let mut wake = earliest.map_or(now + nanos(IDLE_SLEEP), |e| e + tick);
+        let slice = SLICE_NS.load(Ordering::Acquire);
+        let longest = if slice == 0 { nanos(IDLE_SLEEP) } else { slice };
+        let mut wake = earliest
+            .map_or(now + longest, |e| e + tick)
+            .min(now + longest);
         dog.next_wake.store(wake, Ordering::SeqCst);
         // A thread that stored its deadline before reading `next_wake == 0` is seen here.
         if let Some(e) = check(dog, now_ns()) {
@@ -115,6 +154,11 @@ fn run() {
             std::thread::park_timeout(Duration::from_nanos(wake - now));
         }
     }
+}
+
+/// True if `deadline` is set and `now` is past it.
+fn passed(deadline: u64, now: u64) -> bool {
+    deadline != 0 && now >= deadline
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -138,6 +182,7 @@ thread_local! {
             deadline: AtomicU64::new(0),
             trip: AtomicU8::new(0),
             stretch: AtomicU64::new(0),
+            slice_deadline: AtomicU64::new(0),
             request: interrupt::Request::new(),
             thread: interrupt::current_thread(),
         });
@@ -168,7 +213,22 @@ pub(crate) fn set_deadline(deadline_ns: u64, trip: interrupt::Trip, stretch: u64
     }
 }
 
-/// Cancels this thread's deadline.
+/// Asks the watchdog to make this thread's running stretch yield at `deadline_ns` (a
+/// soft deadline: noticed within one slice; the watchdog is not woken for it).
+/// `stretch` must be the stretch of [`set_deadline`], or the stretch has no hard
+/// deadline.
+pub(crate) fn set_slice(deadline_ns: u64, stretch: u64) {
+    REGISTRATION.with(|r| {
+        r.0.stretch.store(stretch, Ordering::Release);
+        r.0.slice_deadline
+            .store(deadline_ns.max(1), Ordering::Release);
+    });
+}
+
+/// Cancels this thread's deadlines.
 pub(crate) fn clear() {
-    let _ = REGISTRATION.try_with(|r| r.0.deadline.store(0, Ordering::Release));
+    let _ = REGISTRATION.try_with(|r| {
+        r.0.deadline.store(0, Ordering::Release);
+        r.0.slice_deadline.store(0, Ordering::Release);
+    });
 }
