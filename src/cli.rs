@@ -150,6 +150,10 @@ pub(crate) struct ServeArgs {
     /// CPU-time limit of one request's handler [default: none].
     #[arg(long = "cpu-limit", value_name = "SECONDS", value_parser = parse_seconds)]
     pub(crate) cpu_limit: Option<Duration>,
+    /// Time slice of a handler before it yields to the worker's other requests; 0 turns
+    /// slicing off [default: 0.002].
+    #[arg(long = "time-slice", value_name = "SECONDS", value_parser = parse_seconds_or_zero)]
+    pub(crate) time_slice: Option<Duration>,
     /// Memory scripts may allocate in one worker's VM, e.g. `64MiB` [default: none].
     #[arg(long = "memory-limit", value_name = "SIZE", value_parser = luapool::bytes::parse)]
     pub(crate) memory_limit: Option<usize>,
@@ -195,6 +199,14 @@ fn parse_dict(text: &str) -> Result<(String, usize), String> {
         .parse()
         .map_err(|_| format!("'{capacity}' is not a number of entries"))?;
     Ok((name.trim().to_string(), capacity))
+}
+
+/// Parses a number of seconds that may be 0 (`0` turns the feature off).
+fn parse_seconds_or_zero(text: &str) -> Result<Duration, String> {
+    if text.trim().parse::<f64>() == Ok(0.0) {
+        return Ok(Duration::ZERO);
+    }
+    parse_seconds(text)
 }
 
 /// Arguments of `luapool check`.

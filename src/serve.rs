@@ -72,6 +72,9 @@ fn config(args: &ServeArgs) -> Result<ServerConfig, luapool_http::Error> {
     if args.cpu_limit.is_some() {
         c.cpu_limit = args.cpu_limit;
     }
+    if args.time_slice.is_some() {
+        c.time_slice = args.time_slice;
+    }
     if args.memory_limit.is_some() {
         c.memory_limit = args.memory_limit;
     }

@@ -36,6 +36,7 @@ impl App {
     fn vm_config(&self, config: &ServerConfig) -> VmConfig {
         let mut vm = VmConfig::default().with_timeout(config.request_timeout);
         vm.cpu_limit = config.cpu_limit;
+        vm.time_slice = config.time_slice.filter(|s| !s.is_zero());
         vm.memory_limit = config.memory_limit;
         vm.module_paths = config.module_paths.clone();
         vm.module_paths.push(self.dir());

@@ -51,6 +51,12 @@ pub struct ServerConfig {
     /// (the request timeout still stops a runaway handler).
     #[serde(with = "humantime_serde")]
     pub cpu_limit: Option<Duration>,
+    /// Time slice of a request's handler: a handler that has run this long without
+    /// awaiting is suspended and resumed after the other requests ready on its worker,
+    /// so one long handler does not stall the short ones (`"0s"` turns slicing off).
+    /// Default: `2ms`.
+    #[serde(with = "humantime_serde")]
+    pub time_slice: Option<Duration>,
     /// Memory scripts may allocate in one worker's VM (`"64MiB"` or a number of bytes);
     /// a request that exceeds it gets `500` and the VM is rebuilt. Default: none.
     #[serde(deserialize_with = "luapool::bytes::deserialize")]
@@ -92,6 +98,7 @@ impl Default for ServerConfig {
             max_queued: 1024,
             request_timeout: Duration::from_secs(30),
             cpu_limit: None,
+            time_slice: Some(luapool::DEFAULT_TIME_SLICE),
             memory_limit: None,
             max_body_size: 1 << 20,
             header_read_timeout: Duration::from_secs(10),

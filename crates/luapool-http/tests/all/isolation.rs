@@ -71,3 +71,42 @@ async fn the_sandbox_holds_in_handlers() {
     );
     assert_eq!(get(&t.url("/")).await, (200, "nil nil false".to_string()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_handler_does_not_stall_the_light_ones_on_its_worker() {
+    // One worker. The heavy handler computes until told to stop; the light requests
+    // (and the one that stops it) can only be answered if the heavy one is time-sliced.
+    let mut c = test_config();
+    c.shared_dicts.insert("ctl".to_string(), 10);
+    let t = start_with(
+        r#"function handle(req)
+             if req.path == "/heavy" then
+               secret = "heavy"
+               local n = 0
+               while not shared.ctl:get("stop") do
+                 for i = 1, 1000 do n = n + 1 end
+               end
+               return "heavy done " .. secret
+             elseif req.path == "/stop" then
+               shared.ctl:set("stop", true)
+               return "stopped"
+             end
+             return "light " .. tostring(secret)
+           end"#,
+        &[],
+        c,
+    );
+    let heavy = tokio::spawn(get_owned(t.url("/heavy")));
+    t.wait_for_metric("luapool_http_requests_in_flight{worker=\"0\"} 1")
+        .await;
+    for _ in 0..10 {
+        assert_eq!(get(&t.url("/")).await, (200, "light nil".to_string()));
+    }
+    assert!(!heavy.is_finished());
+    assert_eq!(get(&t.url("/stop")).await, (200, "stopped".to_string()));
+    assert_eq!(heavy.await.unwrap(), (200, "heavy done heavy".to_string()));
+}
+
+async fn get_owned(url: String) -> (u16, String) {
+    get(&url).await
+}
