@@ -25,6 +25,13 @@ const IDLE_SLEEP: Duration = Duration::from_secs(1);
 /// watchdog never sleeps longer, so that slices end on time without waking it.
 static SLICE_NS: AtomicU64 = AtomicU64::new(0);
 
+/// When the last time slice started ends (see [`now_ns`]); for a second after it the
+/// watchdog wakes every slice, then it goes back to sleeping long.
+static LAST_SLICE: AtomicU64 = AtomicU64::new(0);
+
+/// How long the watchdog keeps waking every slice after the last slice started.
+const SLICE_ACTIVITY: Duration = Duration::from_secs(1);
+
 /// Records that executions of this process use time slices of `slice`.
 pub(crate) fn note_slice(slice: Duration) {
     let ns = nanos(slice).max(1);
@@ -139,7 +146,15 @@ fn run() {
         let now = now_ns();
         let earliest = check(dog, now);
         let slice = SLICE_NS.load(Ordering::Acquire);
-        let longest = if slice == 0 { nanos(IDLE_SLEEP) } else { slice };
+        let recent = now
+            < LAST_SLICE
+                .load(Ordering::Relaxed)
+                .saturating_add(nanos(SLICE_ACTIVITY));
+        let longest = if slice != 0 && recent {
+            slice
+        } else {
+            nanos(IDLE_SLEEP)
+        };
         let mut wake = earliest
             .map_or(now + longest, |e| e + tick)
             .min(now + longest);
@@ -221,8 +236,17 @@ pub(crate) fn set_slice(deadline_ns: u64, stretch: u64) {
     REGISTRATION.with(|r| {
         r.0.stretch.store(stretch, Ordering::Release);
         r.0.slice_deadline
-            .store(deadline_ns.max(1), Ordering::Release);
+            .store(deadline_ns.max(1), Ordering::SeqCst);
     });
+    LAST_SLICE.store(deadline_ns, Ordering::Relaxed);
+    // Wake the watchdog only if it is in its long sleep (it would notice the slice far
+    // too late); while slices keep starting it wakes every slice on its own.
+    let dog = watchdog();
+    let next_wake = dog.next_wake.load(Ordering::SeqCst);
+    let slack = SLICE_NS.load(Ordering::Relaxed).max(nanos(TICK));
+    if next_wake != 0 && deadline_ns.saturating_add(slack) < next_wake {
+        dog.thread.unpark();
+    }
 }
 
 /// Cancels this thread's deadlines.
