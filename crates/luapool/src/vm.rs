@@ -185,19 +185,28 @@ impl Plan {
                     // host future) rather than resume it only to interrupt it.
                     return Poll::Ready(None);
                 }
+                let mut released = false;
                 if let Some(wait) = held.as_mut() {
                     if std::pin::Pin::new(wait).poll(cx).is_pending() {
                         return Poll::Pending;
                     }
                     held = None;
+                    released = true;
                 }
                 let stretch = meter.enter(main_state);
                 let poll = call.as_mut().poll(cx);
-                if meter.leave(stretch) && poll.is_pending() {
+                let sliced = meter.leave(stretch);
+                if sliced && poll.is_pending() {
                     let mut wait = AfterDriver::new();
                     if std::pin::Pin::new(&mut wait).poll(cx).is_pending() {
                         held = Some(wait);
                     }
+                } else if released && poll.is_pending() {
+                    // While held, a wake-up meant for a host future the execution awaits
+                    // may have come and gone; poll once more so that the execution looks
+                    // at that future again instead of waiting for a wake-up that was
+                    // already delivered.
+                    cx.waker().wake_by_ref();
                 }
                 poll.map(Some)
             });
