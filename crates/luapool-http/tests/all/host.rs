@@ -1,6 +1,6 @@
 //! The host library in handlers: `http.request`, `time`, and the admin listener.
 
-use crate::{get, start, start_with, test_config};
+use crate::{body_of, get, get_owned, start, start_with, test_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_request_calls_another_server() {
@@ -88,29 +88,17 @@ async fn shared_dicts_are_shared_by_all_workers() {
             .pool_max_idle_per_host(0)
             .build()
             .unwrap();
-        let body = fresh
-            .get(t.url("/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert_eq!(body, "hello");
+        assert_eq!(body_of(&fresh, &t.url("/")).await, "hello");
     }
     let incrs: Vec<_> = (0..50)
         .map(|_| tokio::spawn(get_owned(t.url("/incr"))))
         .collect();
     let mut seen = Vec::new();
     for task in incrs {
-        seen.push(task.await.unwrap().parse::<i64>().unwrap());
+        seen.push(task.await.unwrap().1.parse::<i64>().unwrap());
     }
     seen.sort();
     assert_eq!(seen, (1..=50).collect::<Vec<_>>());
-}
-
-async fn get_owned(url: String) -> String {
-    get(&url).await.1
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! Globals are per request, module state is per worker.
 
-use crate::{client, get, start, start_with, test_config};
+use crate::{body_of, client, get, get_owned, start, start_with, test_config};
 
 #[tokio::test]
 async fn a_global_written_by_one_request_is_not_seen_by_the_next() {
@@ -34,15 +34,7 @@ async fn interleaved_requests_on_one_worker_do_not_share_globals() {
     });
     t.wait_for_metric("luapool_http_requests_in_flight{worker=\"0\"} 1")
         .await;
-    let b = c
-        .get(t.url("/b"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(b, "b saw nil");
+    assert_eq!(body_of(&c, &t.url("/b")).await, "b saw nil");
     assert_eq!(a.await.unwrap(), "a saw a");
 }
 
@@ -105,8 +97,4 @@ async fn a_long_handler_does_not_stall_the_light_ones_on_its_worker() {
     assert!(!heavy.is_finished());
     assert_eq!(get(&t.url("/stop")).await, (200, "stopped".to_string()));
     assert_eq!(heavy.await.unwrap(), (200, "heavy done heavy".to_string()));
-}
-
-async fn get_owned(url: String) -> (u16, String) {
-    get(&url).await
 }

@@ -90,6 +90,16 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// GET `url` with `c`: the body.
+pub async fn body_of(c: &reqwest::Client, url: &str) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// [`get`] taking an owned URL, for `tokio::spawn`.
+pub async fn get_owned(url: String) -> (u16, String) {
+    get(&url).await
+}
+
 /// GET `url`: status and body.
 pub async fn get(url: &str) -> (u16, String) {
     let r = client().get(url).send().await.unwrap();
