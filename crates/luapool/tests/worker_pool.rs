@@ -388,3 +388,31 @@ async fn a_recipe_that_fails_fails_the_build() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_job_sliced_right_after_its_first_host_poll_still_gets_its_wake_up() {
+    // The host future's first poll outlasts the time slice, so the slice yields the job
+    // inside mlua's async wrapper, between that poll and the job's first await, during
+    // the worker's inline first poll: the future holds the waker of the worker loop, not
+    // of the job's own task. Regression test: such a job stayed in flight forever.
+    let config =
+        one_worker().with_vm(VmConfig::default().with_time_slice(Duration::from_millis(2)));
+    let pool = WorkerPool::builder(config)
+        .init(|vm| {
+            vm.register_async("slow_then_wait", |()| async {
+                std::thread::sleep(Duration::from_millis(5)); // blocks past the slice
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                Ok(1)
+            })
+        })
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let job = pool.exec(script("return slow_then_wait()"));
+        let result = tokio::time::timeout(Duration::from_secs(5), job).await;
+        assert_eq!(
+            result.expect("the job was lost").unwrap(),
+            vec![Value::Integer(1)]
+        );
+    }
+}
