@@ -43,6 +43,40 @@
 //! | `shared` (when the host registers [`SharedDicts`]) | |
 //!
 //! [`VmConfig::trusted`] opens the full standard library for scripts the operator owns.
+//!
+//! ## Limits
+//!
+//! Every limit is off by default and set on [`VmConfig`]:
+//!
+//! | limit | set with | error |
+//! |---|---|---|
+//! | memory, per VM, counted from the VM's size once the sandbox is built | [`VmConfig::memory_limit`] | [`Error::MemoryLimit`] |
+//! | CPU time per execution (running, not awaiting) | [`VmConfig::cpu_limit`] | [`Error::CpuLimit`] |
+//! | instructions per execution (deterministic, but about 2x slower) | [`VmConfig::instruction_limit`] | [`Error::InstructionLimit`] |
+//! | wall-clock time per execution, awaits included (cancels the pending host call) | [`VmConfig::timeout`] | [`Error::Timeout`] |
+//!
+//! No hook is set while an execution is within its CPU and wall-clock budget, so a
+//! CPU-bound script runs as fast as with no limit; a watchdog thread interrupts the
+//! thread when the budget runs out. A tripped limit is sticky: `pcall`, `xpcall` and
+//! coroutines cannot swallow it, and it covers the coroutines the script creates. A
+//! single long call into C (pattern matching on a huge subject, `table.sort` of a huge
+//! table) cannot be interrupted: the error comes when it returns, and
+//! [`WorkerPoolConfig::stuck_after`] replaces a worker stuck in one. [`Vm::poisoned`]
+//! says when a limit may have left state half-updated, so that pools discard the VM.
+//!
+//! ```
+//! use std::time::Duration;
+//! use luapool::{Error, Script, Vm, VmConfig};
+//!
+//! let vm = Vm::new(VmConfig::default().with_cpu_limit(Duration::from_millis(20)))?;
+//! let spin = Script::new("spin.lua", "pcall(function() while true do end end) return 1");
+//! assert!(matches!(vm.exec(&spin), Err(Error::CpuLimit { .. })));
+//! assert_eq!(vm.poisoned(), None); // per-execution globals, no modules: nothing half-done
+//! assert_eq!(vm.eval::<i64>(&Script::new("ok.lua", "return 2"))?, 2);
+//! # Ok::<(), luapool::Error>(())
+//! ```
+//!
+//! `docs/limits.md` in the repository has the details and the known gaps.
 
 #![doc(test(attr(deny(warnings))))]
 
