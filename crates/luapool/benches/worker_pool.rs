@@ -9,16 +9,21 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use futures_util::StreamExt;
-use luapool::{Job, Script, WorkerPool, WorkerPoolConfig};
+use luapool::{Job, Script, VmConfig, WorkerPool, WorkerPoolConfig};
 
 const TRIVIAL: &str = "return 1";
 const LOOP: &str = "local s = 0 for i = 1, 100 do s = s + i end return s";
 
 fn pool(workers: usize) -> WorkerPool {
+    pool_with(workers, WorkerPoolConfig::default().vm)
+}
+
+fn pool_with(workers: usize, vm: VmConfig) -> WorkerPool {
     WorkerPool::builder(
         WorkerPoolConfig::default()
             .with_workers(workers)
-            .with_queue(16_384),
+            .with_queue(16_384)
+            .with_vm(vm),
     )
     .build()
     .unwrap()
@@ -164,15 +169,23 @@ fn summary() {
 
     // Fairness: 1 in 100 jobs runs ~50 ms of Lua, the rest are trivial. The same load
     // through the shared queue, and dealt round-robin to two one-worker pools (each
-    // worker with its own queue, as in the seeds).
-    let rr = [pool(1), pool(1)];
-    let (shared_p50, shared_p99) = fairness(&rt, |_, job| two.try_submit(job));
-    let (rr_p50, rr_p99) = fairness(&rt, |i, job| rr[i % 2].try_submit(job));
+    // worker with its own queue, as in the seeds); without time slices (the dispatch
+    // alone) and with the default slice (which also lets trivial jobs past a long one
+    // on its worker).
     eprintln!("fairness, 1% of jobs run 50 ms, trivial jobs' wait (submit to result):");
-    eprintln!("  shared queue (this pool)   : p50 {shared_p50:?}, p99 {shared_p99:?}");
-    eprintln!("  round-robin to 2 workers   : p50 {rr_p50:?}, p99 {rr_p99:?}");
-    for p in rr {
-        rt.block_on(p.shutdown(Duration::from_secs(5)));
+    for (label, vm) in [
+        ("time slice off", VmConfig::default()),
+        ("default time slice", WorkerPoolConfig::default().vm),
+    ] {
+        let shared = pool_with(2, vm.clone());
+        let rr = [pool_with(1, vm.clone()), pool_with(1, vm)];
+        let (shared_p50, shared_p99) = fairness(&rt, |_, job| shared.try_submit(job));
+        let (rr_p50, rr_p99) = fairness(&rt, |i, job| rr[i % 2].try_submit(job));
+        eprintln!("  {label:<18} shared queue : p50 {shared_p50:?}, p99 {shared_p99:?}");
+        eprintln!("  {label:<18} round-robin  : p50 {rr_p50:?}, p99 {rr_p99:?}");
+        for p in rr.into_iter().chain([shared]) {
+            rt.block_on(p.shutdown(Duration::from_secs(5)));
+        }
     }
     rt.block_on(two.shutdown(Duration::from_secs(5)));
 }
