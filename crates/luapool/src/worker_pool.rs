@@ -282,6 +282,23 @@ impl Shared {
     }
 }
 
+/// A submitter waiting for room in the queue, counted in [`Shared::room_waiters`] for as
+/// long as it lives.
+struct RoomWaiter<'a>(&'a AtomicUsize);
+
+impl<'a> RoomWaiter<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        RoomWaiter(count)
+    }
+}
+
+impl Drop for RoomWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// The user-facing handle; closing the pool when the last one is dropped.
 struct Handle {
     shared: Arc<Shared>,
@@ -401,7 +418,9 @@ impl WorkerPool {
             let room = shared.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            shared.room_waiters.fetch_add(1, Ordering::SeqCst);
+            // Counted until this iteration ends, also when the submit future is dropped
+            // while it waits (a cancelled submit must not leave workers notifying).
+            let waiting = RoomWaiter::new(&shared.room_waiters);
             let still_full = shared.queue.is_full() && !shared.is_closed();
             let waited = match (still_full, deadline) {
                 (false, _) => Ok(()),
@@ -411,7 +430,7 @@ impl WorkerPool {
                     Ok(())
                 }
             };
-            shared.room_waiters.fetch_sub(1, Ordering::SeqCst);
+            drop(waiting);
             if waited.is_err() {
                 shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(Error::WaitTimeout {
