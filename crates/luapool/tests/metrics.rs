@@ -83,7 +83,7 @@ async fn the_pool_reports_jobs_vms_and_wait_and_run_times() {
 
     let config = WorkerPoolConfig::default()
         .with_workers(1)
-        .with_vm(luapool::VmConfig::default().with_timeout(Duration::from_millis(50)));
+        .with_vm(luapool::VmConfig::default().with_timeout(Duration::from_millis(300)));
     let pool = WorkerPool::builder(config)
         .init(|vm| {
             vm.register("explode", |()| -> Result<(), HostError> {
@@ -97,12 +97,12 @@ async fn the_pool_reports_jobs_vms_and_wait_and_run_times() {
         pool.submit(script("return 1")).await.unwrap();
     }
     assert!(pool.submit(script("error('no')")).await.is_err());
-    let err = pool.submit(script("sleep(1)")).await.unwrap_err();
+    let err = pool.submit(script("sleep(10)")).await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     assert!(pool.submit(script("explode()")).await.is_err()); // rebuilds the VM
     pool.submit(script("return 2")).await.unwrap();
     let summary = pool.shutdown(Duration::from_secs(5)).await;
-    assert_eq!((summary.completed, summary.failed), (4, 2));
+    assert_eq!((summary.completed, summary.failed), (4, 2), "{summary:?}");
 
     assert_eq!(totals.get("luapool_jobs_total{outcome=completed}"), 4.0);
     assert_eq!(totals.get("luapool_jobs_total{outcome=failed}"), 2.0);
