@@ -291,9 +291,9 @@ async fn cancelling_a_timed_get_that_was_handed_a_vm_or_a_slot_gives_it_back() {
     assert_eq!(inits.get(), 2);
 }
 
-#[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn a_waiter_whose_new_vm_fails_to_build_frees_the_slot_for_the_next() {
-    let fail = Rc::new(Cell::new(false));
+/// A one-VM pool whose init recipe fails while the returned flag is set.
+fn failing_pool(failing: bool) -> (CheckoutPool, Rc<Cell<bool>>) {
+    let fail = Rc::new(Cell::new(failing));
     let f = Rc::clone(&fail);
     let pool = CheckoutPool::builder(max(1))
         .init(move |_| match f.get() {
@@ -304,6 +304,12 @@ async fn a_waiter_whose_new_vm_fails_to_build_frees_the_slot_for_the_next() {
         })
         .build()
         .unwrap();
+    (pool, fail)
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_waiter_whose_new_vm_fails_to_build_frees_the_slot_for_the_next() {
+    let (pool, fail) = failing_pool(false);
     let held = pool.get().await.unwrap();
     let mut first = pin!(pool.get());
     let mut second = pin!(pool.get());
@@ -457,17 +463,7 @@ async fn init_recipe_runs_once_per_new_vm() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_failing_init_recipe_fails_the_get_and_frees_the_slot() {
-    let fail = Rc::new(Cell::new(true));
-    let f = Rc::clone(&fail);
-    let pool = CheckoutPool::builder(max(1))
-        .init(move |_| match f.get() {
-            true => Err(Error::Config {
-                message: "no".into(),
-            }),
-            false => Ok(()),
-        })
-        .build()
-        .unwrap();
+    let (pool, fail) = failing_pool(true);
     assert!(matches!(pool.get().await, Err(Error::Config { .. })));
     assert!(matches!(pool.try_get(), Err(Error::Config { .. })));
     assert_status(&pool, 0, 0, 0);
