@@ -6,16 +6,77 @@
 
 use mlua::{Lua, LuaOptions, StdLib};
 
-#[cfg(not(any(feature = "lua54")))]
-compile_error!("luapool needs an engine: enable the `lua54` feature (the default)");
+#[cfg(not(any(feature = "lua54", feature = "lua55", feature = "luajit")))]
+compile_error!(
+    "luapool needs an engine: enable one of the features `lua54` (the default), `lua55`, `luajit`"
+);
 
-/// Human-readable name of the engine this build of luapool runs, e.g. `"Lua 5.4"`.
+#[cfg(any(
+    all(feature = "lua54", feature = "lua55"),
+    all(feature = "lua54", feature = "luajit"),
+    all(feature = "lua55", feature = "luajit"),
+))]
+compile_error!(
+    "luapool builds against exactly one engine: enable only one of `lua54`, `lua55`, `luajit` \
+     (with `lua55` or `luajit`, also pass `--no-default-features`)"
+);
+
+/// Human-readable name of the engine this build of luapool runs: `"Lua 5.4"`,
+/// `"Lua 5.5"` or `"LuaJIT 2.1"`.
 ///
 /// ```
 /// assert!(luapool::ENGINE.starts_with("Lua"));
 /// ```
 #[cfg(feature = "lua54")]
 pub const ENGINE: &str = "Lua 5.4";
+/// Human-readable name of the engine this build of luapool runs.
+#[cfg(all(feature = "lua55", not(feature = "lua54")))]
+pub const ENGINE: &str = "Lua 5.5";
+/// Human-readable name of the engine this build of luapool runs.
+#[cfg(all(feature = "luajit", not(any(feature = "lua54", feature = "lua55"))))]
+pub const ENGINE: &str = "LuaJIT 2.1";
+
+/// Time slicing (see `limits`) yields an execution from a count hook. mlua recognises a
+/// hook yield on Lua 5.4 and 5.5; on LuaJIT it would take it for the script's own yield,
+/// so there executions are never sliced.
+pub(crate) const SLICES: bool = cfg!(not(feature = "luajit"));
+
+/// Base functions of this engine a sandboxed script keeps besides the common ones
+/// (`sandbox::SAFE_BASE`): LuaJIT has `unpack` where Lua 5.4 has `table.unpack`.
+#[cfg(feature = "luajit")]
+pub(crate) const EXTRA_SAFE_BASE: &[&str] = &["unpack"];
+/// Base functions of this engine a sandboxed script keeps besides the common ones.
+#[cfg(not(feature = "luajit"))]
+pub(crate) const EXTRA_SAFE_BASE: &[&str] = &[];
+
+/// Libraries a trusted VM gets, all opened at creation. LuaJIT's `ffi` is never opened,
+/// not even for trusted VMs: it gives scripts raw memory access.
+#[cfg(feature = "luajit")]
+pub(crate) const TRUSTED_LIBS: &[&str] = &[
+    "string",
+    "table",
+    "math",
+    "coroutine",
+    "io",
+    "os",
+    "package",
+    "debug",
+    "bit",
+    "jit",
+];
+/// Libraries a trusted VM gets, all opened at creation.
+#[cfg(not(feature = "luajit"))]
+pub(crate) const TRUSTED_LIBS: &[&str] = &[
+    "string",
+    "table",
+    "math",
+    "utf8",
+    "coroutine",
+    "io",
+    "os",
+    "package",
+    "debug",
+];
 
 /// Opens the Lua state for a sandboxed VM: the base library and `string` (whose
 /// metatable every string value needs). The sandbox opens the other libraries it allows
@@ -34,12 +95,19 @@ fn options() -> LuaOptions {
 }
 
 /// The engine library behind a global name a sandboxed script may use, opened lazily.
+/// (On LuaJIT `coroutine` belongs to the base library and is always open.)
 pub(crate) fn sandbox_library(name: &str) -> Option<StdLib> {
     Some(match name {
         "table" => StdLib::TABLE,
         "math" => StdLib::MATH,
+        #[cfg(not(feature = "luajit"))]
         "utf8" => StdLib::UTF8,
+        #[cfg(not(feature = "luajit"))]
         "coroutine" => StdLib::COROUTINE,
+        #[cfg(feature = "luajit")]
+        "coroutine" => StdLib::NONE,
+        #[cfg(feature = "luajit")]
+        "bit" => StdLib::BIT,
         "os" => StdLib::OS,
         _ => return None,
     })
@@ -47,14 +115,26 @@ pub(crate) fn sandbox_library(name: &str) -> Option<StdLib> {
 
 /// Opens one library on an existing state; it appears in the state's real globals.
 pub(crate) fn open_library(lua: &Lua, lib: StdLib) -> mlua::Result<()> {
+    if lib == StdLib::NONE {
+        return Ok(());
+    }
     lua.load_std_libs(lib)
 }
 
-/// Opens the Lua state for a trusted VM: the full standard library, `debug` included.
+/// Opens the `coroutine` library (part of the base library on LuaJIT).
+pub(crate) fn open_coroutine(lua: &Lua) -> mlua::Result<()> {
+    match sandbox_library("coroutine") {
+        Some(lib) => open_library(lua, lib),
+        None => Ok(()),
+    }
+}
+
+/// Opens the Lua state for a trusted VM: the full standard library, `debug` included
+/// (and LuaJIT's `bit` and `jit`, but not `ffi`).
 pub(crate) fn open_trusted() -> Lua {
     // SAFETY: `unsafe_new_with` is unsafe only because the `debug` library lets a script
     // break mlua's invariants (e.g. `debug.setmetatable` on mlua's userdata). Trusted mode
     // exists precisely for scripts the operator owns and vouches for; the sandboxed mode
     // never takes this path.
-    unsafe { Lua::unsafe_new_with(StdLib::ALL, options()) }
+    unsafe { Lua::unsafe_new_with(StdLib::ALL_SAFE | StdLib::DEBUG, options()) }
 }

@@ -62,7 +62,9 @@ pub(crate) struct Limits {
 
 impl Limits {
     pub(crate) fn from_config(config: &VmConfig) -> Limits {
-        let slice = config.time_slice.filter(|s| !s.is_zero());
+        let slice = config
+            .time_slice
+            .filter(|s| !s.is_zero() && crate::engine::SLICES);
         if let Some(s) = slice {
             watchdog::note_slice(s);
         }
@@ -329,7 +331,7 @@ end
 local function unwrap(co, ok, ...)
   if ok then return ... end
   local err = ...
-  close(co)
+  if close then close(co) end
   if type(err) == "string" then error(err, 2) end
   error(err, 0)
 end

@@ -36,6 +36,8 @@ use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
 use crate::config::VmConfig;
 use crate::limits::{self, Limits};
 use crate::{engine, hostlib};
+#[cfg(feature = "luajit")]
+pub(crate) use shim::load_helper;
 pub(crate) use shim::{fail_marker, Shim};
 
 /// Base-library functions a sandboxed script keeps as they are.
@@ -62,18 +64,6 @@ const SAFE_BASE: &[&str] = &[
 /// `os` functions the sandbox keeps.
 const SAFE_OS: &[&str] = &["time", "clock", "date", "difftime"];
 
-/// Libraries a trusted VM gets, all opened at creation.
-const TRUSTED_LIBS: &[&str] = &[
-    "string",
-    "table",
-    "math",
-    "utf8",
-    "coroutine",
-    "io",
-    "os",
-    "package",
-    "debug",
-];
 
 /// Where `print` writes: shared by every state a [`Vm`](crate::Vm) builds.
 pub(crate) type Output = Rc<RefCell<Box<dyn Write>>>;
@@ -123,7 +113,7 @@ impl Guards {
     /// Loads the guards and installs `pcall` and `xpcall` into `base`.
     fn install(lua: &Lua, base: &Table) -> mlua::Result<Guards> {
         static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-        engine::open_library(lua, mlua::StdLib::COROUTINE)?;
+        engine::open_coroutine(lua)?;
         let globals = lua.globals();
         let coroutine: Table = globals.raw_get("coroutine")?;
         let (set_current, trip_memory) = limits::c_functions(lua)?;
@@ -138,7 +128,8 @@ impl Guards {
             coroutine.raw_get::<Function>("create")?,
             coroutine.raw_get::<Function>("resume")?,
             coroutine.raw_get::<Function>("running")?,
-            coroutine.raw_get::<Function>("close")?,
+            // Lua 5.4 and 5.5 only; `nil` on LuaJIT.
+            coroutine.raw_get::<Value>("close")?,
             globals.raw_get::<Function>("error")?,
             globals.raw_get::<Function>("type")?,
             set_current,
@@ -354,7 +345,7 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
     env_mt.raw_set("__index", &base)?;
     env_mt.raw_set("__metatable", false)?;
     if !config.trusted {
-        for name in SAFE_BASE {
+        for name in SAFE_BASE.iter().chain(engine::EXTRA_SAFE_BASE) {
             base.raw_set(*name, globals.raw_get::<Value>(*name)?)?;
         }
     }
@@ -392,7 +383,7 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
                 data.base.raw_set(k, v)?;
             }
         }
-        for name in TRUSTED_LIBS {
+        for name in engine::TRUSTED_LIBS {
             let mut lib: Table = globals.raw_get(*name)?;
             if *name == "math" {
                 seed_random(&lib)?;

@@ -183,7 +183,9 @@ pub(crate) fn arm(l: *mut lua_State, count: c_int) {
     // SAFETY: `l` is a live coroutine of the VM running on this thread (it is only taken
     // from CURRENT/ARMED, which are cleared when an execution ends, or from an mlua
     // `Thread` held by the caller), and `lua_sethook` is async-signal-safe per the manual.
-    unsafe { ffi::lua_sethook(l, Some(limit_hook), ffi::LUA_MASKCOUNT, count) }
+    unsafe {
+        ffi::lua_sethook(l, Some(limit_hook), ffi::LUA_MASKCOUNT, count);
+    }
 }
 
 /// Removes any hook from `l`.
@@ -192,7 +194,9 @@ pub(crate) fn disarm(l: *mut lua_State) {
         return;
     }
     // SAFETY: as for `arm`.
-    unsafe { ffi::lua_sethook(l, None, 0, 0) }
+    unsafe {
+        ffi::lua_sethook(l, None, 0, 0);
+    }
 }
 
 /// Raises the message of `trip` as a Lua error on `l`. Never returns.
@@ -218,7 +222,7 @@ unsafe extern "C-unwind" fn limit_hook(l: *mut lua_State, _ar: *mut lua_Debug) {
     if YIELD.with(|y| y.load(Ordering::Acquire)) {
         let top = TOP.with(|t| t.load(Ordering::Acquire));
         // SAFETY: `l` is the state Lua called the hook for.
-        if l == top && unsafe { ffi::lua_isyieldable(l) } != 0 {
+        if l == top && yieldable(l) {
             YIELD.with(|y| y.store(false, Ordering::Release));
             SLICED.with(|y| y.store(true, Ordering::Release));
             // The hook stays armed (count 1): mlua recognises a yield from a hook by it,
@@ -232,7 +236,9 @@ unsafe extern "C-unwind" fn limit_hook(l: *mut lua_State, _ar: *mut lua_Debug) {
         // Not here, not now: try again shortly (the sandbox's `coroutine.resume` arms
         // the execution's coroutine again when a script coroutine hands back to it).
         // SAFETY: as for `arm`.
-        unsafe { ffi::lua_sethook(l, Some(limit_hook), ffi::LUA_MASKCOUNT, YIELD_RETRY) };
+        unsafe {
+            ffi::lua_sethook(l, Some(limit_hook), ffi::LUA_MASKCOUNT, YIELD_RETRY);
+        }
         return;
     }
     let left = BUDGET.with(|b| b.load(Ordering::Relaxed));
@@ -250,6 +256,21 @@ unsafe extern "C-unwind" fn limit_hook(l: *mut lua_State, _ar: *mut lua_Debug) {
         ARMED.with(|a| a.store(l, Ordering::Release));
         // SAFETY: as above.
         unsafe { raise(l, Trip::Instructions) }
+    }
+}
+
+/// Whether the hook may yield `l` (Lua 5.4 and 5.5; on LuaJIT time slices are off, see
+/// `engine::SLICES`, so the question never comes up).
+fn yieldable(l: *mut lua_State) -> bool {
+    #[cfg(not(feature = "luajit"))]
+    {
+        // SAFETY: `l` is the state Lua called the hook for.
+        unsafe { ffi::lua_isyieldable(l) != 0 }
+    }
+    #[cfg(feature = "luajit")]
+    {
+        let _ = l;
+        false
     }
 }
 

@@ -11,16 +11,75 @@
 //! A tail-called C function runs on top of its caller's frame (Lua 5.4 keeps it), so the
 //! line is still there, as it is for Lua's own C functions. The wrapper calls the host
 //! function with a continuation, so async host functions may yield through it.
+//!
+//! LuaJIT has no continuations (a C function cannot be yielded across), so there the
+//! wrapper is written in Lua; a host failure in tail position then names the line of the
+//! caller's caller, as LuaJIT does for its own errors in tail calls.
 
+#[cfg(not(feature = "luajit"))]
+pub(crate) use c_wrapper::wrap;
+#[cfg(feature = "luajit")]
+pub(crate) use lua_wrapper::wrap;
+
+/// Message raised when a host function reports a failure without a string.
+const NO_MESSAGE: &str = "host function failed";
+
+#[cfg(feature = "luajit")]
+mod lua_wrapper {
+    use std::sync::OnceLock;
+
+    use mlua::{Function, Lua};
+
+    use super::super::shim::{fail_marker, load_helper};
+    use super::NO_MESSAGE;
+
+    const WRAPPER: &str = r#"
+local FAIL, NO_MESSAGE, error, type = ...
+local function check(first, ...)
+  if first ~= FAIL then return first, ... end
+  local message = ...
+  if type(message) ~= "string" then message = NO_MESSAGE end
+  -- `check` runs in the wrapper's frame (a tail call): level 2 is the wrapper's caller
+  error(message, 2)
+end
+return function(f)
+  return function(...) return check(f(...)) end
+end
+"#;
+
+    /// Registry key of the function that makes wrappers, loaded once per state.
+    const MAKER: &str = "luapool.wrap";
+
+    /// Wraps `f` (a host function following the failure protocol).
+    pub(crate) fn wrap(lua: &Lua, f: Function) -> mlua::Result<Function> {
+        let maker = match lua.named_registry_value::<Option<Function>>(MAKER)? {
+            Some(maker) => maker,
+            None => {
+                static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
+                let globals = lua.globals();
+                let maker: Function = load_helper(lua, &BYTECODE, WRAPPER)?.call((
+                    fail_marker(),
+                    NO_MESSAGE,
+                    globals.raw_get::<Function>("error")?,
+                    globals.raw_get::<Function>("type")?,
+                ))?;
+                lua.set_named_registry_value(MAKER, &maker)?;
+                maker
+            }
+        };
+        maker.call(f)
+    }
+}
+
+#[cfg(not(feature = "luajit"))]
+mod c_wrapper {
 use std::ffi::c_int;
 
 use mlua::ffi::{self, lua_KContext, lua_State};
 use mlua::{Function, Lua};
 
-use super::shim::fail_pointer;
-
-/// Message raised when a host function reports a failure without a string.
-const NO_MESSAGE: &str = "host function failed";
+use super::super::shim::fail_pointer;
+use super::NO_MESSAGE;
 
 /// Wraps `f` (a host function following the failure protocol).
 pub(crate) fn wrap(lua: &Lua, f: Function) -> mlua::Result<Function> {
@@ -84,4 +143,5 @@ unsafe fn finish(l: *mut lua_State) -> c_int {
         ffi::lua_concat(l, 2);
         ffi::lua_error(l)
     }
+}
 }

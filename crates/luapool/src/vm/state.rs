@@ -17,7 +17,21 @@ use crate::{Poison, VmConfig};
 /// Source put before a script so that compiling it once yields a factory: calling the
 /// factory with an environment returns a new closure of the script bound to that
 /// environment. Kept on the script's first line so line numbers do not move.
+#[cfg(not(feature = "luajit"))]
 const WRAP_PREFIX: &[u8] = b"local _ENV = ...; return function(...) ";
+/// On LuaJIT (no `_ENV`) the wrapped chunk returns a new closure of the script at each
+/// call, and the factory sets the chunk's environment first: a closure takes its
+/// environment from the function that creates it (see [`FACTORY`]).
+#[cfg(feature = "luajit")]
+const WRAP_PREFIX: &[u8] = b"return function(...) ";
+/// Makes the factory of a wrapped chunk on LuaJIT.
+#[cfg(feature = "luajit")]
+const FACTORY: &str = r#"
+local setfenv = ...
+return function(chunk)
+  return function(env) setfenv(chunk, env) return chunk() end
+end
+"#;
 /// Closes the function opened by [`WRAP_PREFIX`], on a line of its own so that a comment
 /// on the script's last line cannot swallow it.
 const WRAP_SUFFIX: &[u8] = b"\nend";
@@ -204,11 +218,37 @@ fn compile(lua: &Lua, script: &Script) -> Result<Function> {
     wrapped.extend_from_slice(WRAP_PREFIX);
     wrapped.extend_from_slice(source);
     wrapped.extend_from_slice(WRAP_SUFFIX);
-    lua.load(wrapped)
+    let chunk = lua
+        .load(wrapped)
         .set_name(script.chunk_name())
         .set_mode(ChunkMode::Text)
         .into_function()
-        .map_err(syntax)
+        .map_err(syntax)?;
+    factory(lua, chunk).map_err(|e| classify(e, None))
+}
+
+/// The factory of a wrapped chunk: the chunk itself where `_ENV` is a local it sets.
+#[cfg(not(feature = "luajit"))]
+fn factory(_lua: &Lua, chunk: Function) -> mlua::Result<Function> {
+    Ok(chunk)
+}
+
+/// The factory of a wrapped chunk on LuaJIT: sets the chunk's environment, then runs it.
+#[cfg(feature = "luajit")]
+fn factory(lua: &Lua, chunk: Function) -> mlua::Result<Function> {
+    const MAKER: &str = "luapool.factory";
+    let maker = match lua.named_registry_value::<Option<Function>>(MAKER)? {
+        Some(maker) => maker,
+        None => {
+            static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+            let setfenv: Function = lua.globals().raw_get("setfenv")?;
+            let maker: Function =
+                sandbox::load_helper(lua, &BYTECODE, FACTORY)?.call(setfenv)?;
+            lua.set_named_registry_value(MAKER, &maker)?;
+            maker
+        }
+    };
+    maker.call(chunk)
 }
 
 impl std::fmt::Debug for State {
