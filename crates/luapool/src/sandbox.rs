@@ -20,6 +20,8 @@
 //! base through an environment table whose metatable (`__index = base`,
 //! `__metatable = false`) they can neither read nor replace.
 
+#[cfg(feature = "luajit")]
+mod cstack;
 mod load;
 mod require;
 pub(crate) mod seal;
@@ -63,7 +65,6 @@ const SAFE_BASE: &[&str] = &[
 
 /// `os` functions the sandbox keeps.
 const SAFE_OS: &[&str] = &["time", "clock", "date", "difftime"];
-
 
 /// Where `print` writes: shared by every state a [`Vm`](crate::Vm) builds.
 pub(crate) type Output = Rc<RefCell<Box<dyn Write>>>;
@@ -320,15 +321,26 @@ pub(crate) fn host_result(
     match result {
         Ok(values) => values.into_lua_multi(lua),
         Err(e) => {
-            let message = match e {
-                mlua::Error::RuntimeError(m) => m,
-                other => other.to_string(),
-            };
+            let message = error_message(e);
             Ok(MultiValue::from_iter([
                 fail_marker(),
                 Value::String(lua.create_string(message)?),
             ]))
         }
+    }
+}
+
+/// The message of a host function's error: a Lua error that passed through it (e.g. from
+/// a `__tostring` that `print` called) keeps its own message, without mlua's traceback.
+fn error_message(e: mlua::Error) -> String {
+    match e {
+        // mlua appends a traceback to a Lua error that crossed a Rust callback.
+        mlua::Error::RuntimeError(m) => match m.split_once("\nstack traceback:") {
+            Some((message, _)) => message.to_string(),
+            None => m,
+        },
+        mlua::Error::CallbackError { cause, .. } => error_message((*cause).clone()),
+        other => other.to_string(),
     }
 }
 
@@ -340,6 +352,8 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
         engine::open_sandboxed()?
     };
     let globals = lua.globals();
+    #[cfg(feature = "luajit")]
+    cstack::install(&lua, wrap::NO_MESSAGE)?;
     let base = lua.create_table_with_capacity(0, 32)?;
     let env_mt = lua.create_table_with_capacity(0, 2)?;
     env_mt.raw_set("__index", &base)?;

@@ -1,6 +1,8 @@
 //! Globals are per request, module state is per worker.
 
-use crate::{body_of, client, get, get_owned, start, start_with, test_config};
+#[cfg(not(feature = "luajit"))]
+use crate::get_owned;
+use crate::{body_of, client, get, start, start_with, test_config};
 
 #[tokio::test]
 async fn a_global_written_by_one_request_is_not_seen_by_the_next() {
@@ -64,6 +66,8 @@ async fn the_sandbox_holds_in_handlers() {
     assert_eq!(get(&t.url("/")).await, (200, "nil nil false".to_string()));
 }
 
+// LuaJIT builds do not slice executions (see `luapool::limits`).
+#[cfg(not(feature = "luajit"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_handler_does_not_stall_the_light_ones_on_its_worker() {
     // One worker. The heavy handler computes until told to stop; the light requests

@@ -100,8 +100,17 @@ fn read_all(reader: &Function) -> mlua::Result<Vec<u8>> {
 /// over the sealed base when there is none.
 fn caller_env(lua: &Lua) -> mlua::Result<Table> {
     for level in 1..MAX_STACK_SEARCH {
-        match lua.inspect_stack(level, |d| d.function()) {
-            Some(f) => {
+        // luapool's own Lua helpers (the host-function wrapper on LuaJIT) are skipped:
+        // their environment is the state's real globals.
+        let frame = lua.inspect_stack(level, |d| {
+            (
+                d.function(),
+                d.source().source.as_deref() == Some("=luapool"),
+            )
+        });
+        match frame {
+            Some((_, true)) => continue,
+            Some((f, false)) => {
                 if let Some(env) = f.environment() {
                     return Ok(env);
                 }

@@ -13,135 +13,89 @@
 //! function with a continuation, so async host functions may yield through it.
 //!
 //! LuaJIT has no continuations (a C function cannot be yielded across), so there the
-//! wrapper is written in Lua; a host failure in tail position then names the line of the
-//! caller's caller, as LuaJIT does for its own errors in tail calls.
+//! wrapper is written in Lua (in `cstack.rs`, which also bounds recursion through host
+//! functions); a host failure in tail position then names the line of the caller's
+//! caller, as LuaJIT does for its own errors in tail calls.
 
+#[cfg(feature = "luajit")]
+pub(crate) use super::cstack::wrap;
 #[cfg(not(feature = "luajit"))]
 pub(crate) use c_wrapper::wrap;
-#[cfg(feature = "luajit")]
-pub(crate) use lua_wrapper::wrap;
 
 /// Message raised when a host function reports a failure without a string.
-const NO_MESSAGE: &str = "host function failed";
-
-#[cfg(feature = "luajit")]
-mod lua_wrapper {
-    use std::sync::OnceLock;
-
-    use mlua::{Function, Lua};
-
-    use super::super::shim::{fail_marker, load_helper};
-    use super::NO_MESSAGE;
-
-    const WRAPPER: &str = r#"
-local FAIL, NO_MESSAGE, error, type = ...
-local function check(first, ...)
-  if first ~= FAIL then return first, ... end
-  local message = ...
-  if type(message) ~= "string" then message = NO_MESSAGE end
-  -- `check` runs in the wrapper's frame (a tail call): level 2 is the wrapper's caller
-  error(message, 2)
-end
-return function(f)
-  return function(...) return check(f(...)) end
-end
-"#;
-
-    /// Registry key of the function that makes wrappers, loaded once per state.
-    const MAKER: &str = "luapool.wrap";
-
-    /// Wraps `f` (a host function following the failure protocol).
-    pub(crate) fn wrap(lua: &Lua, f: Function) -> mlua::Result<Function> {
-        let maker = match lua.named_registry_value::<Option<Function>>(MAKER)? {
-            Some(maker) => maker,
-            None => {
-                static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
-                let globals = lua.globals();
-                let maker: Function = load_helper(lua, &BYTECODE, WRAPPER)?.call((
-                    fail_marker(),
-                    NO_MESSAGE,
-                    globals.raw_get::<Function>("error")?,
-                    globals.raw_get::<Function>("type")?,
-                ))?;
-                lua.set_named_registry_value(MAKER, &maker)?;
-                maker
-            }
-        };
-        maker.call(f)
-    }
-}
+pub(crate) const NO_MESSAGE: &str = "host function failed";
 
 #[cfg(not(feature = "luajit"))]
 mod c_wrapper {
-use std::ffi::c_int;
+    use std::ffi::c_int;
 
-use mlua::ffi::{self, lua_KContext, lua_State};
-use mlua::{Function, Lua};
+    use mlua::ffi::{self, lua_KContext, lua_State};
+    use mlua::{Function, Lua};
 
-use super::super::shim::fail_pointer;
-use super::NO_MESSAGE;
+    use super::super::shim::fail_pointer;
+    use super::NO_MESSAGE;
 
-/// Wraps `f` (a host function following the failure protocol).
-pub(crate) fn wrap(lua: &Lua, f: Function) -> mlua::Result<Function> {
-    // SAFETY: `exec_raw` runs the closure in protected mode with `f` alone on the stack;
-    // `lua_pushcclosure` pops it as the upvalue and pushes the wrapper, which is the one
-    // value left and converted to the result. `host_wrapper` follows the lua_CFunction
-    // protocol (see there).
-    unsafe { lua.exec_raw(f, |l| ffi::lua_pushcclosure(l, host_wrapper, 1)) }
-}
-
-/// The wrapper: calls upvalue 1 with all arguments, returns its results or raises its
-/// failure.
-unsafe extern "C-unwind" fn host_wrapper(l: *mut lua_State) -> c_int {
-    // SAFETY: Lua calls this C function with a valid state and a frame holding the
-    // arguments; pushing one value fits in the LUA_MINSTACK slots every C function gets.
-    // `lua_callk` may raise or yield: this frame holds nothing that needs dropping, and
-    // after a yield Lua resumes in `host_wrapper_k`.
-    unsafe {
-        let nargs = ffi::lua_gettop(l);
-        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
-        ffi::lua_rotate(l, 1, 1);
-        ffi::lua_callk(l, nargs, ffi::LUA_MULTRET, 0, Some(host_wrapper_k));
-        finish(l)
+    /// Wraps `f` (a host function following the failure protocol).
+    pub(crate) fn wrap(lua: &Lua, f: Function) -> mlua::Result<Function> {
+        // SAFETY: `exec_raw` runs the closure in protected mode with `f` alone on the stack;
+        // `lua_pushcclosure` pops it as the upvalue and pushes the wrapper, which is the one
+        // value left and converted to the result. `host_wrapper` follows the lua_CFunction
+        // protocol (see there).
+        unsafe { lua.exec_raw(f, |l| ffi::lua_pushcclosure(l, host_wrapper, 1)) }
     }
-}
 
-/// Continuation of [`host_wrapper`] after the host function yielded (an async one).
-unsafe extern "C-unwind" fn host_wrapper_k(
-    l: *mut lua_State,
-    _status: c_int,
-    _ctx: lua_KContext,
-) -> c_int {
-    // SAFETY: Lua calls the continuation with the wrapper's frame holding the results.
-    unsafe { finish(l) }
-}
-
-/// Returns the results on the stack, or raises the failure they report.
-///
-/// # Safety
-/// Must run in the frame of [`host_wrapper`], with the host function's results on the
-/// stack and nothing to drop in the calling frames (`lua_error` longjmps over them).
-unsafe fn finish(l: *mut lua_State) -> c_int {
-    // SAFETY: see the function's contract. After `lua_settop(l, 2)` the frame holds two
-    // values, well within the LUA_MINSTACK slots it has, so pushing one more is fine.
-    unsafe {
-        let nresults = ffi::lua_gettop(l);
-        let failed = nresults >= 1
-            && ffi::lua_type(l, 1) == ffi::LUA_TLIGHTUSERDATA
-            && ffi::lua_touserdata(l, 1) == fail_pointer();
-        if !failed {
-            return nresults;
+    /// The wrapper: calls upvalue 1 with all arguments, returns its results or raises its
+    /// failure.
+    unsafe extern "C-unwind" fn host_wrapper(l: *mut lua_State) -> c_int {
+        // SAFETY: Lua calls this C function with a valid state and a frame holding the
+        // arguments; pushing one value fits in the LUA_MINSTACK slots every C function gets.
+        // `lua_callk` may raise or yield: this frame holds nothing that needs dropping, and
+        // after a yield Lua resumes in `host_wrapper_k`.
+        unsafe {
+            let nargs = ffi::lua_gettop(l);
+            ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+            ffi::lua_rotate(l, 1, 1);
+            ffi::lua_callk(l, nargs, ffi::LUA_MULTRET, 0, Some(host_wrapper_k));
+            finish(l)
         }
-        ffi::lua_settop(l, 2);
-        if ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
-            ffi::lua_pop(l, 1);
-            ffi::lua_pushlstring(l, NO_MESSAGE.as_ptr().cast(), NO_MESSAGE.len());
-        }
-        // Level 1: the function that called the wrapper; "" when it is not a Lua function.
-        ffi::luaL_where(l, 1);
-        ffi::lua_rotate(l, 2, 1);
-        ffi::lua_concat(l, 2);
-        ffi::lua_error(l)
     }
-}
+
+    /// Continuation of [`host_wrapper`] after the host function yielded (an async one).
+    unsafe extern "C-unwind" fn host_wrapper_k(
+        l: *mut lua_State,
+        _status: c_int,
+        _ctx: lua_KContext,
+    ) -> c_int {
+        // SAFETY: Lua calls the continuation with the wrapper's frame holding the results.
+        unsafe { finish(l) }
+    }
+
+    /// Returns the results on the stack, or raises the failure they report.
+    ///
+    /// # Safety
+    /// Must run in the frame of [`host_wrapper`], with the host function's results on the
+    /// stack and nothing to drop in the calling frames (`lua_error` longjmps over them).
+    unsafe fn finish(l: *mut lua_State) -> c_int {
+        // SAFETY: see the function's contract. After `lua_settop(l, 2)` the frame holds two
+        // values, well within the LUA_MINSTACK slots it has, so pushing one more is fine.
+        unsafe {
+            let nresults = ffi::lua_gettop(l);
+            let failed = nresults >= 1
+                && ffi::lua_type(l, 1) == ffi::LUA_TLIGHTUSERDATA
+                && ffi::lua_touserdata(l, 1) == fail_pointer();
+            if !failed {
+                return nresults;
+            }
+            ffi::lua_settop(l, 2);
+            if ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
+                ffi::lua_pop(l, 1);
+                ffi::lua_pushlstring(l, NO_MESSAGE.as_ptr().cast(), NO_MESSAGE.len());
+            }
+            // Level 1: the function that called the wrapper; "" when it is not a Lua function.
+            ffi::luaL_where(l, 1);
+            ffi::lua_rotate(l, 2, 1);
+            ffi::lua_concat(l, 2);
+            ffi::lua_error(l)
+        }
+    }
 }

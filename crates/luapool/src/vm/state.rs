@@ -161,7 +161,13 @@ impl State {
     pub(crate) fn note(&self, outcome: Outcome, shared_globals: bool) {
         let poison = match outcome {
             Outcome::Within => return,
-            Outcome::OutOfMemory => Poison::MemoryLimit,
+            Outcome::OutOfMemory => {
+                // Lua 5.4 collects garbage before it reports an allocation failure;
+                // LuaJIT does not, so the failed execution's garbage would make the next
+                // one fail too. A full collection now frees it on every engine.
+                let _ = self.lua().gc_collect();
+                Poison::MemoryLimit
+            }
             // Interrupted at an arbitrary instruction: only state that outlives the
             // execution can be half-updated.
             Outcome::Interrupted if shared_globals || self.has_modules() => Poison::Interrupted,
@@ -242,8 +248,7 @@ fn factory(lua: &Lua, chunk: Function) -> mlua::Result<Function> {
         None => {
             static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
             let setfenv: Function = lua.globals().raw_get("setfenv")?;
-            let maker: Function =
-                sandbox::load_helper(lua, &BYTECODE, FACTORY)?.call(setfenv)?;
+            let maker: Function = sandbox::load_helper(lua, &BYTECODE, FACTORY)?.call(setfenv)?;
             lua.set_named_registry_value(MAKER, &maker)?;
             maker
         }

@@ -2,7 +2,7 @@
 
 use luapool::{Error, Script, Value, Vm, VmConfig};
 
-use crate::{assert_contains, ok, s, vm, Buf};
+use crate::{assert_contains, ok, s, vm, Buf, JIT};
 
 #[test]
 fn exec_returns_all_results_as_values() {
@@ -165,7 +165,8 @@ fn operation_errors_are_runtime_errors_with_location() {
         .unwrap_err();
     assert!(
         matches!(err, Error::Runtime { ref message, .. }
-            if message.starts_with("op.lua:2:") && message.contains("attempt to index a nil value")),
+            if message.starts_with("op.lua:2:") && message.contains("attempt to index")
+                && message.contains("nil value")),
         "{err:?}"
     );
 }
@@ -289,13 +290,16 @@ fn print_formats_values_like_tostring() {
                   local v = { 1.0, 0.1 + 0.2, 2^63, -0.0, 1/0, 1e100, 3, t }
                   local parts = {}
                   for i = 1, #v do parts[i] = tostring(v[i]) end
-                  print(table.unpack(v))
+                  print((table.unpack or unpack)(v))
                   return table.concat(parts, '\\t')";
     let expected = ok(&vm, source)[0].as_str().unwrap().to_string();
-    assert_eq!(
-        expected,
+    // LuaJIT has no integer subtype and prints 1.0 as "1", -0.0 as "-0".
+    let engine = if JIT {
+        "1\t0.3\t9.2233720368548e+18\t-0\tinf\t1e+100\t3\tT!"
+    } else {
         "1.0\t0.3\t9.2233720368548e+18\t-0.0\tinf\t1e+100\t3\tT!"
-    );
+    };
+    assert_eq!(expected, engine);
     assert_eq!(buf.text(), format!("{expected}\n"));
 }
 
@@ -432,11 +436,17 @@ fn print_honours_name_metafield() {
         "print(setmetatable({}, { __name = 'Point' }), 2^53, 1e15, -1.5)",
     );
     let text = buf.text();
-    assert!(text.starts_with("Point: "), "{text}");
+    // `__name` is Lua 5.3+; LuaJIT prints the table's address.
     assert!(
-        text.ends_with("\t9.007199254741e+15\t1e+15\t-1.5\n"),
+        text.starts_with(if JIT { "table: " } else { "Point: " }),
         "{text}"
     );
+    let numbers = if JIT {
+        "\t9007199254740992\t1000000000000000\t-1.5\n"
+    } else {
+        "\t9.007199254741e+15\t1e+15\t-1.5\n"
+    };
+    assert!(text.ends_with(numbers), "{text}");
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use luapool::{Error, HostError, Isolation, Module, Poison, Script, Value, Vm, VmConfig};
 
-use crate::{assert_contains, ok, run, runtime_error, s, vm};
+use crate::{assert_contains, assert_location, float, ok, run, runtime_error, s, vm};
 
 #[test]
 fn sync_host_functions_take_and_return_typed_values() {
@@ -102,7 +102,7 @@ fn host_error_in_tail_position_still_names_the_script_line() {
         let err = vm.exec(&Script::new("tail.lua", source)).unwrap_err();
         match err {
             Error::Runtime { message, .. } => {
-                assert!(message.starts_with("tail.lua:2:"), "{source}: {message}");
+                assert_location(&message, "tail.lua:2:", source);
                 assert_contains(&message, needle);
             }
             other => panic!("{source}: expected a runtime error, got {other:?}"),
@@ -227,7 +227,7 @@ async fn async_host_error_after_a_yield_in_tail_position_names_the_script_line()
         Err(Error::Runtime { message, .. }) => message,
         other => panic!("{other:?}"),
     };
-    assert!(message.starts_with("late.lua:2:"), "{message}");
+    assert_location(&message, "late.lua:2:", "return later(x == 7)");
     assert_contains(&message, "too late");
     let script = Script::new("ok.lua", "return later(false)");
     assert_eq!(
@@ -294,8 +294,8 @@ fn modules_are_globals_and_require_targets() {
             "return geo.dist(1, 4), require('geo').dist(2, 4), require('geo') == geo, type(geo.slow_dist)"
         ),
         vec![
-            Value::Number(3.0),
-            Value::Number(2.0),
+            float(3.0),
+            float(2.0),
             Value::Boolean(true),
             s("function")
         ]
@@ -332,7 +332,7 @@ fn modules_are_read_only() {
     }
     assert_eq!(
         ok(&vm, "return geo.dist(0, 1), geo.extra"),
-        vec![Value::Number(1.0), Value::Nil]
+        vec![float(1.0), Value::Nil]
     );
 }
 
@@ -356,7 +356,7 @@ fn registered_functions_survive_in_fresh_vm_mode() {
             ),
             vec![
                 Value::Integer(expected),
-                Value::Number(2.0),
+                float(2.0),
                 s("1.2"),
                 Value::Integer(1)
             ]

@@ -18,6 +18,55 @@ use std::rc::Rc;
 
 use luapool::{Error, Script, Value, Vm, VmConfig};
 
+/// True when the tests run on LuaJIT (`--features luajit`), whose messages and number
+/// type differ from Lua 5.4's and 5.5's.
+pub(crate) const JIT: bool = cfg!(feature = "luajit");
+
+/// The engine's wording of "attempt to OP a nil value (KIND 'NAME')".
+pub(crate) fn nil_error(op: &str, kind: &str, name: &str) -> String {
+    if JIT {
+        format!("attempt to {op} {kind} '{name}' (a nil value)")
+    } else {
+        format!("attempt to {op} a nil value ({kind} '{name}')")
+    }
+}
+
+/// `source` made to run on LuaJIT too: `_ENV` spelled `_G`, and `math.type` (Lua 5.3+)
+/// replaced by a function that tells integral numbers from others.
+pub(crate) fn lua(source: &str) -> String {
+    if JIT {
+        source.replace("_ENV", "_G").replace(
+            "math.type(",
+            "(function(x) return x == math.floor(x) and 'integer' or 'float' end)(",
+        )
+    } else {
+        source.to_string()
+    }
+}
+
+/// Asserts that `message` starts with `location` (`"t.lua:2:"`). On LuaJIT a host
+/// function failing in tail position (`return f()`) cannot name its caller's line: the
+/// tail call replaced the caller's frame. There the message may start without it.
+pub(crate) fn assert_location(message: &str, location: &str, source: &str) {
+    let tail_call = source
+        .lines()
+        .any(|l| l.trim_start().starts_with("return "));
+    if JIT && tail_call && !message.contains(".lua:") {
+        return;
+    }
+    assert!(message.starts_with(location), "{source}: {message}");
+}
+
+/// A float as the engine returns it: LuaJIT has no integer subtype, so mlua hands back
+/// integral numbers as integers there.
+pub(crate) fn float(x: f64) -> Value {
+    if JIT && x.fract() == 0.0 {
+        Value::Integer(x as i64)
+    } else {
+        Value::Number(x)
+    }
+}
+
 /// A sandboxed VM with the default configuration.
 pub(crate) fn vm() -> Vm {
     Vm::new(VmConfig::default()).unwrap()

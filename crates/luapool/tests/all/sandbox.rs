@@ -3,7 +3,9 @@
 
 use luapool::{Error, Value, Vm, VmConfig};
 
-use crate::{assert_contains, module_dir, ok, run, runtime_error, s, vm};
+use crate::{
+    assert_contains, float, lua, module_dir, nil_error, ok, run, runtime_error, s, vm, JIT,
+};
 
 /// The standard library a *next* execution sees is intact.
 #[track_caller]
@@ -54,7 +56,7 @@ fn os_execute_is_absent() {
     );
     assert_refused(
         "os.execute('touch /tmp/luapool-pwned')",
-        "attempt to call a nil value (field 'execute')",
+        &nil_error("call", "field", "execute"),
     );
     assert!(!std::path::Path::new("/tmp/luapool-pwned").exists());
 }
@@ -67,17 +69,20 @@ fn os_keeps_only_time_functions() {
             &vm,
             "return type(os.time()), type(os.clock()), type(os.date('%Y')), os.difftime(5, 2)"
         ),
-        vec![s("number"), s("number"), s("string"), Value::Number(3.0)]
+        vec![s("number"), s("number"), s("string"), float(3.0)]
     );
 }
 
 #[test]
 fn io_is_nil() {
     let vm = vm();
-    assert_eq!(ok(&vm, "return io, _G.io, _ENV.io"), vec![Value::Nil; 3]);
+    assert_eq!(
+        ok(&vm, &lua("return io, _G.io, _ENV.io")),
+        vec![Value::Nil; 3]
+    );
     assert_refused(
         "local f = io.open('/etc/passwd') return f:read('a')",
-        "attempt to index a nil value (global 'io')",
+        &nil_error("index", "global", "io"),
     );
 }
 
@@ -211,7 +216,7 @@ fn string_dump_is_nil() {
     );
     assert_refused(
         "return string.dump(function() end)",
-        "attempt to call a nil value (field 'dump')",
+        &nil_error("call", "field", "dump"),
     );
 }
 
@@ -236,12 +241,18 @@ fn debug_has_only_traceback() {
 #[test]
 fn debug_traceback_starts_at_its_caller_without_helper_frames() {
     // As in Lua, level 1 (the default) is the function that called `debug.traceback`,
-    // also when the call is in tail position; luapool's own helpers are not shown.
+    // also when the call is in tail position (not on LuaJIT, where a tail call replaces
+    // its caller's frame); luapool's own helpers are not shown.
     let vm = vm();
-    for source in [
-        "local tb = debug.traceback('here') return tb",
-        "return debug.traceback('here')",
-    ] {
+    let sources: &[&str] = if JIT {
+        &["local tb = debug.traceback('here') return tb"]
+    } else {
+        &[
+            "local tb = debug.traceback('here') return tb",
+            "return debug.traceback('here')",
+        ]
+    };
+    for source in sources {
         let values = ok(&vm, source);
         let text = values[0].as_str().unwrap();
         let first_frame = text.lines().nth(2).unwrap_or_default();
@@ -315,7 +326,11 @@ fn assigning_into_a_library_fails() {
     assert_refused("table.insert = print", "read-only table 'table'");
     assert_refused("os.time = print", "read-only table 'os'");
     assert_refused("coroutine.wrap = print", "read-only");
-    assert_refused("utf8.char = print", "read-only");
+    if !JIT {
+        assert_refused("utf8.char = print", "read-only");
+    } else {
+        assert_refused("bit.band = print", "read-only table 'bit'");
+    }
     assert_refused("json.encode = print", "read-only");
 }
 
@@ -344,7 +359,7 @@ fn library_metatables_are_hidden() {
 fn setmetatable_on_globals_fails() {
     assert_refused("setmetatable(_G, {})", "protected metatable");
     assert_refused(
-        "setmetatable(_ENV, { __index = function() end })",
+        &lua("setmetatable(_ENV, { __index = function() end })"),
         "protected metatable",
     );
 }
@@ -366,12 +381,12 @@ fn collectgarbage_allows_only_count() {
         );
     }
     let vm = vm();
-    let values = ok(
-        &vm,
-        "return collectgarbage('count'), math.type(collectgarbage('count'))",
-    );
+    let values = ok(&vm, "return collectgarbage('count')");
     assert!(values[0].as_f64().unwrap() > 0.0, "{values:?}");
-    assert_eq!(values[1], s("float"));
+    if !JIT {
+        let values = ok(&vm, "return math.type(collectgarbage('count'))");
+        assert_eq!(values[0], s("float"));
+    }
 }
 
 #[test]
@@ -380,17 +395,17 @@ fn file_loading_functions_are_nil() {
     assert_eq!(
         ok(
             &vm,
-            "return dofile, loadfile, package, _G.package, _ENV.dofile, loadstring, module"
+            &lua("return dofile, loadfile, package, _G.package, _ENV.dofile, loadstring, module")
         ),
         vec![Value::Nil; 7]
     );
     assert_refused(
         "dofile('/etc/passwd')",
-        "attempt to call a nil value (global 'dofile')",
+        &nil_error("call", "global", "dofile"),
     );
     assert_refused(
         "package.loaded.string = {}",
-        "attempt to index a nil value (global 'package')",
+        &nil_error("index", "global", "package"),
     );
 }
 
@@ -400,7 +415,7 @@ fn underscore_g_is_the_execution_environment() {
     assert_eq!(
         ok(
             &vm,
-            "_G.x = 1 _ENV.y = 2 return x, y, _G == _ENV, rawget(_G, 'x'), _G._G == _G"
+            &lua("_G.x = 1 _ENV.y = 2 return x, y, _G == _ENV, rawget(_G, 'x'), _G._G == _G")
         ),
         vec![
             Value::Integer(1),

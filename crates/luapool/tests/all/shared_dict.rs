@@ -7,7 +7,7 @@ use luapool::{
     VmConfig,
 };
 
-use crate::{assert_contains, ok, runtime_error, s};
+use crate::{assert_contains, assert_location, lua, ok, runtime_error, s};
 
 fn dicts() -> SharedDicts {
     SharedDicts::new([("cache", 100), ("small", 3)]).unwrap()
@@ -171,13 +171,13 @@ fn add_and_incr_follow_openresty() {
     assert_eq!(
         ok(
             &vm,
-            "local d = shared.cache
+            &lua("local d = shared.cache
              local n0, e0 = d:incr('n', 1)
              local n1 = d:incr('n', 1, 10)
              local n2 = d:incr('n', 5)
              local n3 = d:incr('n', 0.5)
              local n4, e4 = d:incr('k', 1)
-             return n0, e0, n1, n2, n3, n4, e4, math.type(n2)"
+             return n0, e0, n1, n2, n3, n4, e4, math.type(n2)")
         ),
         vec![
             Value::Nil,
@@ -303,7 +303,7 @@ fn bad_values_keys_and_calls_are_clear_errors_at_the_script_line() {
         ),
     ] {
         let message = runtime_error(&vm, source);
-        assert!(message.starts_with("t.lua:2:"), "{source}: {message}");
+        assert_location(&message, "t.lua:2:", source);
         assert_contains(&message, needle);
     }
     // pcall gets the message as a string.
@@ -410,7 +410,7 @@ fn time_now_is_the_wall_clock() {
     assert_eq!(
         ok(
             &vm,
-            "return require('time') == time, math.type(time.monotonic())"
+            &lua("return require('time') == time, math.type(time.monotonic())")
         ),
         vec![Value::Boolean(true), s("float")]
     );

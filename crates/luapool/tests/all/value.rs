@@ -2,7 +2,7 @@
 
 use luapool::{Error, Script, Value, Vm};
 
-use crate::{assert_contains, ok, run, runtime_error, s, vm};
+use crate::{assert_contains, float, lua, ok, run, runtime_error, s, vm};
 
 fn conversion_error(vm: &Vm, source: &str) -> String {
     match run(vm, source) {
@@ -28,15 +28,18 @@ fn scalars_convert() {
             Value::Integer(42),
             Value::Integer(-7),
             Value::Number(1.5),
-            Value::Number(2.0),
+            float(2.0),
             s("text"),
             s(""),
         ]
     );
-    assert_eq!(
-        ok(&vm, "return math.maxinteger, math.mininteger"),
-        vec![Value::Integer(i64::MAX), Value::Integer(i64::MIN)]
-    );
+    if !crate::JIT {
+        // 64-bit integers are Lua 5.3+; LuaJIT's numbers are doubles.
+        assert_eq!(
+            ok(&vm, "return math.maxinteger, math.mininteger"),
+            vec![Value::Integer(i64::MAX), Value::Integer(i64::MIN)]
+        );
+    }
 }
 
 #[test]
@@ -247,8 +250,10 @@ fn json_decode_objects_arrays_and_nesting() {
     assert_eq!(
         ok(
             &vm,
-            r#"local v = json.decode('{"a": {"b": [10, 20, {"c": "d"}]}, "n": 2.5}')
+            &lua(
+                r#"local v = json.decode('{"a": {"b": [10, 20, {"c": "d"}]}, "n": 2.5}')
                return v.a.b[1], v.a.b[3].c, #v.a.b, v.n, math.type(v.a.b[2])"#
+            )
         ),
         vec![
             Value::Integer(10),

@@ -1,0 +1,173 @@
+//! LuaJIT only: recursion through C functions fails with "C stack overflow" instead of
+//! overflowing the thread's stack.
+//!
+//! Lua 5.4 and 5.5 count nested C calls and raise "C stack overflow" past about 200.
+//! LuaJIT counts only Lua stack slots, so a script that recurses through a C function
+//! overflows the *thread's* stack and the process dies: `s:gsub(".", f)` where `f` calls
+//! `gsub` again (each level holds an 8 KiB buffer on the C stack), nested coroutines (each
+//! has its own Lua stack: ~100,000 levels fit), `table.sort` from a comparator, or `print`
+//! of a value whose `__tostring` prints. Those functions are wrapped here: before calling
+//! the real one, the wrapper asks [`check_stack`] how much of the thread's stack is left
+//! and raises the error when less than [`RESERVE`] is. Measuring the stack rather than
+//! counting calls keeps suspended executions (an async host call, a yielded coroutine)
+//! from being counted: they hold no C stack while they wait.
+//!
+//! Wrapped: every host function (see `wrap.rs`, which also applies the failure protocol
+//! here), `coroutine.resume`, `coroutine.wrap`, `string.gsub`, `string.format` and
+//! `table.sort`.
+
+use std::cell::Cell;
+use std::ffi::c_int;
+use std::sync::OnceLock;
+
+use mlua::ffi::{self, lua_State};
+use mlua::{Function, Lua, Table, Value};
+
+use super::shim::{fail_marker, load_helper};
+
+/// Stack that must be left when a wrapped function is entered: room for the deepest
+/// stretch of C frames between two checks (a `gsub` level with its buffer, an mlua
+/// callback, the engine's own error handling), with a wide margin.
+pub(crate) const RESERVE: usize = 256 * 1024;
+
+const CSTACK: &str = r#"
+local check_stack, error, type, create, native_resume, native_gsub, native_format, native_sort, FAIL, NO_MESSAGE = ...
+local function resume(co, ...)
+  if not check_stack() then return false, "C stack overflow" end
+  return native_resume(co, ...)
+end
+local function unwrap(ok, ...)
+  if ok then return ... end
+  error((...), 0)
+end
+local function wrap(f)
+  local co = create(f)
+  return function(...) return unwrap(resume(co, ...)) end
+end
+local function overflow() error("C stack overflow", 3) end
+local function gsub(...)
+  if not check_stack() then overflow() end
+  return native_gsub(...)
+end
+local function format(...)
+  if not check_stack() then overflow() end
+  return native_format(...)
+end
+local function sort(...)
+  if not check_stack() then overflow() end
+  return native_sort(...)
+end
+-- host functions: the failure protocol of `wrap.rs`
+local function check(first, ...)
+  if first ~= FAIL then return first, ... end
+  local message = ...
+  if type(message) ~= "string" then message = NO_MESSAGE end
+  -- `check` runs in the wrapper's frame (a tail call): level 2 is the wrapper's caller
+  error(message, 2)
+end
+local function host(f)
+  return function(...)
+    if not check_stack() then overflow() end
+    return check(f(...))
+  end
+end
+return host, resume, wrap, gsub, format, sort
+"#;
+
+/// Registry key of `host(f)`, the host-function wrapper maker.
+const HOST: &str = "luapool.cstack.host";
+
+/// Replaces `coroutine.resume`, `coroutine.wrap`, `string.gsub`, `string.format` and
+/// `table.sort` of the real libraries of `lua` with checked ones, and keeps the
+/// host-function wrapper maker for [`wrap`]. Must run before any library table is copied
+/// or sealed.
+pub(crate) fn install(lua: &Lua, no_message: &str) -> mlua::Result<()> {
+    static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
+    lua.load_std_libs(mlua::StdLib::TABLE)?;
+    let globals = lua.globals();
+    let coroutine: Table = globals.raw_get("coroutine")?;
+    let string: Table = globals.raw_get("string")?;
+    let table: Table = globals.raw_get("table")?;
+    // SAFETY: `check_stack` follows the lua_CFunction protocol: it takes no arguments and
+    // returns one boolean.
+    let check = unsafe { lua.create_c_function(check_stack)? };
+    let (host, resume, wrap, gsub, format, sort) = load_helper(lua, &BYTECODE, CSTACK)?.call::<(
+        Function,
+        Function,
+        Function,
+        Function,
+        Function,
+        Function,
+    )>((
+        check,
+        globals.raw_get::<Function>("error")?,
+        globals.raw_get::<Function>("type")?,
+        coroutine.raw_get::<Function>("create")?,
+        coroutine.raw_get::<Function>("resume")?,
+        string.raw_get::<Function>("gsub")?,
+        string.raw_get::<Function>("format")?,
+        table.raw_get::<Function>("sort")?,
+        fail_marker(),
+        no_message,
+    ))?;
+    coroutine.raw_set("resume", resume)?;
+    coroutine.raw_set("wrap", wrap)?;
+    string.raw_set("gsub", gsub)?;
+    string.raw_set("format", format)?;
+    table.raw_set("sort", sort)?;
+    lua.set_named_registry_value(HOST, host)
+}
+
+/// Wraps host function `f`: stack-checked, and following the failure protocol.
+pub(crate) fn wrap(lua: &Lua, f: Function) -> mlua::Result<Function> {
+    match lua.named_registry_value::<Value>(HOST)? {
+        Value::Function(host) => host.call(f),
+        _ => Err(mlua::Error::runtime("luapool: C stack guard not installed")),
+    }
+}
+
+thread_local! {
+    /// Lowest usable address of this thread's stack (0: not looked up yet, 1: unknown).
+    static STACK_LOW: Cell<usize> = const { Cell::new(0) };
+}
+
+/// `check_stack()`: true when more than [`RESERVE`] bytes of the thread's stack are left.
+unsafe extern "C-unwind" fn check_stack(l: *mut lua_State) -> c_int {
+    let marker = 0u8;
+    let here = std::ptr::addr_of!(marker) as usize;
+    let low = STACK_LOW.with(|c| {
+        if c.get() == 0 {
+            c.set(stack_low().unwrap_or(1));
+        }
+        c.get()
+    });
+    let ok = low == 1 || here > low.saturating_add(RESERVE);
+    // SAFETY: Lua calls this C function with a valid state; pushing one value fits in the
+    // LUA_MINSTACK slots every C function gets.
+    unsafe { ffi::lua_pushboolean(l, c_int::from(ok)) };
+    1
+}
+
+/// The lowest address of the calling thread's stack, from the C library.
+#[cfg(target_os = "linux")]
+fn stack_low() -> Option<usize> {
+    // SAFETY: `pthread_getattr_np` fills a zeroed attribute object for the calling
+    // thread, which is destroyed after `pthread_attr_getstack` read its stack bounds.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return None;
+        }
+        let mut addr: *mut libc::c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let rc = libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
+        libc::pthread_attr_destroy(&mut attr);
+        (rc == 0 && !addr.is_null()).then_some(addr as usize)
+    }
+}
+
+/// Unknown elsewhere: the check passes.
+#[cfg(not(target_os = "linux"))]
+fn stack_low() -> Option<usize> {
+    None
+}
