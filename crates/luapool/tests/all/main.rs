@@ -22,6 +22,9 @@ use luapool::{Error, Script, Value, Vm, VmConfig};
 /// type differ from Lua 5.4's and 5.5's.
 pub(crate) const JIT: bool = cfg!(feature = "luajit");
 
+/// True when the tests run on Lua 5.5, which formats floats with round-trip precision.
+pub(crate) const LUA55: bool = cfg!(feature = "lua55");
+
 /// The engine's wording of "attempt to OP a nil value (KIND 'NAME')".
 pub(crate) fn nil_error(op: &str, kind: &str, name: &str) -> String {
     if JIT {
