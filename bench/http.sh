@@ -13,7 +13,8 @@
 #   SLEEP_CONNS=1000   wrk connections for /sleep
 #   ROUNDS=1           runs per server and endpoint, alternating servers; the median is reported
 #   WARMUP=1s          an unmeasured wrk run per server and endpoint first ("0" to skip)
-#   SERVERS="luapool openresty reference reference-lua pool-front"   which servers to run
+#   SERVERS="luapool luapool-luajit openresty reference reference-lua pool-front"   which servers
+#                      to run (luapool-luajit: luapool built with `--features luajit`)
 #   ENDPOINTS="/ /echo /compute /sleep"   which endpoints to run; add "mix" for the slow-handler
 #                      scenario: /compute under MIX_COMPUTE_CONNS connections in the background
 #                      while / is measured with MIX_CONNS connections (servers with /compute)
@@ -24,6 +25,8 @@
 #   OPENRESTY_CONF     nginx.conf template (default ../shared/anchors/openresty/nginx.conf
 #                      beside the repository)
 #   LUAPOOL_BIN        luapool binary (default target/release/luapool)
+#   LUAPOOL_LUAJIT_BIN luapool built on LuaJIT (default target/engines/luapool-luajit)
+#   LUAPOOL_LUAJIT_ADDR=127.0.0.1:18085
 #   LUAPOOL_ADDR=127.0.0.1:18081  REFERENCE_ADDR=127.0.0.1:18082  REFERENCE_LUA_ADDR=127.0.0.1:18083
 #   POOL_FRONT_ADDR=127.0.0.1:18084
 #   (OpenResty listens on 127.0.0.1:18080, fixed by the template.)
@@ -40,19 +43,21 @@ SLEEP_CONNS=${SLEEP_CONNS:-1000}
 ROUNDS=${ROUNDS:-1}
 WARMUP=${WARMUP:-1s}
 FRONT_THREADS=${FRONT_THREADS:-1}
-SERVERS=${SERVERS:-luapool openresty reference reference-lua pool-front}
+SERVERS=${SERVERS:-luapool luapool-luajit openresty reference reference-lua pool-front}
 ENDPOINTS=${ENDPOINTS:-/ /echo /compute /sleep}
 MIX_CONNS=${MIX_CONNS:-32}
 MIX_COMPUTE_CONNS=${MIX_COMPUTE_CONNS:-1 4}
 OUT=${OUT:-}
 OPENRESTY_CONF=${OPENRESTY_CONF:-$BENCH_DIR/../../shared/anchors/openresty/nginx.conf}
 LUAPOOL_BIN=${LUAPOOL_BIN:-$ROOT/target/release/luapool}
+LUAPOOL_LUAJIT_BIN=${LUAPOOL_LUAJIT_BIN:-$ROOT/target/engines/luapool-luajit}
 REFERENCE_BIN=$BENCH_DIR/reference/target/release/reference
 POOL_FRONT_BIN=$BENCH_DIR/pool-front/target/release/pool-front
 LUAPOOL_ADDR=${LUAPOOL_ADDR:-127.0.0.1:18081}
 REFERENCE_ADDR=${REFERENCE_ADDR:-127.0.0.1:18082}
 REFERENCE_LUA_ADDR=${REFERENCE_LUA_ADDR:-127.0.0.1:18083}
 POOL_FRONT_ADDR=${POOL_FRONT_ADDR:-127.0.0.1:18084}
+LUAPOOL_LUAJIT_ADDR=${LUAPOOL_LUAJIT_ADDR:-127.0.0.1:18085}
 OPENRESTY_ADDR=127.0.0.1:18080
 START_TIMEOUT=${START_TIMEOUT:-30}
 
@@ -118,6 +123,13 @@ if has_server openresty; then
 fi
 
 if [ -z "${SKIP_BUILD:-}" ]; then
+    # First LuaJIT, then the default engine: both builds write target/release/luapool.
+    if has_server luapool-luajit; then
+        log "building luapool on LuaJIT (cargo build --release --no-default-features --features luajit)"
+        (cd "$ROOT" && cargo build --release --quiet --no-default-features --features luajit &&
+            mkdir -p target/engines && cp target/release/luapool target/engines/luapool-luajit) ||
+            die "luapool (luajit) build failed"
+    fi
     if has_server luapool; then
         log "building luapool (cargo build --release)"
         (cd "$ROOT" && cargo build --release --quiet) || die "luapool build failed"
@@ -207,16 +219,16 @@ start_openresty() {
     RSS_NOTE[openresty]="per worker ($n workers); master $(rss_kb "${PID[openresty]}") KiB"
 }
 
-start_luapool() {
-    [ -x "$LUAPOOL_BIN" ] || die "no luapool binary at $LUAPOOL_BIN"
-    LOGF[luapool]=$SCRATCH/luapool.log
-    (cd "$ROOT" && exec "$LUAPOOL_BIN" serve --listen "$LUAPOOL_ADDR" --workers "$WORKERS" bench/app.lua \
-        </dev/null >"${LOGF[luapool]}" 2>&1) &
-    PID[luapool]=$!
-    ADDR[luapool]=$LUAPOOL_ADDR
-    wait_ready luapool "http://$LUAPOOL_ADDR/" "${PID[luapool]}"
-    RSS[luapool]=$(rss_kb "${PID[luapool]}")
-    RSS_NOTE[luapool]="whole process, $WORKERS worker(s), $(threads "${PID[luapool]}") threads"
+start_luapool() { # name binary addr
+    [ -x "$2" ] || die "no luapool binary at $2"
+    LOGF[$1]=$SCRATCH/$1.log
+    (cd "$ROOT" && exec "$2" serve --listen "$3" --workers "$WORKERS" bench/app.lua \
+        </dev/null >"${LOGF[$1]}" 2>&1) &
+    PID[$1]=$!
+    ADDR[$1]=$3
+    wait_ready "$1" "http://$3/" "${PID[$1]}"
+    RSS[$1]=$(rss_kb "${PID[$1]}")
+    RSS_NOTE[$1]="whole process, $WORKERS worker(s), $(threads "${PID[$1]}") threads, $("$2" --version)"
 }
 
 start_reference() { # name addr mode
@@ -243,11 +255,12 @@ start_pool_front() {
 }
 
 order=()
-for s in openresty luapool reference reference-lua pool-front; do
+for s in openresty luapool luapool-luajit reference reference-lua pool-front; do
     has_server "$s" || continue
     case $s in
         openresty) start_openresty ;;
-        luapool) start_luapool ;;
+        luapool) start_luapool luapool "$LUAPOOL_BIN" "$LUAPOOL_ADDR" ;;
+        luapool-luajit) start_luapool luapool-luajit "$LUAPOOL_LUAJIT_BIN" "$LUAPOOL_LUAJIT_ADDR" ;;
         reference) start_reference reference "$REFERENCE_ADDR" plain ;;
         reference-lua) start_reference reference-lua "$REFERENCE_LUA_ADDR" lua ;;
         pool-front) start_pool_front ;;
@@ -495,13 +508,14 @@ for ep in $ENDPOINTS; do
         say "$(printf '| %s | %.0f | %.3f | %.3f | %.2f | %d |' "$s" "${MED[$s|rps]}" "${MED[$s|p50]}" \
             "${MED[$s|p99]}" "${MED[$s|cpu]}" "$errs")"
     done
-    if [ -n "${MED[luapool|rps]:-}" ]; then
+    for lp in luapool luapool-luajit; do
+        [ -n "${MED[$lp|rps]:-}" ] || continue
         say ""
         for other in openresty reference reference-lua pool-front; do
             [ -n "${MED[$other|rps]:-}" ] || continue
-            say "luapool/$other: req/s $(ratio "${MED[luapool|rps]}" "${MED[$other|rps]}")×, CPU/req $(ratio "${MED[luapool|cpu]}" "${MED[$other|cpu]}")×, p99 $(ratio "${MED[luapool|p99]}" "${MED[$other|p99]}")×"
+            say "$lp/$other: req/s $(ratio "${MED[$lp|rps]}" "${MED[$other|rps]}")×, CPU/req $(ratio "${MED[$lp|cpu]}" "${MED[$other|cpu]}")×, p99 $(ratio "${MED[$lp|p99]}" "${MED[$other|p99]}")×"
         done
-    fi
+    done
     unset MED
     say ""
 done

@@ -1,5 +1,5 @@
-//! The wrapper every host function gets before scripts see it (the sandbox's only
-//! `unsafe` code besides the limits' interrupt).
+//! The wrapper every host function gets before scripts see it (with `cstack.rs` on
+//! LuaJIT, the sandbox's only `unsafe` code besides the limits' interrupt).
 //!
 //! A host function reports a failure by returning the failure marker and a message (see
 //! [`host_result`](super::host_result)); the wrapper raises the message as a Lua string
@@ -13,9 +13,9 @@
 //! function with a continuation, so async host functions may yield through it.
 //!
 //! LuaJIT has no continuations (a C function cannot be yielded across), so there the
-//! wrapper is written in Lua (in `cstack.rs`, which also bounds recursion through host
-//! functions); a host failure in tail position then names the line of the caller's
-//! caller, as LuaJIT does for its own errors in tail calls.
+//! wrapper is written in Lua (in `cstack.rs`, which also guards the C stack against
+//! recursion through host functions); a host failure in tail position then carries no
+//! line, the tail call having replaced the caller's frame.
 
 #[cfg(feature = "luajit")]
 pub(crate) use super::cstack::wrap;

@@ -495,3 +495,38 @@ fn sandbox_errors_are_runtime_errors_not_engine_errors() {
         Err(Error::Runtime { ref message, .. }) if message.starts_with("t.lua:1:")
     ));
 }
+
+#[test]
+fn recursion_through_c_functions_is_an_error_not_a_crash() {
+    // Each script recurses through a C function until the C stack runs out. Lua 5.4 and
+    // 5.5 count C calls; on LuaJIT luapool's stack guard stops them (sandbox/cstack.rs).
+    // Test threads have 2 MiB stacks, the smallest a Rust or tokio thread gets.
+    let vm = vm();
+    for source in [
+        "local function f(s) return (s:gsub('.', f)) end return pcall(f, 'ab')",
+        "local function f() table.sort({3, 2, 1}, function(a, b) f() return a < b end) end
+         return pcall(f)",
+        "local t = setmetatable({}, {}) getmetatable(t).__tostring = function(x) return print(x) end
+         return pcall(print, t)",
+        "local t = setmetatable({}, {})
+         getmetatable(t).__tostring = function(x) return string.format('%s', x) end
+         return pcall(tostring, t)",
+        "local function f() local co = coroutine.wrap(f) co() end return pcall(f)",
+        "local function f() local co = coroutine.create(f) local ok, e = coroutine.resume(co)
+           if not ok then error(e, 0) end end
+         return pcall(f)",
+    ] {
+        let values = ok(&vm, source);
+        assert_eq!(values.first(), Some(&Value::Boolean(false)), "{source}");
+        let message = values[1].as_str().unwrap_or_default().to_string();
+        assert_contains(&message, "stack overflow");
+    }
+    // The guard leaves nothing behind: the same VM still recurses normally.
+    assert_eq!(
+        ok(
+            &vm,
+            "return (('abc'):gsub('.', function(c) return c:upper() end))"
+        ),
+        vec![s("ABC")]
+    );
+}
