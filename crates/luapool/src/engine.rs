@@ -82,7 +82,20 @@ pub(crate) const TRUSTED_LIBS: &[&str] = &[
 /// metatable every string value needs). The sandbox opens the other libraries it allows
 /// on first use, see [`sandbox_library`].
 pub(crate) fn open_sandboxed() -> mlua::Result<Lua> {
-    Lua::new_with(StdLib::STRING, options())
+    Lua::new_with(sandbox_libs(), options())
+}
+
+/// Libraries opened with every sandboxed state. On LuaJIT that includes `jit`: opening
+/// it is what turns the JIT compiler on (without it LuaJIT only interprets). Scripts
+/// never see it: the sandbox builds what they see from an allow-list.
+#[cfg(feature = "luajit")]
+fn sandbox_libs() -> StdLib {
+    StdLib::STRING | StdLib::JIT
+}
+/// Libraries opened with every sandboxed state.
+#[cfg(not(feature = "luajit"))]
+fn sandbox_libs() -> StdLib {
+    StdLib::STRING
 }
 
 /// Coroutines kept for reuse by async executions. Without a pool mlua creates (and the
@@ -137,4 +150,25 @@ pub(crate) fn open_trusted() -> Lua {
     // exists precisely for scripts the operator owns and vouches for; the sandboxed mode
     // never takes this path.
     unsafe { Lua::unsafe_new_with(StdLib::ALL_SAFE | StdLib::DEBUG, options()) }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[cfg(feature = "luajit")]
+    #[test]
+    fn the_jit_compiler_is_on_in_sandboxed_states() {
+        let lua = open_sandboxed().unwrap();
+        let jit: mlua::Table = lua.globals().get("jit").unwrap();
+        let status: mlua::Function = jit.get("status").unwrap();
+        assert!(status.call::<bool>(()).unwrap());
+    }
+
+    #[test]
+    fn trusted_states_never_get_ffi() {
+        let lua = open_trusted();
+        assert!(lua.globals().get::<mlua::Value>("ffi").unwrap().is_nil());
+    }
 }
