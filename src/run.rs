@@ -113,6 +113,12 @@ fn display(v: &Value) -> String {
     match v {
         Value::Nil => "nil".to_string(),
         Value::Boolean(b) => b.to_string(),
+        // LuaJIT has no integers: an integral number prints as a float (`1e+15`), and
+        // without Lua 5.4's `.0`.
+        Value::Integer(i) if cfg!(feature = "luajit") => {
+            let text = float(*i as f64);
+            text.strip_suffix(".0").map(str::to_string).unwrap_or(text)
+        }
         Value::Integer(i) => i.to_string(),
         Value::Number(n) => float(*n),
         Value::String(s) => String::from_utf8_lossy(s).into_owned(),

@@ -115,6 +115,7 @@ impl Guards {
     fn install(lua: &Lua, base: &Table) -> mlua::Result<Guards> {
         static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
         engine::open_coroutine(lua)?;
+        guard_close(lua)?;
         let globals = lua.globals();
         let coroutine: Table = globals.raw_get("coroutine")?;
         let (set_current, trip_memory) = limits::c_functions(lua)?;
@@ -219,6 +220,8 @@ impl SandboxData {
             Value::String(s) => out.extend_from_slice(&s.as_bytes()),
             Value::Nil => out.extend_from_slice(b"nil"),
             Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            // On LuaJIT an `Integer` is an integral float, which Lua prints as `1e+15`.
+            #[cfg(not(feature = "luajit"))]
             Value::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
             other => {
                 let s: mlua::LuaString = self.tostring.call(other)?;
@@ -250,6 +253,9 @@ impl SandboxData {
         }
         if let Some(lib) = engine::sandbox_library(name) {
             engine::open_library(lua, lib)?;
+            if name == "coroutine" {
+                guard_close(lua)?;
+            }
             let globals = lua.globals();
             let real: Table = globals.raw_get(name)?;
             let table = match name {
@@ -397,6 +403,7 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
                 data.base.raw_set(k, v)?;
             }
         }
+        guard_close(&lua)?;
         for name in engine::TRUSTED_LIBS {
             let mut lib: Table = globals.raw_get(*name)?;
             if *name == "math" {
@@ -435,6 +442,36 @@ fn lazy_metatable(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     Ok(mt)
+}
+
+/// Replaces `coroutine.close` of the real library (where the engine has one) with one
+/// that refuses the running coroutine, as Lua 5.4 does. Lua 5.5 lets a coroutine close
+/// itself, which for an execution's own coroutine would end the execution as if it had
+/// returned. Runs once per state.
+fn guard_close(lua: &Lua) -> mlua::Result<()> {
+    const DONE: &str = "luapool.close_guarded";
+    if lua.named_registry_value::<bool>(DONE)? {
+        return Ok(());
+    }
+    const GUARD: &str = r#"
+local close, running, error = ...
+return function(co)
+  if co == running() then error("cannot close a running coroutine", 2) end
+  return close(co)
+end
+"#;
+    static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let globals = lua.globals();
+    let coroutine: Table = globals.raw_get("coroutine")?;
+    if let Value::Function(close) = coroutine.raw_get("close")? {
+        let guarded: Function = shim::load_helper(lua, &BYTECODE, GUARD)?.call((
+            close,
+            coroutine.raw_get::<Function>("running")?,
+            globals.raw_get::<Function>("error")?,
+        ))?;
+        coroutine.raw_set("close", guarded)?;
+    }
+    lua.set_named_registry_value(DONE, true)
 }
 
 /// Seeds `math.random` from OS entropy, so VMs do not share a sequence.

@@ -15,6 +15,11 @@
 //! Wrapped: every host function (see `wrap.rs`, which also applies the failure protocol
 //! here), `coroutine.resume`, `coroutine.wrap`, `string.gsub`, `string.format` and
 //! `table.sort`.
+//!
+//! The same module closes a LuaJIT-only hole in sealed tables (see `seal.rs`): LuaJIT's
+//! `table.insert`, `table.remove`, `table.move` and `table.sort` write with raw access, so
+//! they would store into a sealed proxy itself, where every later execution would see
+//! the value. Their wrappers refuse sealed tables; [`note_sealed`] registers each proxy.
 
 use std::cell::Cell;
 use std::ffi::c_int;
@@ -31,7 +36,8 @@ use super::shim::{fail_marker, load_helper};
 pub(crate) const RESERVE: usize = 256 * 1024;
 
 const CSTACK: &str = r#"
-local check_stack, error, type, create, native_resume, native_gsub, native_format, native_sort, FAIL, NO_MESSAGE = ...
+local check_stack, error, type, select, create, native_resume, native_gsub, native_format,
+  native_sort, native_insert, native_remove, native_move, sealed, FAIL, NO_MESSAGE = ...
 local function resume(co, ...)
   if not check_stack() then return false, "C stack overflow" end
   return native_resume(co, ...)
@@ -53,14 +59,32 @@ local function format(...)
   if not check_stack() then overflow() end
   return native_format(...)
 end
-local function sort(...)
+-- the table functions that write raw refuse sealed tables
+local function refuse(t, what)
+  error("attempt to modify read-only table '" .. sealed[t] .. "' with table." .. what, 3)
+end
+local function sort(t, ...)
   if not check_stack() then overflow() end
-  return native_sort(...)
+  if sealed[t] then refuse(t, "sort") end
+  return native_sort(t, ...)
+end
+local function insert(t, ...)
+  if sealed[t] then refuse(t, "insert") end
+  return native_insert(t, ...)
+end
+local function remove(t, ...)
+  if sealed[t] then refuse(t, "remove") end
+  return native_remove(t, ...)
+end
+local function move(a1, f, e, t, a2)
+  if sealed[a2 or a1] then refuse(a2 or a1, "move") end
+  return native_move(a1, f, e, t, a2)
 end
 -- host functions: the failure protocol of `wrap.rs`
-local function check(first, ...)
-  if first ~= FAIL then return first, ... end
-  local message = ...
+local function check(...)
+  local first = ...
+  if first ~= FAIL then return ... end
+  local message = select(2, ...)
   if type(message) ~= "string" then message = NO_MESSAGE end
   -- `check` runs in the wrapper's frame (a tail call): level 2 is the wrapper's caller
   error(message, 2)
@@ -71,11 +95,13 @@ local function host(f)
     return check(f(...))
   end
 end
-return host, resume, wrap, gsub, format, sort
+return { host, resume, wrap, gsub, format, sort, insert, remove, move }
 "#;
 
 /// Registry key of `host(f)`, the host-function wrapper maker.
 const HOST: &str = "luapool.cstack.host";
+/// Registry key of the weak-keyed set of sealed proxies (proxy -> name).
+const SEALED: &str = "luapool.sealed";
 
 /// Replaces `coroutine.resume`, `coroutine.wrap`, `string.gsub`, `string.format` and
 /// `table.sort` of the real libraries of `lua` with checked ones, and keeps the
@@ -91,31 +117,46 @@ pub(crate) fn install(lua: &Lua, no_message: &str) -> mlua::Result<()> {
     // SAFETY: `check_stack` follows the lua_CFunction protocol: it takes no arguments and
     // returns one boolean.
     let check = unsafe { lua.create_c_function(check_stack)? };
-    let (host, resume, wrap, gsub, format, sort) = load_helper(lua, &BYTECODE, CSTACK)?.call::<(
-        Function,
-        Function,
-        Function,
-        Function,
-        Function,
-        Function,
-    )>((
+    let sealed = lua.create_table()?;
+    let weak_keys = lua.create_table_with_capacity(0, 1)?;
+    weak_keys.raw_set("__mode", "k")?;
+    sealed.set_metatable(Some(weak_keys))?;
+    let f = |t: &Table, name: &str| t.raw_get::<Function>(name);
+    let wrappers = load_helper(lua, &BYTECODE, CSTACK)?.call::<[Function; 9]>((
         check,
-        globals.raw_get::<Function>("error")?,
-        globals.raw_get::<Function>("type")?,
-        coroutine.raw_get::<Function>("create")?,
-        coroutine.raw_get::<Function>("resume")?,
-        string.raw_get::<Function>("gsub")?,
-        string.raw_get::<Function>("format")?,
-        table.raw_get::<Function>("sort")?,
+        f(&globals, "error")?,
+        f(&globals, "type")?,
+        f(&globals, "select")?,
+        f(&coroutine, "create")?,
+        f(&coroutine, "resume")?,
+        f(&string, "gsub")?,
+        f(&string, "format")?,
+        f(&table, "sort")?,
+        f(&table, "insert")?,
+        f(&table, "remove")?,
+        f(&table, "move")?,
+        &sealed,
         fail_marker(),
         no_message,
     ))?;
+    let [host, resume, wrap, gsub, format, sort, insert, remove, move_] = wrappers;
     coroutine.raw_set("resume", resume)?;
     coroutine.raw_set("wrap", wrap)?;
     string.raw_set("gsub", gsub)?;
     string.raw_set("format", format)?;
     table.raw_set("sort", sort)?;
+    table.raw_set("insert", insert)?;
+    table.raw_set("remove", remove)?;
+    table.raw_set("move", move_)?;
+    lua.set_named_registry_value(SEALED, sealed)?;
     lua.set_named_registry_value(HOST, host)
+}
+
+/// Registers `proxy`, a sealed table named `name`, so that the raw-writing table
+/// functions refuse it.
+pub(crate) fn note_sealed(lua: &Lua, proxy: &Table, name: &str) -> mlua::Result<()> {
+    let sealed: Table = lua.named_registry_value(SEALED)?;
+    sealed.raw_set(proxy, name)
 }
 
 /// Wraps host function `f`: stack-checked, and following the failure protocol.

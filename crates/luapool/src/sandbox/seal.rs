@@ -22,6 +22,8 @@ pub(crate) fn seal(lua: &Lua, real: Table, name: &str, reject: &Function) -> mlu
     mt.raw_set(SEALED_KEY, name)?;
     let proxy = lua.create_table()?;
     proxy.set_metatable(Some(mt))?;
+    #[cfg(feature = "luajit")]
+    super::cstack::note_sealed(lua, &proxy, name)?;
     Ok(proxy)
 }
 

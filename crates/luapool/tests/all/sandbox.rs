@@ -530,3 +530,51 @@ fn recursion_through_c_functions_is_an_error_not_a_crash() {
         vec![s("ABC")]
     );
 }
+
+#[test]
+fn table_functions_cannot_write_into_sealed_tables() {
+    // LuaJIT's table functions write raw, past the proxies' `__newindex`: the sandbox
+    // wraps them there. On every engine the write fails and leaves nothing behind.
+    let vm = vm();
+    for source in [
+        "table.insert(string, 'x')",
+        "table.insert(os, 1, 'x')",
+        "table.remove(math)",
+    ] {
+        let message = runtime_error(&vm, source);
+        assert!(
+            message.contains("read-only") || message.contains("protected"),
+            "{source}: {message}"
+        );
+    }
+    if JIT {
+        let message = runtime_error(&vm, "table.move({1}, 1, 1, 1, string)");
+        assert_contains(&message, "read-only table 'string'");
+        let message = runtime_error(&vm, "table.sort(table)");
+        assert_contains(&message, "read-only table 'table'");
+    }
+    assert_eq!(
+        ok(&vm, "return rawget(string, 1), rawget(os, 1), #string"),
+        vec![Value::Nil, Value::Nil, Value::Integer(0)]
+    );
+}
+
+#[tokio::test]
+async fn an_execution_cannot_close_its_own_coroutine() {
+    // Lua 5.5 lets a coroutine close itself: for an execution's coroutine that would end
+    // the execution as if it had returned. LuaJIT has no `coroutine.close`.
+    if JIT {
+        return;
+    }
+    let vm = vm();
+    let script = luapool::Script::new(
+        "close.lua",
+        "coroutine.close(coroutine.running()) error('never reached')",
+    );
+    match vm.exec_async(&script).await {
+        Err(Error::Runtime { message, .. }) => {
+            assert_contains(&message, "cannot close a running coroutine")
+        }
+        other => panic!("{other:?}"),
+    }
+}
