@@ -310,23 +310,25 @@ fn nanos(d: Duration) -> u64 {
 /// Lua source of the sandbox functions that make limits sticky and track the running
 /// coroutine: `pcall`, `xpcall`, `coroutine.resume`, `coroutine.wrap`.
 pub(crate) const GUARDS: &str = r#"
-local native_pcall, native_xpcall, create, native_resume, running, close, error, type, set_current, trip_memory = ...
+-- The engine's functions keep their own names here, so that their argument errors read
+-- as in Lua ("bad argument #2 to 'xpcall'"); the guarded versions are the guarded_*.
+local pcall, xpcall, create, resume, running, close, error, type, set_current, trip_memory = ...
 local MEM = "not enough memory"
 local function checked(ok, ...)
   if not ok and (...) == MEM then trip_memory() end
   return ok, ...
 end
-local function pcall(f, ...) return checked(native_pcall(f, ...)) end
-local function xpcall(f, h, ...) return checked(native_xpcall(f, h, ...)) end
+local function guarded_pcall(f, ...) return checked(pcall(f, ...)) end
+local function guarded_xpcall(f, h, ...) return checked(xpcall(f, h, ...)) end
 local function restore(prev, ok, ...)
   set_current(prev)
   if not ok and (...) == MEM then trip_memory() end
   return ok, ...
 end
-local function resume(co, ...)
+local function guarded_resume(co, ...)
   local prev = running()
   set_current(co)
-  return restore(prev, native_resume(co, ...))
+  return restore(prev, resume(co, ...))
 end
 local function unwrap(co, ok, ...)
   if ok then return ... end
@@ -337,10 +339,10 @@ local function unwrap(co, ok, ...)
 end
 local function wrap(f)
   local co = create(f)
-  return function(...) return unwrap(co, resume(co, ...)) end
+  return function(...) return unwrap(co, guarded_resume(co, ...)) end
 end
 local function prologue(f)
   return function(...) set_current(running()) return f(...) end
 end
-return pcall, xpcall, resume, wrap, prologue
+return guarded_pcall, guarded_xpcall, guarded_resume, wrap, prologue
 "#;

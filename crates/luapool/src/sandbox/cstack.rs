@@ -36,49 +36,51 @@ use super::shim::{fail_marker, load_helper};
 pub(crate) const RESERVE: usize = 256 * 1024;
 
 const CSTACK: &str = r#"
-local check_stack, error, type, select, create, native_resume, native_gsub, native_format,
-  native_sort, native_insert, native_remove, native_move, sealed, FAIL, NO_MESSAGE = ...
-local function resume(co, ...)
+-- The engine's functions keep their own names, so that their argument errors read as in
+-- Lua ("bad argument #1 to 'insert'"); the wrappers are the checked_*.
+local check_stack, error, type, select, create, resume, gsub, format,
+  sort, insert, remove, move, sealed, FAIL, NO_MESSAGE = ...
+local function checked_resume(co, ...)
   if not check_stack() then return false, "C stack overflow" end
-  return native_resume(co, ...)
+  return resume(co, ...)
 end
 local function unwrap(ok, ...)
   if ok then return ... end
   error((...), 0)
 end
-local function wrap(f)
+local function checked_wrap(f)
   local co = create(f)
-  return function(...) return unwrap(resume(co, ...)) end
+  return function(...) return unwrap(checked_resume(co, ...)) end
 end
 local function overflow() error("C stack overflow", 3) end
-local function gsub(...)
+local function checked_gsub(...)
   if not check_stack() then overflow() end
-  return native_gsub(...)
+  return gsub(...)
 end
-local function format(...)
+local function checked_format(...)
   if not check_stack() then overflow() end
-  return native_format(...)
+  return format(...)
 end
 -- the table functions that write raw refuse sealed tables
 local function refuse(t, what)
   error("attempt to modify read-only table '" .. sealed[t] .. "' with table." .. what, 3)
 end
-local function sort(t, ...)
+local function checked_sort(t, ...)
   if not check_stack() then overflow() end
   if sealed[t] then refuse(t, "sort") end
-  return native_sort(t, ...)
+  return sort(t, ...)
 end
-local function insert(t, ...)
+local function checked_insert(t, ...)
   if sealed[t] then refuse(t, "insert") end
-  return native_insert(t, ...)
+  return insert(t, ...)
 end
-local function remove(t, ...)
+local function checked_remove(t, ...)
   if sealed[t] then refuse(t, "remove") end
-  return native_remove(t, ...)
+  return remove(t, ...)
 end
-local function move(a1, f, e, t, a2)
+local function checked_move(a1, f, e, t, a2)
   if sealed[a2 or a1] then refuse(a2 or a1, "move") end
-  return native_move(a1, f, e, t, a2)
+  return move(a1, f, e, t, a2)
 end
 -- host functions: the failure protocol of `wrap.rs`
 local function check(...)
@@ -95,7 +97,8 @@ local function host(f)
     return check(f(...))
   end
 end
-return { host, resume, wrap, gsub, format, sort, insert, remove, move }
+return { host, checked_resume, checked_wrap, checked_gsub, checked_format, checked_sort,
+  checked_insert, checked_remove, checked_move }
 "#;
 
 /// Registry key of `host(f)`, the host-function wrapper maker.
