@@ -127,6 +127,7 @@ fn display(v: &Value) -> String {
 }
 
 /// Formats a float like Lua 5.4: C's `%.14g`, plus `.0` when that looks like an integer.
+/// Lua 5.5 falls back to `%.17g` when `%.14g` does not read back as the same number.
 fn float(n: f64) -> String {
     if n.is_nan() {
         return if n.is_sign_negative() { "-nan" } else { "nan" }.to_string();
@@ -134,25 +135,33 @@ fn float(n: f64) -> String {
     if n.is_infinite() {
         return if n < 0.0 { "-inf" } else { "inf" }.to_string();
     }
-    let text = if n == 0.0 {
-        if n.is_sign_negative() { "-0" } else { "0" }.to_string()
-    } else {
-        // The exponent after rounding to 14 significant digits decides the notation.
-        let sci = format!("{n:.13e}");
-        let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-        let exp: i32 = exp.parse().unwrap_or(0);
-        if !(-4..14).contains(&exp) {
-            let sign = if exp < 0 { '-' } else { '+' };
-            format!("{}e{sign}{:02}", strip_zeros(mantissa), exp.unsigned_abs())
-        } else {
-            let decimals = usize::try_from(13 - exp).unwrap_or(0);
-            strip_zeros(&format!("{n:.decimals$}")).to_string()
-        }
-    };
+    let mut text = g_format(n, 14);
+    if cfg!(feature = "lua55") && text.parse::<f64>().ok() != Some(n) {
+        text = g_format(n, 17);
+    }
     if text.bytes().all(|b| b == b'-' || b.is_ascii_digit()) {
         format!("{text}.0")
     } else {
         text
+    }
+}
+
+/// C's `%.{precision}g` of a finite `n`.
+fn g_format(n: f64, precision: usize) -> String {
+    if n == 0.0 {
+        return if n.is_sign_negative() { "-0" } else { "0" }.to_string();
+    }
+    // The exponent after rounding to `precision` significant digits decides the notation.
+    let sci = format!("{n:.*e}", precision - 1);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let limit = i32::try_from(precision).unwrap_or(17);
+    if !(-4..limit).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", strip_zeros(mantissa), exp.unsigned_abs())
+    } else {
+        let decimals = usize::try_from(limit - 1 - exp).unwrap_or(0);
+        strip_zeros(&format!("{n:.decimals$}")).to_string()
     }
 }
 
@@ -187,11 +196,8 @@ mod tests {
             (1.5, "1.5"),
             (-0.0, "-0.0"),
             (100.0, "100.0"),
-            (1.0 / 3.0, "0.33333333333333"),
-            (2f64.powi(53), "9.007199254741e+15"),
             (1e15, "1e+15"),
             (1e14, "1e+14"),
-            (123456789012345.0, "1.2345678901234e+14"),
             (99999999999999.0, "99999999999999.0"),
             (1e100, "1e+100"),
             (1e-5, "1e-05"),
@@ -202,7 +208,21 @@ mod tests {
             (f64::NAN, "nan"),
             (-f64::NAN, "-nan"),
         ];
-        for (n, want) in cases {
+        // Those %.14g cannot represent exactly: Lua 5.5 prints them with %.17g.
+        let lua55 = cfg!(feature = "lua55");
+        let inexact = [
+            (1.0 / 3.0, "0.33333333333333", "0.33333333333333331"),
+            (2f64.powi(53), "9.007199254741e+15", "9007199254740992.0"),
+            (
+                123456789012345.0,
+                "1.2345678901234e+14",
+                "123456789012345.0",
+            ),
+            (0.1 + 0.2, "0.3", "0.30000000000000004"),
+        ];
+        let inexact =
+            inexact.map(|(n, lua54, lua55_text)| (n, if lua55 { lua55_text } else { lua54 }));
+        for (n, want) in cases.into_iter().chain(inexact) {
             assert_eq!(float(n), want, "{n:e}");
         }
     }
