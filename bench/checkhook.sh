@@ -221,18 +221,7 @@ bench_file() { # bench -> its Lua file
     if [ "$1" = tight-loop ]; then echo "$SCRATCH/tight-loop.lua"; else echo "$BENCH_DIR/classic/$1.lua"; fi
 }
 
-cat >"$SCRATCH/stats.py" <<'EOF'
-import json, statistics, sys
-times = {}
-for path in sys.argv[1:]:
-    with open(path) as f:
-        for r in json.load(f)["results"]:
-            times.setdefault(r["command"], []).extend(r["times"])
-for name, ts in times.items():
-    med = statistics.median(ts)
-    sd = statistics.stdev(ts) if len(ts) > 1 else 0.0
-    print(name, "%.6f" % med, "%.2f" % (100 * sd / med if med > 0 else 0.0), len(ts))
-EOF
+STATS=$BENCH_DIR/hyperfine-stats.py
 
 quote() { printf '%q ' "$@"; }
 declare -A MED=() NOISE=() COUNT=()
@@ -256,7 +245,7 @@ time_bench() {
     done
     while read -r name med noise cnt; do
         MED[$b|$name]=$med NOISE[$b|$name]=$noise COUNT[$b]=$cnt
-    done < <(python3 "$SCRATCH/stats.py" "${jsons[@]}")
+    done < <(python3 "$STATS" "${jsons[@]}")
 }
 
 for b in $BENCHES; do
