@@ -1,7 +1,8 @@
 //! # luapool: sandboxed, isolated Lua VMs for Rust services
 //!
-//! luapool runs Lua 5.4 (vendored through [`mlua`]) on VMs that are safe to hand to
-//! other people's scripts:
+//! luapool runs Lua (vendored through [`mlua`]: Lua 5.4 by default, Lua 5.5 or LuaJIT 2.1
+//! with the `lua55` or `luajit` feature, one engine per build, named by [`ENGINE`]) on VMs
+//! that are safe to hand to other people's scripts:
 //!
 //! - **Sandboxed by default.** A [`Vm`] is built from an allow-list of the standard library
 //!   (no `io`, no `os.execute`, no binary chunks, no `debug` but `debug.traceback`), and
