@@ -311,7 +311,8 @@ impl Drop for Handle {
     }
 }
 
-/// A pool of worker threads, each with its own [`Vm`]; see the [module docs](self).
+/// A pool of worker threads, each with its own [`Vm`], shared by any thread or task: a
+/// job submitted from anywhere runs on one worker, next to that worker's other jobs.
 #[derive(Clone)]
 pub struct WorkerPool {
     handle: Arc<Handle>,
