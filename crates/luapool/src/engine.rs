@@ -152,10 +152,62 @@ pub(crate) fn open_trusted() -> Lua {
     unsafe { Lua::unsafe_new_with(StdLib::ALL_SAFE | StdLib::DEBUG, options()) }
 }
 
+/// LuaJIT: makes sure, once per process and in the background, that CPU limits stop
+/// JIT-compiled loops, which needs LuaJIT built with `LUAJIT_ENABLE_CHECKHOOK` (this
+/// workspace's `.cargo/config.toml` does it; a crate depending on luapool from elsewhere
+/// must set `TARGET_CFLAGS` itself). Logs an error when they do not. Called when a VM
+/// with a CPU limit or a timeout is configured; does nothing on Lua 5.4 and 5.5.
+pub(crate) fn check_interruptible() {
+    #[cfg(feature = "luajit")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let spawned = std::thread::Builder::new()
+                .name("luapool-probe".into())
+                .spawn(|| {
+                    if !compiled_loops_stop() {
+                        tracing::error!(
+                            "this LuaJIT was built without LUAJIT_ENABLE_CHECKHOOK: CPU limits \
+                             and timeouts cannot stop JIT-compiled loops; build with \
+                             TARGET_CFLAGS=-DLUAJIT_ENABLE_CHECKHOOK (see docs/engines.md)"
+                        );
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start the LuaJIT hook probe");
+            }
+        });
+    }
+}
+
+/// LuaJIT: whether a 10 ms CPU limit stops a compiled loop of about a second within
+/// half a second.
+#[cfg(feature = "luajit")]
+pub(crate) fn compiled_loops_stop() -> bool {
+    use std::time::{Duration, Instant};
+    let config = crate::VmConfig::default().with_cpu_limit(Duration::from_millis(10));
+    let Ok(vm) = crate::Vm::new(config) else {
+        return false;
+    };
+    let script = crate::Script::new(
+        "probe.lua",
+        "local x = 0 for i = 1, 3e9 do x = x + i end return x",
+    );
+    let started = Instant::now();
+    let stopped = matches!(vm.exec(&script), Err(crate::Error::CpuLimit { .. }));
+    stopped && started.elapsed() < Duration::from_millis(500)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[cfg(feature = "luajit")]
+    #[test]
+    fn cpu_limits_stop_jit_compiled_loops() {
+        assert!(compiled_loops_stop());
+    }
 
     #[cfg(feature = "luajit")]
     #[test]

@@ -68,6 +68,9 @@ impl Limits {
         if let Some(s) = slice {
             watchdog::note_slice(s);
         }
+        if config.cpu_limit.is_some() || config.timeout.is_some() {
+            crate::engine::check_interruptible();
+        }
         Limits {
             memory: config.memory_limit,
             cpu: config.cpu_limit,
