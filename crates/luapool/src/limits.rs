@@ -315,13 +315,16 @@ fn nanos(d: Duration) -> u64 {
 pub(crate) const GUARDS: &str = r#"
 -- The engine's functions keep their own names here, so that their argument errors read
 -- as in Lua ("bad argument #2 to 'xpcall'"); the guarded versions are the guarded_*.
-local pcall, xpcall, create, resume, running, close, error, type, set_current, trip_memory = ...
+local pcall, xpcall, create, resume, running, close, error, type, select, set_current, trip_memory = ...
 local MEM = "not enough memory"
 local function checked(ok, ...)
   if not ok and (...) == MEM then trip_memory() end
   return ok, ...
 end
-local function guarded_pcall(f, ...) return checked(pcall(f, ...)) end
+local function guarded_pcall(...)
+  if select('#', ...) == 0 then return pcall() end -- raises Lua's own 'value expected'
+  return checked(pcall(...))
+end
 local function guarded_xpcall(f, h, ...) return checked(xpcall(f, h, ...)) end
 local function restore(prev, ok, ...)
   set_current(prev)

@@ -134,6 +134,7 @@ impl Guards {
             coroutine.raw_get::<Value>("close")?,
             globals.raw_get::<Function>("error")?,
             globals.raw_get::<Function>("type")?,
+            globals.raw_get::<Function>("select")?,
             set_current,
             trip_memory,
         ))?;
@@ -527,7 +528,24 @@ fn collectgarbage_function(lua: &Lua) -> mlua::Result<Function> {
 /// the function that called `debug.traceback`; frames of luapool's Lua helpers are left
 /// out.
 fn traceback_function(lua: &Lua) -> mlua::Result<Function> {
-    host_function(lua, |lua, (msg, level): (Value, Option<usize>)| {
+    host_function(lua, |lua, (msg, level): (Value, Value)| {
+        if let Value::Thread(_) = msg {
+            return Err(mlua::Error::runtime(
+                "debug.traceback: a coroutine argument is not supported in the sandbox",
+            ));
+        }
+        let level = match level {
+            Value::Nil => None,
+            // Lua counts negative levels as 0.
+            Value::Integer(n) => Some(usize::try_from(n).unwrap_or(0)),
+            Value::Number(n) if n.fract() == 0.0 => Some(if n < 0.0 { 0 } else { n as usize }),
+            other => {
+                return Err(mlua::Error::runtime(format!(
+                    "bad argument #2 to 'traceback' (number expected, got {})",
+                    other.type_name()
+                )))
+            }
+        };
         let text = match &msg {
             Value::Nil => None,
             Value::String(s) => Some(s.to_string_lossy()),

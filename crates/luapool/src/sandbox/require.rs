@@ -13,8 +13,21 @@ const LOADING: &str = "__luapool_loading";
 
 /// Creates the sandbox's `require(name)`.
 pub(crate) fn require_function(lua: &Lua) -> mlua::Result<Function> {
-    host_function(lua, |lua, name: mlua::LuaString| {
-        let name = name.to_str()?.to_string();
+    host_function(lua, |lua, name: Value| {
+        let name = match &name {
+            Value::String(s) => s.to_str()?.to_string(),
+            Value::Integer(_) | Value::Number(_) => name.to_string()?,
+            other => {
+                return Err(mlua::Error::runtime(format!(
+                    "bad argument #1 to 'require' (string expected, got {})",
+                    if other.is_nil() {
+                        "no value"
+                    } else {
+                        other.type_name()
+                    }
+                )))
+            }
+        };
         let data = SandboxData::get(lua)?;
         let builtin = data.builtin(lua, &name)?;
         if !builtin.is_nil() {
