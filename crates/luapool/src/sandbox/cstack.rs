@@ -106,8 +106,9 @@ const HOST: &str = "luapool.cstack.host";
 /// Registry key of the weak-keyed set of sealed proxies (proxy -> name).
 const SEALED: &str = "luapool.sealed";
 
-/// Replaces `coroutine.resume`, `coroutine.wrap`, `string.gsub`, `string.format` and
-/// `table.sort` of the real libraries of `lua` with checked ones, and keeps the
+/// Replaces `coroutine.resume`, `coroutine.wrap`, `string.gsub`, `string.format`,
+/// `table.sort` (stack-checked) and `table.insert`, `table.remove`, `table.move` (and
+/// `table.sort`: refusing sealed tables) of the real libraries of `lua`, and keeps the
 /// host-function wrapper maker for [`wrap`]. Must run before any library table is copied
 /// or sealed.
 pub(crate) fn install(lua: &Lua, no_message: &str) -> mlua::Result<()> {
