@@ -92,20 +92,11 @@ rawset(rt, "k", nil)
 eq(rt.k, nil, "rawset with nil removes the field")
 ok, err = pcall(rawset, "s", 1, 2)
 check(not ok, "rawset on a string fails")
--- LUAPOOL-BUG: the sandbox's rawset reports mlua's conversion error "error converting Lua
--- string to table" instead of "bad argument #1 to 'rawset' (table expected, got string)".
-if not err:find("error converting", 1, true) then
-  check(err:find("bad argument #1 to ", 1, true) and err:find("(table expected, got string)", 1, true),
-    "rawset on a string: " .. err)
-end
+check(err:find("bad argument #1 to ", 1, true) and err:find("(table expected, got string)", 1, true),
+  "rawset on a string: " .. err)
 ok, err = pcall(rawset, {}, nil, 1)
 check(not ok and err:find("index is nil", 1, true), "rawset with a nil key: " .. tostring(err))
--- LUAPOOL-BUG: on Lua 5.4/5.5 the sandbox's rawset reports an engine error with a stack
--- traceback inside the message: "table index is nil\nstack traceback:\n\t[C]: in ?...".
--- Lua's rawset raises just "table index is nil".
-if not err:find("stack traceback", 1, true) then
-  eq(err:match("table index is nil$") ~= nil, true, "rawset nil key message has no traceback")
-end
+eq(err:match("table index is nil$") ~= nil, true, "rawset nil key message has no traceback")
 if not JIT then
   eq(rawlen({ 1, 2, 3 }), 3, "rawlen of a table")
   eq(rawlen("abcd"), 4, "rawlen of a string")

@@ -50,7 +50,25 @@ pub(crate) fn reject_function(lua: &Lua) -> mlua::Result<Function> {
 
 /// `rawset` for the sandbox: like Lua's, but refuses sealed tables.
 pub(crate) fn rawset_function(lua: &Lua) -> mlua::Result<Function> {
-    host_function(lua, |_, (t, key, value): (Table, Value, Value)| {
+    host_function(lua, |_, (t, key, value): (Value, Value, Value)| {
+        let Value::Table(t) = t else {
+            return Err(mlua::Error::runtime(format!(
+                "bad argument #1 to 'rawset' (table expected, got {})",
+                if t.is_nil() {
+                    "no value"
+                } else {
+                    t.type_name()
+                }
+            )));
+        };
+        // Lua's own messages, without the traceback of an error raised inside `raw_set`.
+        match &key {
+            Value::Nil => return Err(mlua::Error::runtime("table index is nil")),
+            Value::Number(n) if n.is_nan() => {
+                return Err(mlua::Error::runtime("table index is NaN"))
+            }
+            _ => {}
+        }
         if let Some(name) = sealed_name(&t) {
             return Err(mlua::Error::runtime(format!(
                 "attempt to modify read-only table '{name}' with rawset"
