@@ -4,29 +4,8 @@
 local JIT = _VERSION == "Lua 5.1"
 local V55 = _VERSION == "Lua 5.5"
 
-local N = 0
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v) end
-  return tostring(v) .. " (" .. (math.type and math.type(v) or type(v)) .. ")"
-end
-local function check(cond, what)
-  N = N + 1
-  if not cond then error("check failed: " .. what, 2) end
-end
-local function eq(got, want, what)
-  N = N + 1
-  if got ~= want then
-    error(what .. ": expected " .. show(want) .. ", got " .. show(got), 2)
-  end
-end
-local function fails(needle, what, f, ...)
-  N = N + 1
-  local ok, err = pcall(f, ...)
-  if ok then error(what .. ": expected an error, got none", 2) end
-  if not string.find(tostring(err), needle, 1, true) then
-    error(what .. ": error " .. show(err) .. " does not contain " .. show(needle), 2)
-  end
-end
+local checks = require("lib.check")
+local check, eq, fails = checks.check, checks.eq, checks.fails
 
 -- type
 eq(type(nil), "nil", "type(nil)")
@@ -143,4 +122,4 @@ fails("assertion failed!", "assert(false)", assert, false)
 eq(type(print), "function", "print exists")
 print("basics.lua: print with several values:", 1, nil, true, 2.5)
 
-print("ok " .. N)
+print("ok " .. checks.count())

@@ -2,21 +2,8 @@
 local JIT = _VERSION == "Lua 5.1"
 local V55 = _VERSION == "Lua 5.5"
 
-local N = 0
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v) end
-  return tostring(v) .. " (" .. (math.type and math.type(v) or type(v)) .. ")"
-end
-local function check(cond, what)
-  N = N + 1
-  if not cond then error("check failed: " .. what, 2) end
-end
-local function eq(got, want, what)
-  N = N + 1
-  if got ~= want then
-    error(what .. ": expected " .. show(want) .. ", got " .. show(got), 2)
-  end
-end
+local checks = require("lib.check")
+local check, eq = checks.check, checks.eq
 
 -- counters: each closure has its own upvalue
 local function counter()
@@ -177,4 +164,4 @@ else
   eq(decl, nil, "global declarations do not parse before 5.5")
 end
 
-print("ok " .. N)
+print("ok " .. checks.count())

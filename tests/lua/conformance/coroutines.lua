@@ -10,26 +10,8 @@ local V55 = _VERSION == "Lua 5.5"
 local CHUNK = select(2, pcall(function() error("@") end)):match("^(.*):%d+: @$")
 local POS = "^" .. CHUNK:gsub("%p", "%%%0") .. ":%d+: "
 
-local N = 0
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v) end
-  return tostring(v) .. " (" .. (math.type and math.type(v) or type(v)) .. ")"
-end
-local function check(cond, what)
-  N = N + 1
-  if not cond then error("check failed: " .. what, 2) end
-end
-local function eq(got, want, what)
-  N = N + 1
-  if got ~= want then
-    error(what .. ": expected " .. show(want) .. ", got " .. show(got), 2)
-  end
-end
-local function all(...)
-  local out = {}
-  for k = 1, select("#", ...) do out[k] = tostring((select(k, ...))) end
-  return table.concat(out, "|")
-end
+local checks = require("lib.check")
+local check, eq, all = checks.check, checks.eq, checks.all
 local THREAD_EXPECTED = JIT and "coroutine expected" or "thread expected"
 
 -- create, resume, yield: values in and out
@@ -249,7 +231,7 @@ else
   eq(log[1], "closed", "coroutine.close runs __close")
 end
 
-print("ok " .. N)
+print("ok " .. checks.count())
 
 -- An async execution runs in a coroutine of luapool's; on Lua 5.5 closing it
 -- (coroutine.close(coroutine.running()) at the top level) would end the whole execution

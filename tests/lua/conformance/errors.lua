@@ -9,21 +9,8 @@ local V55 = _VERSION == "Lua 5.5"
 local CHUNK = select(2, pcall(function() error("@") end)):match("^(.*):%d+: @$")
 local POS = "^" .. CHUNK:gsub("%p", "%%%0") .. ":%d+: "
 
-local N = 0
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v) end
-  return tostring(v) .. " (" .. (math.type and math.type(v) or type(v)) .. ")"
-end
-local function check(cond, what)
-  N = N + 1
-  if not cond then error("check failed: " .. what, 2) end
-end
-local function eq(got, want, what)
-  N = N + 1
-  if got ~= want then
-    error(what .. ": expected " .. show(want) .. ", got " .. show(got), 2)
-  end
-end
+local checks = require("lib.check")
+local check, eq = checks.check, checks.eq
 -- The error value of f(...), which must fail.
 local function err_of(f, ...)
   local ok, e = pcall(f, ...)
@@ -221,4 +208,4 @@ check(not ok and tb:find("bad argument #2 to 'traceback' (number expected, got s
   "traceback with a non-numeric level fails: " .. tostring(tb))
 check(debug.traceback("m", -1):find("^m\nstack traceback:"), "traceback with a negative level")
 
-print("ok " .. N)
+print("ok " .. checks.count())

@@ -1,24 +1,11 @@
 -- Conformance: goto and labels (Lua 5.2+ and LuaJIT), break, and loop control.
 local JIT = _VERSION == "Lua 5.1"
 
-local N = 0
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v) end
-  return tostring(v) .. " (" .. (math.type and math.type(v) or type(v)) .. ")"
-end
-local function check(cond, what)
-  N = N + 1
-  if not cond then error("check failed: " .. what, 2) end
-end
-local function eq(got, want, what)
-  N = N + 1
-  if got ~= want then
-    error(what .. ": expected " .. show(want) .. ", got " .. show(got), 2)
-  end
-end
+local checks = require("lib.check")
+local show, check, eq = checks.show, checks.check, checks.eq
 -- load(src) must fail to compile with a message containing `needle`.
 local function nocompile(src, needle, what)
-  N = N + 1
+  checks.add()
   local f, err = load(src, "=src")
   if f then error(what .. ": compiled, expected an error", 2) end
   if not err:find(needle, 1, true) then
@@ -148,4 +135,4 @@ check(load("local goto_ = 1 return goto_") ~= nil, "goto_ is a normal name")
 -- goto is a reserved word on 5.4/5.5; LuaJIT still accepts it as a variable name
 eq(load("local goto = 1") ~= nil, JIT, "goto as a variable name")
 
-print("ok " .. N)
+print("ok " .. checks.count())

@@ -2,26 +2,8 @@
 -- chunk gets the environment of the function that calls load).
 local JIT = _VERSION == "Lua 5.1"
 
-local N = 0
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v) end
-  return tostring(v) .. " (" .. (math.type and math.type(v) or type(v)) .. ")"
-end
-local function check(cond, what)
-  N = N + 1
-  if not cond then error("check failed: " .. what, 2) end
-end
-local function eq(got, want, what)
-  N = N + 1
-  if got ~= want then
-    error(what .. ": expected " .. show(want) .. ", got " .. show(got), 2)
-  end
-end
-local function all(...)
-  local out = {}
-  for k = 1, select("#", ...) do out[k] = tostring((select(k, ...))) end
-  return table.concat(out, "|")
-end
+local checks = require("lib.check")
+local check, eq, all = checks.check, checks.eq, checks.all
 local EOF_TOKEN = JIT and "'<eof>'" or "<eof>"
 
 -- basics
@@ -161,4 +143,4 @@ local src = "return 1"
 for _ = 1, 20 do src = "return load(" .. string.format("%q", src) .. ")()" end
 eq(load(src)(), 1, "20 nested loads")
 
-print("ok " .. N)
+print("ok " .. checks.count())

@@ -1,41 +1,20 @@
 -- Conformance: the math library (every function the sandbox keeps).
 local JIT = _VERSION == "Lua 5.1"
 
-local N = 0
+local checks = require("lib.check")
+local show, check, eq, fails = checks.show, checks.check, checks.eq, checks.fails
 local function mtype(v) return math.type and math.type(v) or type(v) end
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v) end
-  return tostring(v) .. " (" .. mtype(v) .. ")"
-end
-local function check(cond, what)
-  N = N + 1
-  if not cond then error("check failed: " .. what, 2) end
-end
-local function eq(got, want, what)
-  N = N + 1
-  if got ~= want then
-    error(what .. ": expected " .. show(want) .. ", got " .. show(got), 2)
-  end
-end
 -- Equal value and, on Lua 5.4/5.5, the same subtype ("integer" or "float").
 local function same(got, want, what)
-  N = N + 1
+  checks.add()
   if got ~= want or mtype(got) ~= mtype(want) then
     error(what .. ": expected " .. show(want) .. ", got " .. show(got), 2)
   end
 end
 local function close(got, want, what)
-  N = N + 1
+  checks.add()
   if type(got) ~= "number" or math.abs(got - want) > 1e-12 then
     error(what .. ": expected about " .. show(want) .. ", got " .. show(got), 2)
-  end
-end
-local function fails(needle, what, f, ...)
-  N = N + 1
-  local ok, err = pcall(f, ...)
-  if ok then error(what .. ": expected an error, got none", 2) end
-  if not string.find(tostring(err), needle, 1, true) then
-    error(what .. ": error " .. show(err) .. " does not contain " .. show(needle), 2)
   end
 end
 local function isnan(x) return x ~= x end
@@ -170,7 +149,7 @@ for _ = 1, 100 do
   local r = math.random(-3, 3)
   if not (r >= -3 and r <= 3) then error("random(-3, 3) out of range: " .. r) end
 end
-N = N + 3
+checks.add(3)
 eq(math.random(3, 3), 3, "random(m, m)")
 eq(math.random(1), 1, "random(1)")
 if not JIT then
@@ -187,4 +166,4 @@ math.randomseed(42)
 check(seq[1] == math.random(1000) and seq[2] == math.random(1000) and seq[3] == math.random(),
   "the same seed gives the same sequence")
 
-print("ok " .. N)
+print("ok " .. checks.count())

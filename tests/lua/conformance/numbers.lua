@@ -3,35 +3,14 @@
 local JIT = _VERSION == "Lua 5.1"
 local V55 = _VERSION == "Lua 5.5"
 
-local N = 0
+local checks = require("lib.check")
+local show, check, eq, fails = checks.show, checks.check, checks.eq, checks.fails
 local function mtype(v) return math.type and math.type(v) or type(v) end
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v) end
-  return tostring(v) .. " (" .. mtype(v) .. ")"
-end
-local function check(cond, what)
-  N = N + 1
-  if not cond then error("check failed: " .. what, 2) end
-end
-local function eq(got, want, what)
-  N = N + 1
-  if got ~= want then
-    error(what .. ": expected " .. show(want) .. ", got " .. show(got), 2)
-  end
-end
 -- Equal value and the same subtype ("integer"/"float" on 5.4/5.5).
 local function same(got, want, what)
-  N = N + 1
+  checks.add()
   if got ~= want or mtype(got) ~= mtype(want) then
     error(what .. ": expected " .. show(want) .. ", got " .. show(got), 2)
-  end
-end
-local function fails(needle, what, f, ...)
-  N = N + 1
-  local ok, err = pcall(f, ...)
-  if ok then error(what .. ": expected an error, got none", 2) end
-  if not string.find(tostring(err), needle, 1, true) then
-    error(what .. ": error " .. show(err) .. " does not contain " .. show(needle), 2)
   end
 end
 -- Compiles and runs Lua 5.4 source (a chunk LuaJIT could not parse).
@@ -244,11 +223,11 @@ else
   for i = 1, 3 do
     if math.type(i) ~= "integer" then error("integer for loop gives integers") end
   end
-  N = N + 1
+  checks.add()
   for i = 1.0, 3 do
     if math.type(i) ~= "float" then error("float for loop gives floats") end
   end
-  N = N + 1
+  checks.add()
 end
 
-print("ok " .. N)
+print("ok " .. checks.count())

@@ -2,29 +2,8 @@
 -- Nothing depends on the local time zone or on how fast the machine is.
 local JIT = _VERSION == "Lua 5.1"
 
-local N = 0
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v) end
-  return tostring(v) .. " (" .. (math.type and math.type(v) or type(v)) .. ")"
-end
-local function check(cond, what)
-  N = N + 1
-  if not cond then error("check failed: " .. what, 2) end
-end
-local function eq(got, want, what)
-  N = N + 1
-  if got ~= want then
-    error(what .. ": expected " .. show(want) .. ", got " .. show(got), 2)
-  end
-end
-local function fails(needle, what, f, ...)
-  N = N + 1
-  local ok, err = pcall(f, ...)
-  if ok then error(what .. ": expected an error, got none", 2) end
-  if not string.find(tostring(err), needle, 1, true) then
-    error(what .. ": error " .. show(err) .. " does not contain " .. show(needle), 2)
-  end
-end
+local checks = require("lib.check")
+local check, eq, fails = checks.check, checks.eq, checks.fails
 
 -- only four functions
 for _, name in ipairs({ "execute", "exit", "getenv", "remove", "rename", "tmpname", "setlocale" }) do
@@ -90,4 +69,4 @@ eq(os.difftime(t + 60, t), 60, "difftime of two os.time values")
 -- the os table is sealed
 fails("read-only", "assigning into os", function() os.exit = function() end end)
 
-print("ok " .. N)
+print("ok " .. checks.count())

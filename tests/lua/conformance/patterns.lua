@@ -1,35 +1,9 @@
 -- Conformance: Lua patterns (find, match, gmatch, gsub).
 local JIT = _VERSION == "Lua 5.1"
 
-local N = 0
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v) end
-  return tostring(v) .. " (" .. (math.type and math.type(v) or type(v)) .. ")"
-end
-local function check(cond, what)
-  N = N + 1
-  if not cond then error("check failed: " .. what, 2) end
-end
-local function eq(got, want, what)
-  N = N + 1
-  if got ~= want then
-    error(what .. ": expected " .. show(want) .. ", got " .. show(got), 2)
-  end
-end
-local function fails(needle, what, f, ...)
-  N = N + 1
-  local ok, err = pcall(f, ...)
-  if ok then error(what .. ": expected an error, got none", 2) end
-  if not string.find(tostring(err), needle, 1, true) then
-    error(what .. ": error " .. show(err) .. " does not contain " .. show(needle), 2)
-  end
-end
+local checks = require("lib.check")
+local eq, fails, all = checks.eq, checks.fails, checks.all
 -- All results of a call, joined with "|" (nil shown as "nil").
-local function all(...)
-  local out = {}
-  for k = 1, select("#", ...) do out[k] = tostring((select(k, ...))) end
-  return table.concat(out, "|")
-end
 
 -- find returns start, end, captures
 eq(all(string.find("hello world", "(o)(r)")), "8|9|o|r", "find with captures")
@@ -144,4 +118,4 @@ else
     string.gsub, "abc", "b", "%x")
 end
 
-print("ok " .. N)
+print("ok " .. checks.count())

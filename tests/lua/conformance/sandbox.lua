@@ -7,29 +7,8 @@ local JIT = _VERSION == "Lua 5.1"
 local CHUNK = select(2, pcall(function() error("@") end)):match("^(.*):%d+: @$")
 local POS = "^" .. CHUNK:gsub("%p", "%%%0") .. ":%d+: "
 
-local N = 0
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v) end
-  return tostring(v) .. " (" .. (math.type and math.type(v) or type(v)) .. ")"
-end
-local function check(cond, what)
-  N = N + 1
-  if not cond then error("check failed: " .. what, 2) end
-end
-local function eq(got, want, what)
-  N = N + 1
-  if got ~= want then
-    error(what .. ": expected " .. show(want) .. ", got " .. show(got), 2)
-  end
-end
-local function fails(needle, what, f, ...)
-  N = N + 1
-  local ok, err = pcall(f, ...)
-  if ok then error(what .. ": expected an error, got none", 2) end
-  if not string.find(tostring(err), needle, 1, true) then
-    error(what .. ": error " .. show(err) .. " does not contain " .. show(needle), 2)
-  end
-end
+local checks = require("lib.check")
+local check, eq, fails = checks.check, checks.eq, checks.fails
 
 -- A fresh environment: _G is the execution's own table, holding only _G itself
 -- (everything else is read through its protected metatable).
@@ -52,11 +31,11 @@ local base = { "assert", "error", "getmetatable", "ipairs", "next", "pairs", "pc
 for _, name in ipairs(base) do
   if type(_G[name]) ~= "function" then error("base function missing: " .. name) end
 end
-N = N + 1
+checks.add()
 for _, name in ipairs({ "string", "table", "math", "coroutine", "os", "debug" }) do
   if type(_G[name]) ~= "table" then error("library missing: " .. name) end
 end
-N = N + 1
+checks.add()
 if JIT then
   eq(type(unpack), "function", "LuaJIT: unpack")
   eq(rawlen, nil, "LuaJIT: no rawlen")
@@ -83,23 +62,23 @@ for _, name in ipairs({ "io", "package", "dofile", "loadfile", "loadstring", "se
   "module", "newproxy", "gcinfo", "bit32" }) do
   if _G[name] ~= nil then error("global should be absent: " .. name) end
 end
-N = N + 1
+checks.add()
 eq(string.dump, nil, "string.dump is absent")
 for _, name in ipairs({ "execute", "exit", "getenv", "remove", "rename", "tmpname", "setlocale" }) do
   if os[name] ~= nil then error("os." .. name .. " should be absent") end
 end
-N = N + 1
+checks.add()
 for _, name in ipairs({ "getinfo", "sethook", "gethook", "getlocal", "setlocal", "getupvalue",
   "setupvalue", "getregistry", "getmetatable", "setmetatable", "upvalueid", "upvaluejoin", "debug" }) do
   if debug[name] ~= nil then error("debug." .. name .. " should be absent") end
 end
-N = N + 1
+checks.add()
 eq(type(debug.traceback), "function", "debug.traceback is kept")
 for _, name in ipairs({ "io", "package", "os.execute", "nonexistent_module_xyz" }) do
   local ok = pcall(require, name)
   if ok then error("require should fail: " .. name) end
 end
-N = N + 1
+checks.add()
 local req_ok, req_err = pcall(require)
 check(not req_ok, "require() without a name fails")
 check(req_err:find("bad argument #1 to 'require' (string expected, got no value)", 1, true),
@@ -120,7 +99,7 @@ for _, name in ipairs({ "string", "table", "math", "os", "coroutine", "debug", J
   if next(lib) ~= nil then error(name .. ": a sealed proxy should be empty to next") end
   if lib.injected ~= nil then error(name .. ": the failed write left a value") end
 end
-N = N + 4
+checks.add(4)
 fails("attempt to modify read-only table 'string' (key 'upper')", "replacing string.upper",
   function() string.upper = nil end)
 eq(("abc"):upper(), "ABC", "string.upper still works")
@@ -182,7 +161,7 @@ for _, opt in ipairs({ "step", "stop", "restart", "incremental", "generational",
     error("collectgarbage('" .. opt .. "') should be refused: " .. tostring(err))
   end
 end
-N = N + 1
+checks.add()
 
 -- load: text only, caller's environment, or an explicit one
 local f, err = load("\27Lua\84\0")
@@ -241,7 +220,7 @@ if print ~= nil then
   check(print == saved_print, "print = nil leaves the base print visible (luapool)")
 else
   print = saved_print -- luacheck: ignore
-  N = N + 1
+  checks.add()
 end
 check(print == saved_print, "print is back")
 string = "shadowed" -- luacheck: ignore
@@ -255,4 +234,4 @@ local nprint = select("#", print("sandbox.lua: print works"))
 -- (On LuaJIT host functions go through a Lua wrapper, which once returned one nil here.)
 eq(nprint, 0, "print returns nothing")
 
-print("ok " .. N)
+print("ok " .. checks.count())

@@ -1,30 +1,9 @@
 -- Conformance: the string library (every function the sandbox keeps) and string values.
 local JIT = _VERSION == "Lua 5.1"
 
-local N = 0
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v) end
-  return tostring(v) .. " (" .. (math.type and math.type(v) or type(v)) .. ")"
-end
-local function check(cond, what)
-  N = N + 1
-  if not cond then error("check failed: " .. what, 2) end
-end
-local function eq(got, want, what)
-  N = N + 1
-  if got ~= want then
-    error(what .. ": expected " .. show(want) .. ", got " .. show(got), 2)
-  end
-end
+local checks = require("lib.check")
+local check, eq, fails = checks.check, checks.eq, checks.fails
 -- f(...) must fail with a message containing `needle` (plain text).
-local function fails(needle, what, f, ...)
-  N = N + 1
-  local ok, err = pcall(f, ...)
-  if ok then error(what .. ": expected an error, got none", 2) end
-  if not string.find(tostring(err), needle, 1, true) then
-    error(what .. ": error " .. show(err) .. " does not contain " .. show(needle), 2)
-  end
-end
 
 -- string.len and #
 eq(string.len("hello"), 5, "string.len")
@@ -206,4 +185,4 @@ eq(("abc"):upper(), "ABC", "method call s:upper")
 local t = "abc"
 eq(t:byte(-1), 99, "method call on a variable")
 
-print("ok " .. N)
+print("ok " .. checks.count())

@@ -2,29 +2,8 @@
 local JIT = _VERSION == "Lua 5.1"
 local V55 = _VERSION == "Lua 5.5"
 
-local N = 0
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v) end
-  return tostring(v) .. " (" .. (math.type and math.type(v) or type(v)) .. ")"
-end
-local function check(cond, what)
-  N = N + 1
-  if not cond then error("check failed: " .. what, 2) end
-end
-local function eq(got, want, what)
-  N = N + 1
-  if got ~= want then
-    error(what .. ": expected " .. show(want) .. ", got " .. show(got), 2)
-  end
-end
-local function fails(needle, what, f, ...)
-  N = N + 1
-  local ok, err = pcall(f, ...)
-  if ok then error(what .. ": expected an error, got none", 2) end
-  if not string.find(tostring(err), needle, 1, true) then
-    error(what .. ": error " .. show(err) .. " does not contain " .. show(needle), 2)
-  end
-end
+local checks = require("lib.check")
+local check, eq, fails = checks.check, checks.eq, checks.fails
 local function list(t, n)
   local out = {}
   for k = 1, n or #t do out[k] = tostring(t[k]) end
@@ -122,7 +101,7 @@ local one = { 1 }
 table.sort(one)
 eq(one[1], 1, "sort a single element")
 table.sort({})
-N = N + 1 -- sorting an empty table does not fail
+checks.add() -- sorting an empty table does not fail
 fails("attempt to compare", "sort mixed types", table.sort, { 3, "a", 2 })
 fails("function expected, got number", "sort with a non-function comparator", table.sort, { 1, 2 }, 5)
 local big = {}
@@ -192,4 +171,4 @@ local clr = { a = 1, b = 2, c = 3 }
 for key in pairs(clr) do clr[key] = nil end
 eq(next(clr), nil, "clearing during pairs")
 
-print("ok " .. N)
+print("ok " .. checks.count())

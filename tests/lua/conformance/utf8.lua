@@ -2,40 +2,14 @@
 local JIT = _VERSION == "Lua 5.1"
 local V55 = _VERSION == "Lua 5.5"
 
-local N = 0
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v) end
-  return tostring(v) .. " (" .. (math.type and math.type(v) or type(v)) .. ")"
-end
-local function check(cond, what)
-  N = N + 1
-  if not cond then error("check failed: " .. what, 2) end
-end
-local function eq(got, want, what)
-  N = N + 1
-  if got ~= want then
-    error(what .. ": expected " .. show(want) .. ", got " .. show(got), 2)
-  end
-end
-local function fails(needle, what, f, ...)
-  N = N + 1
-  local ok, err = pcall(f, ...)
-  if ok then error(what .. ": expected an error, got none", 2) end
-  if not string.find(tostring(err), needle, 1, true) then
-    error(what .. ": error " .. show(err) .. " does not contain " .. show(needle), 2)
-  end
-end
-local function all(...)
-  local out = {}
-  for k = 1, select("#", ...) do out[k] = tostring((select(k, ...))) end
-  return table.concat(out, "|")
-end
+local checks = require("lib.check")
+local eq, fails, all = checks.eq, checks.fails, checks.all
 
 if JIT then
   eq(utf8, nil, "no utf8 library on LuaJIT")
   -- the \u{} escape still works in string literals
   eq("\u{E9}", "\195\169", "\\u{} escape on LuaJIT")
-  print("ok " .. N)
+  print("ok " .. checks.count())
   return
 end
 
@@ -103,4 +77,4 @@ end
 -- the library is sealed
 fails("read-only", "assigning into utf8", function() utf8.len = nil end)
 
-print("ok " .. N)
+print("ok " .. checks.count())

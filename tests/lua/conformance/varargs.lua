@@ -1,34 +1,8 @@
 -- Conformance: variadic functions, select, multiple results and their adjustment.
 local V55 = _VERSION == "Lua 5.5"
 
-local N = 0
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v) end
-  return tostring(v) .. " (" .. (math.type and math.type(v) or type(v)) .. ")"
-end
-local function check(cond, what)
-  N = N + 1
-  if not cond then error("check failed: " .. what, 2) end
-end
-local function eq(got, want, what)
-  N = N + 1
-  if got ~= want then
-    error(what .. ": expected " .. show(want) .. ", got " .. show(got), 2)
-  end
-end
-local function fails(needle, what, f, ...)
-  N = N + 1
-  local ok, err = pcall(f, ...)
-  if ok then error(what .. ": expected an error, got none", 2) end
-  if not string.find(tostring(err), needle, 1, true) then
-    error(what .. ": error " .. show(err) .. " does not contain " .. show(needle), 2)
-  end
-end
-local function all(...)
-  local out = {}
-  for k = 1, select("#", ...) do out[k] = tostring((select(k, ...))) end
-  return table.concat(out, "|")
-end
+local checks = require("lib.check")
+local check, eq, fails, all = checks.check, checks.eq, checks.fails, checks.all
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local unpack = table.unpack or unpack
 
@@ -114,4 +88,4 @@ check(load("return ...") ~= nil, "a chunk is variadic")
 eq(all(load("return ...")(1, 2)), "1|2", "chunk varargs")
 eq(all(load("local a, b = ... return b, a")("x", "y")), "y|x", "chunk varargs into locals")
 
-print("ok " .. N)
+print("ok " .. checks.count())

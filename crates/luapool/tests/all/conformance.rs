@@ -12,9 +12,14 @@ use std::time::Duration;
 
 use luapool::{Script, Vm, VmConfig};
 
+/// Where the scripts are; their shared helpers are the module `lib.check` there.
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/lua/conformance")
+}
+
 /// The conformance scripts, sorted by name.
 fn scripts() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/lua/conformance");
+    let dir = dir();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())
@@ -26,10 +31,11 @@ fn scripts() -> Vec<PathBuf> {
 
 fn configs() -> [(&'static str, VmConfig); 2] {
     [
-        ("plain", VmConfig::default()),
+        ("plain", VmConfig::default().with_module_path(dir())),
         (
             "limited",
             VmConfig::default()
+                .with_module_path(dir())
                 .with_cpu_limit(Duration::from_secs(30))
                 .with_memory_limit(256 << 20),
         ),
