@@ -337,6 +337,20 @@ pub(crate) fn host_result(
     }
 }
 
+/// Lua's argument error, `bad argument #N to 'FUNCTION' (EXPECTED expected, got GOT)`,
+/// for the sandbox's own functions. `got` is the argument's type name; a `nil` is reported
+/// as `no value` (a host function cannot tell a missing argument from a `nil`).
+pub(crate) fn bad_argument(n: u8, function: &str, expected: &str, got: &Value) -> mlua::Error {
+    let got = if got.is_nil() {
+        "no value"
+    } else {
+        got.type_name()
+    };
+    mlua::Error::runtime(format!(
+        "bad argument #{n} to '{function}' ({expected} expected, got {got})"
+    ))
+}
+
 /// The message of a host function's error: a Lua error that passed through it (e.g. from
 /// a `__tostring` that `print` called) keeps its own message, without mlua's traceback.
 fn error_message(e: mlua::Error) -> String {
@@ -539,12 +553,7 @@ fn traceback_function(lua: &Lua) -> mlua::Result<Function> {
             // Lua counts negative levels as 0.
             Value::Integer(n) => Some(usize::try_from(n).unwrap_or(0)),
             Value::Number(n) if n.fract() == 0.0 => Some(if n < 0.0 { 0 } else { n as usize }),
-            other => {
-                return Err(mlua::Error::runtime(format!(
-                    "bad argument #2 to 'traceback' (number expected, got {})",
-                    other.type_name()
-                )))
-            }
+            other => return Err(bad_argument(2, "traceback", "number", &other)),
         };
         let text = match &msg {
             Value::Nil => None,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua, Value};
 
-use super::{host_function, SandboxData};
+use super::{bad_argument, host_function, SandboxData};
 
 /// Marks a module whose loading is in progress (to detect `require` loops).
 const LOADING: &str = "__luapool_loading";
@@ -17,16 +17,7 @@ pub(crate) fn require_function(lua: &Lua) -> mlua::Result<Function> {
         let name = match &name {
             Value::String(s) => s.to_str()?.to_string(),
             Value::Integer(_) | Value::Number(_) => name.to_string()?,
-            other => {
-                return Err(mlua::Error::runtime(format!(
-                    "bad argument #1 to 'require' (string expected, got {})",
-                    if other.is_nil() {
-                        "no value"
-                    } else {
-                        other.type_name()
-                    }
-                )))
-            }
+            other => return Err(bad_argument(1, "require", "string", other)),
         };
         let data = SandboxData::get(lua)?;
         let builtin = data.builtin(lua, &name)?;

@@ -7,7 +7,7 @@
 
 use mlua::{Function, Lua, Table, Value};
 
-use super::host_function;
+use super::{bad_argument, host_function};
 
 /// Key in a proxy's metatable holding the sealed table's name. Scripts cannot reach the
 /// metatable, so they cannot see or forge it.
@@ -52,14 +52,7 @@ pub(crate) fn reject_function(lua: &Lua) -> mlua::Result<Function> {
 pub(crate) fn rawset_function(lua: &Lua) -> mlua::Result<Function> {
     host_function(lua, |_, (t, key, value): (Value, Value, Value)| {
         let Value::Table(t) = t else {
-            return Err(mlua::Error::runtime(format!(
-                "bad argument #1 to 'rawset' (table expected, got {})",
-                if t.is_nil() {
-                    "no value"
-                } else {
-                    t.type_name()
-                }
-            )));
+            return Err(bad_argument(1, "rawset", "table", &t));
         };
         // Lua's own messages, without the traceback of an error raised inside `raw_set`.
         match &key {
