@@ -20,9 +20,9 @@
 //! base through an environment table whose metatable (`__index = base`,
 //! `__metatable = false`) they can neither read nor replace.
 
-#[cfg(feature = "luajit")]
-mod cstack;
 mod load;
+#[cfg(feature = "luajit")]
+mod luajit;
 mod require;
 pub(crate) mod seal;
 mod shim;
@@ -374,7 +374,7 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
     };
     let globals = lua.globals();
     #[cfg(feature = "luajit")]
-    cstack::install(&lua, wrap::NO_MESSAGE)?;
+    luajit::install(&lua, wrap::NO_MESSAGE)?;
     let base = lua.create_table_with_capacity(0, 32)?;
     let env_mt = lua.create_table_with_capacity(0, 2)?;
     env_mt.raw_set("__index", &base)?;

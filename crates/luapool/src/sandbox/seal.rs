@@ -23,7 +23,7 @@ pub(crate) fn seal(lua: &Lua, real: Table, name: &str, reject: &Function) -> mlu
     let proxy = lua.create_table()?;
     proxy.set_metatable(Some(mt))?;
     #[cfg(feature = "luajit")]
-    super::cstack::note_sealed(lua, &proxy, name)?;
+    super::luajit::note_sealed(lua, &proxy, name)?;
     Ok(proxy)
 }
 

@@ -1,4 +1,4 @@
-//! The wrapper every host function gets before scripts see it (with `cstack.rs` on
+//! The wrapper every host function gets before scripts see it (with `luajit.rs` on
 //! LuaJIT, the sandbox's only `unsafe` code besides the limits' interrupt).
 //!
 //! A host function reports a failure by returning the failure marker and a message (see
@@ -13,12 +13,12 @@
 //! function with a continuation, so async host functions may yield through it.
 //!
 //! LuaJIT has no continuations (a C function cannot be yielded across), so there the
-//! wrapper is written in Lua (in `cstack.rs`, which also guards the C stack against
+//! wrapper is written in Lua (in `luajit.rs`, which also guards the C stack against
 //! recursion through host functions); a host failure in tail position then carries no
 //! line, the tail call having replaced the caller's frame.
 
 #[cfg(feature = "luajit")]
-pub(crate) use super::cstack::wrap;
+pub(crate) use super::luajit::wrap;
 #[cfg(not(feature = "luajit"))]
 pub(crate) use c_wrapper::wrap;
 

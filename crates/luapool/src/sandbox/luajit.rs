@@ -1,4 +1,8 @@
-//! LuaJIT only: recursion through C functions fails with "C stack overflow" instead of
+//! LuaJIT only: wrappers of engine functions where LuaJIT would break a sandbox guarantee
+//! that Lua 5.4 and 5.5 keep by themselves. Two of them, below: the C stack, and sealed
+//! tables.
+//!
+//! **The C stack.** Recursion through C functions fails with "C stack overflow" instead of
 //! overflowing the thread's stack.
 //!
 //! Lua 5.4 and 5.5 count nested C calls and raise "C stack overflow" past about 200.
@@ -16,10 +20,9 @@
 //! here), `coroutine.resume`, `coroutine.wrap`, `string.gsub`, `string.format` and
 //! `table.sort`.
 //!
-//! The same module closes a LuaJIT-only hole in sealed tables (see `seal.rs`): LuaJIT's
-//! `table.insert`, `table.remove`, `table.move` and `table.sort` write with raw access, so
-//! they would store into a sealed proxy itself, where every later execution would see
-//! the value. Their wrappers refuse sealed tables; [`note_sealed`] registers each proxy.
+//! **Sealed tables** (see `seal.rs`). LuaJIT's `table.insert`, `table.remove`,
+//! `table.move` and `table.sort` write with raw access, so they would store into a sealed
+//! proxy itself, where every later execution would see the value. Their wrappers refuse sealed tables; [`note_sealed`] registers each proxy.
 
 use std::cell::Cell;
 use std::ffi::c_int;
@@ -102,7 +105,7 @@ return { host, checked_resume, checked_wrap, checked_gsub, checked_format, check
 "#;
 
 /// Registry key of `host(f)`, the host-function wrapper maker.
-const HOST: &str = "luapool.cstack.host";
+const HOST: &str = "luapool.luajit.host";
 /// Registry key of the weak-keyed set of sealed proxies (proxy -> name).
 const SEALED: &str = "luapool.sealed";
 
