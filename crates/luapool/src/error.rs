@@ -219,13 +219,28 @@ fn split_traceback(msg: &str) -> (String, Option<String>) {
 /// Drops the frames of luapool's own Lua helpers (chunk `luapool`) and the anonymous C
 /// frames of the error machinery, which say nothing about the script.
 fn clean_traceback(tb: &str) -> String {
-    tb.lines()
+    // The execution's prologue appends the traceback taken where the error was raised;
+    // mlua appends another, from where the error left the execution: keep the first, and
+    // not its last frames, which are the prologue's own `xpcall`.
+    let first = match tb.match_indices("\nstack traceback:").next() {
+        Some((pos, _)) if tb.starts_with("stack traceback:") => &tb[..pos],
+        _ => tb,
+    };
+    let mut frames: Vec<&str> = first
+        .lines()
         .filter(|line| {
             let frame = line.trim_start();
             !(frame.starts_with("luapool:") || frame == "[C]: in ?")
         })
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    while let Some(last) = frames.last().map(|l| l.trim_start()) {
+        if last == "[C]: in function 'xpcall'" || last == "(...tail calls...)" {
+            frames.pop();
+        } else {
+            break;
+        }
+    }
+    frames.join("\n")
 }
 
 /// Finds the first Lua frame (`chunk:line:`) in a traceback, skipping `[C]` frames.

@@ -103,7 +103,9 @@ where
     Rc::new(move |lua: &Lua| {
         let f = f.clone();
         lua.create_async_function(move |lua, args: MultiValue| {
-            let fut = A::from_lua_multi(args, &lua).map(|args| f(args));
+            let fut = crate::sandbox::refuse_while_closing()
+                .and_then(|()| A::from_lua_multi(args, &lua))
+                .map(|args| f(args));
             async move {
                 let result = match fut {
                     Ok(fut) => match AssertUnwindSafe(fut).catch_unwind().await {

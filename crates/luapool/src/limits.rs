@@ -310,12 +310,26 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Lua source of the sandbox functions that make limits sticky and track the running
-/// coroutine: `pcall`, `xpcall`, `coroutine.resume`, `coroutine.wrap`.
+/// Lua source of the sandbox functions that keep an execution's limits on every path that
+/// runs script code, make limits sticky and track the running coroutine: `pcall`,
+/// `xpcall`, `coroutine.resume`, `coroutine.wrap`, `coroutine.close` and the prologue of
+/// every execution.
+///
+/// - A message handler (`xpcall`) runs where the error was raised; when the limit hook
+///   raised it, Lua runs the handler with hooks disabled, where nothing could stop it. It
+///   is not called once a limit has tripped (the execution's result is the limit error
+///   whatever the handler returns).
+/// - The prologue runs the execution under `xpcall`, so that an error object's
+///   `__tostring` is called inside the execution (under its limits) rather than by the
+///   host after the meter has gone, and so that the execution's to-be-closed variables
+///   are closed while it is metered. It records the execution's coroutine in `tops`:
+///   no execution may resume or close another's coroutine (or its own).
+/// - `coroutine.close` tells the interrupt which coroutine runs its `__close` handlers.
 pub(crate) const GUARDS: &str = r#"
--- The engine's functions keep their own names here, so that their argument errors read
--- as in Lua ("bad argument #2 to 'xpcall'"); the guarded versions are the guarded_*.
-local pcall, xpcall, create, resume, running, close, error, type, select, set_current, trip_memory = ...
+-- The engine's functions keep their own names here, so that their argument errors read as
+-- in Lua ("bad argument #2 to 'xpcall'"); the guarded versions are the guarded_*.
+local pcall, xpcall, create, resume, running, close, error, type, select, tostring,
+  set_current, trip_memory, tripped, traceback, tops = ...
 local MEM = "not enough memory"
 local function checked(ok, ...)
   if not ok and (...) == MEM then trip_memory() end
@@ -325,16 +339,39 @@ local function guarded_pcall(...)
   if select('#', ...) == 0 then return pcall() end -- raises Lua's own 'value expected'
   return checked(pcall(...))
 end
-local function guarded_xpcall(f, h, ...) return checked(xpcall(f, h, ...)) end
+local function guarded_xpcall(f, h, ...)
+  if type(h) ~= "function" then return xpcall(f, h, ...) end -- Lua's own argument error
+  local function handler(m)
+    if tripped() then return m end
+    return h(m)
+  end
+  return checked(xpcall(f, handler, ...))
+end
 local function restore(prev, ok, ...)
   set_current(prev)
   if not ok and (...) == MEM then trip_memory() end
   return ok, ...
 end
 local function guarded_resume(co, ...)
+  -- an execution's own coroutine is its main thread: it cannot be resumed
+  if tops[co] then return false, "cannot resume non-suspended coroutine" end
   local prev = running()
   set_current(co)
   return restore(prev, resume(co, ...))
+end
+local function closed(prev, ok, ...)
+  set_current(prev)
+  if ok then return ... end
+  error((...), 2)
+end
+local guarded_close = close and function(co)
+  if tops[co] then
+    if co == running() then error("cannot close a running coroutine", 2) end
+    error("cannot close a normal coroutine", 2)
+  end
+  local prev = running()
+  set_current(co)
+  return closed(prev, pcall(close, co))
 end
 local function unwrap(co, ok, ...)
   if ok then return ... end
@@ -347,8 +384,24 @@ local function wrap(f)
   local co = create(f)
   return function(...) return unwrap(co, guarded_resume(co, ...)) end
 end
-local function prologue(f)
-  return function(...) set_current(running()) return f(...) end
+local function handler(e)
+  if tripped() then return e end
+  if type(e) ~= "string" then e = tostring(e) end
+  return traceback(e, 2)
 end
-return guarded_pcall, guarded_xpcall, guarded_resume, wrap, prologue
+local function finish(ok, ...)
+  if ok then return ... end
+  local e = ...
+  if e == MEM then trip_memory() end
+  error(e, 0)
+end
+local function prologue(f)
+  return function(...)
+    local co = running()
+    tops[co] = true
+    set_current(co)
+    return finish(xpcall(f, handler, ...))
+  end
+end
+return guarded_pcall, guarded_xpcall, guarded_resume, wrap, guarded_close, prologue
 "#;

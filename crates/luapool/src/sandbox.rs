@@ -20,6 +20,7 @@
 //! base through an environment table whose metatable (`__index = base`,
 //! `__metatable = false`) they can neither read nor replace.
 
+mod bounded;
 mod load;
 #[cfg(feature = "luajit")]
 mod luajit;
@@ -55,9 +56,7 @@ const SAFE_BASE: &[&str] = &[
     "rawget",
     "rawlen",
     "select",
-    "setmetatable",
     "tonumber",
-    "tostring",
     "type",
     "xpcall",
     "_VERSION",
@@ -73,6 +72,75 @@ pub(crate) type Output = Rc<RefCell<Box<dyn Write>>>;
 pub(crate) struct Sandbox {
     pub(crate) lua: Lua,
     pub(crate) data: Rc<SandboxData>,
+    /// Dropped last: ends the closing window that `Drop for Sandbox` opens.
+    _closed: Closed,
+}
+
+thread_local! {
+    /// Lua states being closed on this thread. Closing a state runs the finalizers its
+    /// scripts left (trusted scripts may have them); mlua's handles no longer work then,
+    /// so luapool's Rust functions refuse to run (see [`refuse_while_closing`]).
+    static CLOSING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// Host functions running on this thread, nested in one another.
+    static HOST_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Host functions that may be nested in one another (each calling Lua, which calls the
+/// next): about Lua 5.4's own limit of nested C calls. LuaJIT has no such limit, and an
+/// error unwinding thousands of levels would be formatted again at each one.
+const MAX_HOST_DEPTH: u32 = 200;
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // The fields drop after this: `lua` (which closes the state) inside the window,
+        // `_closed` (which ends it) last.
+        CLOSING.with(|c| c.set(c.get().saturating_add(1)));
+    }
+}
+
+/// Ends the closing window of a [`Sandbox`] when dropped.
+struct Closed;
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        CLOSING.with(|c| c.set(c.get().saturating_sub(1)));
+    }
+}
+
+/// True while a Lua state is being closed on this thread.
+pub(crate) fn closing() -> bool {
+    CLOSING.with(|c| c.get()) > 0
+}
+
+/// The error every Rust function of luapool raises when a finalizer calls it while its
+/// state is being closed.
+pub(crate) fn refuse_while_closing() -> mlua::Result<()> {
+    if closing() {
+        return Err(mlua::Error::runtime("the Lua state is being closed"));
+    }
+    Ok(())
+}
+
+/// Counts one host function call for [`MAX_HOST_DEPTH`] while alive.
+struct HostCall;
+
+impl HostCall {
+    fn enter() -> mlua::Result<HostCall> {
+        let depth = HOST_DEPTH.with(|d| d.get());
+        if depth >= MAX_HOST_DEPTH {
+            return Err(mlua::Error::runtime(
+                "C stack overflow (too many nested host function calls)",
+            ));
+        }
+        HOST_DEPTH.with(|d| d.set(depth + 1));
+        Ok(HostCall)
+    }
+}
+
+impl Drop for HostCall {
+    fn drop(&mut self) {
+        HOST_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
 }
 
 /// Per-state data of the sandbox, also kept in the Lua state's app data.
@@ -92,6 +160,8 @@ pub(crate) struct SandboxData {
     host_library: bool,
     /// The Lua helpers, loaded on first use.
     shim: OnceCell<Shim>,
+    /// The makers of the bounded library functions, loaded on first use.
+    bounded: OnceCell<bounded::Bounded>,
     /// The sandbox functions that make limits stick, when the VM has limits.
     pub(crate) guards: Option<Guards>,
     /// Set when a host function panicked.
@@ -101,12 +171,16 @@ pub(crate) struct SandboxData {
     tostring: Function,
 }
 
-/// Replacements of `coroutine.resume` and `coroutine.wrap`, and the prologue that tells
-/// the limits which coroutine runs an execution (see [`crate::limits`]).
+/// Replacements of `pcall`, `xpcall`, `coroutine.resume`, `coroutine.wrap` and
+/// `coroutine.close`, and the prologue of every execution, which keep the limits on every
+/// path that runs script code (see `limits::GUARDS`).
 pub(crate) struct Guards {
     resume: Function,
     wrap: Function,
-    /// `prologue(f)`: `f`, announcing the running coroutine first.
+    /// `nil` on LuaJIT, which has no `coroutine.close`.
+    close: Value,
+    /// `prologue(f)`: `f`, announcing the running coroutine first and running under the
+    /// execution's limits to its very end.
     pub(crate) prologue: Function,
 }
 
@@ -118,36 +192,43 @@ impl Guards {
         guard_close(lua)?;
         let globals = lua.globals();
         let coroutine: Table = globals.raw_get("coroutine")?;
-        let (set_current, trip_memory) = limits::c_functions(lua)?;
-        let (pcall, xpcall, resume, wrap, prologue) = shim::load_helper(
-            lua,
-            &BYTECODE,
-            limits::GUARDS,
-        )?
-        .call::<(Function, Function, Function, Function, Function)>((
-            globals.raw_get::<Function>("pcall")?,
-            globals.raw_get::<Function>("xpcall")?,
-            coroutine.raw_get::<Function>("create")?,
-            coroutine.raw_get::<Function>("resume")?,
-            coroutine.raw_get::<Function>("running")?,
-            // Lua 5.4 and 5.5 only; `nil` on LuaJIT.
-            coroutine.raw_get::<Value>("close")?,
-            globals.raw_get::<Function>("error")?,
-            globals.raw_get::<Function>("type")?,
-            globals.raw_get::<Function>("select")?,
-            set_current,
-            trip_memory,
-        ))?;
+        let (set_current, trip_memory, tripped) = limits::c_functions(lua)?;
+        // The coroutines that run executions (weak keys: they are collected as usual).
+        let tops = lua.create_table()?;
+        let weak_keys = lua.create_table_with_capacity(0, 1)?;
+        weak_keys.raw_set("__mode", "k")?;
+        tops.set_metatable(Some(weak_keys))?;
+        let (pcall, xpcall, resume, wrap, close, prologue) =
+            shim::load_helper(lua, &BYTECODE, limits::GUARDS)?
+                .call::<(Function, Function, Function, Function, Value, Function)>((
+                    globals.raw_get::<Function>("pcall")?,
+                    globals.raw_get::<Function>("xpcall")?,
+                    coroutine.raw_get::<Function>("create")?,
+                    coroutine.raw_get::<Function>("resume")?,
+                    coroutine.raw_get::<Function>("running")?,
+                    // Lua 5.4 and 5.5 only; `nil` on LuaJIT.
+                    coroutine.raw_get::<Value>("close")?,
+                    globals.raw_get::<Function>("error")?,
+                    globals.raw_get::<Function>("type")?,
+                    globals.raw_get::<Function>("select")?,
+                    globals.raw_get::<Function>("tostring")?,
+                    set_current,
+                    trip_memory,
+                    tripped,
+                    traceback_function(lua)?,
+                    tops,
+                ))?;
         base.raw_set("pcall", pcall)?;
         base.raw_set("xpcall", xpcall)?;
         Ok(Guards {
             resume,
             wrap,
+            close,
             prologue,
         })
     }
 
-    /// The `coroutine` library with the guarded `resume` and `wrap`.
+    /// The `coroutine` library with the guarded `resume`, `wrap` and `close`.
     fn coroutine(&self, lua: &Lua, real: &Table) -> mlua::Result<Table> {
         let copy = lua.create_table_with_capacity(0, 10)?;
         for pair in real.pairs::<Value, Value>() {
@@ -156,6 +237,9 @@ impl Guards {
         }
         copy.raw_set("resume", &self.resume)?;
         copy.raw_set("wrap", &self.wrap)?;
+        if !self.close.is_nil() {
+            copy.raw_set("close", &self.close)?;
+        }
         Ok(copy)
     }
 }
@@ -183,6 +267,15 @@ impl SandboxData {
         }
         let shim = Shim::load(lua, &self.env_mt)?;
         Ok(self.shim.get_or_init(|| shim))
+    }
+
+    /// The makers of the bounded library functions of this state.
+    fn bounded(&self, lua: &Lua) -> mlua::Result<&bounded::Bounded> {
+        if let Some(b) = self.bounded.get() {
+            return Ok(b);
+        }
+        let b = bounded::Bounded::load(lua)?;
+        Ok(self.bounded.get_or_init(|| b))
     }
 
     /// The `__newindex` handler of sealed tables.
@@ -248,8 +341,21 @@ impl SandboxData {
             self.base.raw_set(name, &f)?;
             return Ok(Value::Function(f));
         }
+        let function = match name {
+            "setmetatable" => Some(self.bounded(lua)?.setmetatable(lua)?),
+            #[cfg(feature = "luajit")]
+            "tostring" => Some(self.bounded(lua)?.tostring(lua)?),
+            #[cfg(not(feature = "luajit"))]
+            "tostring" => Some(lua.globals().raw_get::<Function>("tostring")?),
+            _ => None,
+        };
+        if let Some(f) = function {
+            self.base.raw_set(name, &f)?;
+            return Ok(Value::Function(f));
+        }
         if name == "string" {
             let real: Table = lua.globals().raw_get("string")?;
+            self.bounded(lua)?.patch_string(&real)?;
             return Ok(Value::Table(self.install_module(lua, name, real)?));
         }
         if let Some(lib) = engine::sandbox_library(name) {
@@ -275,6 +381,10 @@ impl SandboxData {
                     Some(guards) => guards.coroutine(lua, &real)?,
                     None => real,
                 },
+                "table" => {
+                    self.bounded(lua)?.patch_table(&real)?;
+                    real
+                }
                 _ => real,
             };
             return Ok(Value::Table(self.install_module(lua, name, table)?));
@@ -314,7 +424,11 @@ where
     F: Fn(&Lua, A) -> mlua::Result<R> + 'static,
 {
     lua.create_function(move |lua, args: MultiValue| {
-        let result = A::from_lua_multi(args, lua).and_then(|a| f(lua, a));
+        refuse_while_closing()?;
+        let result = HostCall::enter().and_then(|_call| {
+            let args = A::from_lua_multi(args, lua)?;
+            f(lua, args)
+        });
         host_result(lua, result)
     })
 }
@@ -399,6 +513,7 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
         output,
         host_library: config.host_library,
         shim: OnceCell::new(),
+        bounded: OnceCell::new(),
         guards,
         host_panicked: std::cell::Cell::new(false),
         tostring: globals.raw_get("tostring")?,
@@ -440,7 +555,11 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
         string.raw_set("dump", Value::Nil)?;
         data.base.set_metatable(Some(lazy_metatable(&lua)?))?;
     }
-    Ok(Sandbox { lua, data })
+    Ok(Sandbox {
+        lua,
+        data,
+        _closed: Closed,
+    })
 }
 
 /// The base's metatable: its `__index` opens lazily provided globals on first access.
@@ -449,6 +568,7 @@ fn lazy_metatable(lua: &Lua) -> mlua::Result<Table> {
     mt.raw_set(
         "__index",
         lua.create_function(|lua, (_base, key): (Table, Value)| match key {
+            _ if closing() => Ok(Value::Nil),
             Value::String(name) => {
                 let data = SandboxData::get(lua)?;
                 data.open_lazy(lua, &name.to_str()?)

@@ -133,9 +133,18 @@ impl ArrayMarker {
         Ok(marker)
     }
 
-    /// Marks the empty table `t` as an array.
+    /// Marks the empty table `t` as an array. A table that already has a metatable (a
+    /// script's, or a sealed library proxy's) is refused: host code never replaces the
+    /// metatable of a table it was given.
     pub(crate) fn mark(lua: &Lua, t: &mlua::Table) -> mlua::Result<()> {
-        t.set_metatable(Some(ArrayMarker::get_or_create(lua)?))
+        let marker = ArrayMarker::get_or_create(lua)?;
+        match t.metatable() {
+            None => t.set_metatable(Some(marker)),
+            Some(mt) if mt == marker => Ok(()),
+            Some(_) => Err(mlua::Error::runtime(
+                "cannot mark a table that has a metatable as a JSON array",
+            )),
+        }
     }
 }
 

@@ -12,6 +12,7 @@ const MAX_SLEEP_SECS: f64 = 86_400.0;
 pub(super) fn sleep_function(lua: &Lua) -> mlua::Result<Function> {
     lua.create_async_function(|lua, args: MultiValue| async move {
         let result = async {
+            crate::sandbox::refuse_while_closing()?;
             let seconds: f64 = mlua::FromLuaMulti::from_lua_multi(args, &lua)?;
             if !(0.0..=MAX_SLEEP_SECS).contains(&seconds) {
                 return Err(mlua::Error::runtime(format!(

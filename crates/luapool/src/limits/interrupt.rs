@@ -313,14 +313,29 @@ pub(crate) unsafe extern "C-unwind" fn trip_memory(l: *mut lua_State) -> c_int {
     unsafe { raise(l, Trip::Memory) }
 }
 
-/// Makes Lua functions of the two C functions above.
-pub(crate) fn c_functions(lua: &mlua::Lua) -> mlua::Result<(mlua::Function, mlua::Function)> {
-    // SAFETY: both functions follow the lua_CFunction protocol: they read their
+/// `tripped()`: true once a limit has stopped the running execution (the guards then skip
+/// script code that Lua would run with hooks disabled, such as an `xpcall` message
+/// handler called from inside the limit hook).
+pub(crate) unsafe extern "C-unwind" fn tripped(l: *mut lua_State) -> c_int {
+    let tripped = TRIPPED.with(|t| t.load(Ordering::Acquire)) != Trip::None as u8;
+    // SAFETY: Lua calls this C function with a valid state; pushing one value fits in the
+    // LUA_MINSTACK slots every C function gets.
+    unsafe { ffi::lua_pushboolean(l, c_int::from(tripped)) };
+    1
+}
+
+/// The C functions the guards (`limits::GUARDS`) call: `set_current`, `trip_memory`,
+/// `tripped`.
+pub(crate) fn c_functions(
+    lua: &mlua::Lua,
+) -> mlua::Result<(mlua::Function, mlua::Function, mlua::Function)> {
+    // SAFETY: the three functions follow the lua_CFunction protocol: they read their
     // arguments with the Lua API and either return a result count or raise an error.
     unsafe {
         Ok((
             lua.create_c_function(set_current)?,
             lua.create_c_function(trip_memory)?,
+            lua.create_c_function(tripped)?,
         ))
     }
 }

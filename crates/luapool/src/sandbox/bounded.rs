@@ -1,0 +1,236 @@
+//! Library functions rewritten so that no script code and no long loop escapes an
+//! execution's limits.
+//!
+//! The limit hook fires only between Lua instructions. Two kinds of engine functions run
+//! without any: a C loop whose length a script controls without allocating (the memory
+//! limit cannot bound it), and script code that Lua runs outside any execution. The
+//! sandbox replaces each such function with a Lua wrapper:
+//!
+//! | function | why | the sandbox's version |
+//! |---|---|---|
+//! | `setmetatable` | a `__gc` finalizer runs whenever the collector decides: in a later execution, between executions, at VM close, always with hooks disabled | refuses a metatable with a `__gc` field |
+//! | `string.rep` | `string.rep("", 2^53)` loops 2^53 times and allocates nothing | an empty result is returned at once |
+//! | `table.insert`, `table.remove`, `table.move`, `table.concat` | with a `__len` returning 2^53 (or a range that large) they loop in C; with C functions as `__index`/`__newindex` nothing in the loop dispatches an instruction | a table with a metatable (and any long `table.move`) is processed in chunks of [`CHUNK`] elements, so the hook fires between chunks |
+//! | `table.sort` | same, on a table with a metatable | such a table is copied into a plain one in Lua (bounded by the memory limit), sorted, and written back |
+//! | `tostring` (LuaJIT) | `__tostring = tostring` loops through fast-function tail calls without dispatching bytecode | a Lua function calling the engine's `tostring` |
+//!
+//! Plain tables (no metatable) keep the engine's functions: their length is the number of
+//! elements they hold, which the memory limit bounds.
+
+use mlua::{Function, Lua, Table, Value};
+
+use super::shim::load_helper;
+
+/// Elements processed by one call of an engine table function in a chunked operation.
+pub(crate) const CHUNK: i64 = 4096;
+
+const BOUNDED: &str = r##"
+local CHUNK, type, error, select, rawget, getmetatable, tonumber = ...
+local makers = {}
+local MAXINT = 0x7fffffffffffffff
+
+-- Numeric arguments as the engine's functions read them (strings are converted).
+local function num(v)
+  if type(v) == "string" then return tonumber(v) or v end
+  return v
+end
+
+local function integer(v)
+  return type(v) == "number" and v % 1 == 0 and v >= -MAXINT and v <= MAXINT
+end
+
+function makers.setmetatable(setmetatable)
+  return function(t, mt)
+    if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+      error("bad argument #2 to 'setmetatable' (__gc metamethods are not allowed in the sandbox)", 2)
+    end
+    return setmetatable(t, mt)
+  end
+end
+
+function makers.tostring(tostring)
+  return function(...) return tostring(...) end
+end
+
+function makers.rep(rep)
+  return function(s, n, sep)
+    -- Lua loops n times even when every piece is empty
+    n = num(n)
+    if s == "" and (sep == nil or sep == "") and integer(n) and n > CHUNK then
+      return ""
+    end
+    return rep(s, n, sep)
+  end
+end
+
+-- Moves n elements the way table.move does, a chunk at a time.
+local function chunked_move(move, a1, f, n, t, a2, backward)
+  if backward then
+    local i = n
+    while i > 0 do
+      local m = i < CHUNK and i or CHUNK
+      i = i - m
+      move(a1, f + i, f + i + m - 1, t + i, a2)
+    end
+  else
+    local i = 0
+    while i < n do
+      local m = n - i < CHUNK and n - i or CHUNK
+      move(a1, f + i, f + i + m - 1, t + i, a2)
+      i = i + m
+    end
+  end
+end
+
+-- The length of t as the table functions see it (luaL_len).
+local function length(t)
+  local n = #t
+  if not integer(n) then error("object length is not an integer", 3) end
+  return n
+end
+
+function makers.table(insert, remove, move, concat, sort)
+  local function bounded_move(a1, f, e, t, a2)
+    f, e, t = num(f), num(e), num(t)
+    if not (integer(f) and integer(e) and integer(t)) or e - f < CHUNK then
+      return move(a1, f, e, t, a2)
+    end
+    move(a1, 1, 0, 1, a2) -- moves nothing: the engine's checks of the tables
+    if not (f > 0 or e < MAXINT + f) then
+      error("bad argument #3 to 'move' (too many elements to move)", 2)
+    end
+    local n = e - f + 1
+    if not (t <= MAXINT - n + 1) then
+      error("bad argument #4 to 'move' (destination wrap around)", 2)
+    end
+    local same = a2 == nil or a2 == a1
+    chunked_move(move, a1, f, n, t, a2, same and t <= e and t > f)
+    if a2 == nil then return a1 end
+    return a2
+  end
+
+  local function bounded_insert(...)
+    local t, pos, v = ...
+    if select("#", ...) ~= 3 or type(t) ~= "table" or getmetatable(t) == nil then
+      return insert(...)
+    end
+    local e = length(t) + 1
+    pos = num(pos)
+    if not integer(pos) then return insert(t, pos, v) end -- Lua's argument error
+    if pos < 1 or pos > e then
+      error("bad argument #2 to 'insert' (position out of bounds)", 2)
+    end
+    if e > pos then chunked_move(move, t, pos, e - pos, pos + 1, nil, true) end
+    t[pos] = v
+  end
+
+  local function bounded_remove(t, ...)
+    if type(t) ~= "table" or getmetatable(t) == nil then return remove(t, ...) end
+    local size = length(t)
+    local pos = num((...))
+    if pos == nil then pos = size end
+    if not integer(pos) then return remove(t, ...) end -- Lua's argument error
+    if pos ~= size and (pos < 1 or pos > size + 1) then
+      error("bad argument #2 to 'remove' (position out of bounds)", 2)
+    end
+    local removed = t[pos]
+    if pos < size then
+      chunked_move(move, t, pos + 1, size - pos, pos, nil, false)
+      pos = size
+    end
+    t[pos] = nil
+    return removed
+  end
+
+  local function bounded_concat(t, sep, i, j)
+    if type(t) ~= "table" or getmetatable(t) == nil then return concat(t, sep, i, j) end
+    if j == nil then j = length(t) end
+    if i == nil then i = 1 end
+    i, j = num(i), num(j)
+    if not (integer(i) and integer(j)) or j - i < CHUNK then return concat(t, sep, i, j) end
+    local pieces, n = {}, 0
+    while i <= j do
+      local last = j - i < CHUNK and j or i + CHUNK - 1
+      n = n + 1
+      pieces[n] = concat(t, sep, i, last)
+      i = last + 1
+    end
+    return concat(pieces, sep)
+  end
+
+  local function bounded_sort(t, comp)
+    if type(t) ~= "table" or getmetatable(t) == nil then return sort(t, comp) end
+    local n = length(t)
+    if n < CHUNK then return sort(t, comp) end
+    local copy = {}
+    for i = 1, n do copy[i] = t[i] end
+    sort(copy, comp)
+    for i = 1, n do t[i] = copy[i] end
+  end
+
+  return bounded_insert, bounded_remove, bounded_move, bounded_concat, bounded_sort
+end
+
+return makers
+"##;
+
+/// The makers of the bounded functions of one state, loaded on first use.
+pub(crate) struct Bounded {
+    makers: Table,
+}
+
+impl Bounded {
+    pub(crate) fn load(lua: &Lua) -> mlua::Result<Bounded> {
+        static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let globals = lua.globals();
+        let makers: Table = load_helper(lua, &BYTECODE, BOUNDED)?.call((
+            CHUNK,
+            globals.raw_get::<Function>("type")?,
+            globals.raw_get::<Function>("error")?,
+            globals.raw_get::<Function>("select")?,
+            globals.raw_get::<Function>("rawget")?,
+            globals.raw_get::<Function>("getmetatable")?,
+            globals.raw_get::<Function>("tonumber")?,
+        ))?;
+        Ok(Bounded { makers })
+    }
+
+    fn make(&self, name: &str, real: impl mlua::IntoLuaMulti) -> mlua::Result<Function> {
+        self.makers.raw_get::<Function>(name)?.call(real)
+    }
+
+    /// `setmetatable` refusing `__gc`.
+    pub(crate) fn setmetatable(&self, lua: &Lua) -> mlua::Result<Function> {
+        let real: Function = lua.globals().raw_get("setmetatable")?;
+        self.make("setmetatable", real)
+    }
+
+    /// `tostring` as a Lua function (LuaJIT).
+    #[cfg(feature = "luajit")]
+    pub(crate) fn tostring(&self, lua: &Lua) -> mlua::Result<Function> {
+        let real: Function = lua.globals().raw_get("tostring")?;
+        self.make("tostring", real)
+    }
+
+    /// Replaces `rep` in the real `string` table (which string methods also reach).
+    pub(crate) fn patch_string(&self, string: &Table) -> mlua::Result<()> {
+        let rep = self.make("rep", string.raw_get::<Function>("rep")?)?;
+        string.raw_set("rep", rep)
+    }
+
+    /// Replaces the looping functions of the real `table` table.
+    pub(crate) fn patch_table(&self, table: &Table) -> mlua::Result<()> {
+        const NAMES: [&str; 5] = ["insert", "remove", "move", "concat", "sort"];
+        let mut real = Vec::with_capacity(NAMES.len());
+        for name in NAMES {
+            real.push(table.raw_get::<Value>(name)?);
+        }
+        let maker: Function = self.makers.raw_get("table")?;
+        let (insert, remove, move_, concat, sort): (Function, Function, Function, Function, Function) =
+            maker.call(mlua::MultiValue::from_iter(real))?;
+        for (name, f) in NAMES.into_iter().zip([insert, remove, move_, concat, sort]) {
+            table.raw_set(name, f)?;
+        }
+        Ok(())
+    }
+}
