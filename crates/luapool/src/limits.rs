@@ -386,7 +386,10 @@ local function wrap(f)
 end
 local function handler(e)
   if tripped() then return e end
-  if type(e) ~= "string" then e = tostring(e) end
+  -- Only a table's __tostring is script code (a userdata error is the host's own: mlua's
+  -- errors keep their kind through here)
+  if type(e) == "table" then e = tostring(e) end
+  if type(e) ~= "string" then return e end
   return traceback(e, 2)
 end
 local function finish(ok, ...)

@@ -25,9 +25,25 @@ use super::shim::load_helper;
 pub(crate) const CHUNK: i64 = 4096;
 
 const BOUNDED: &str = r##"
-local CHUNK, type, error, select, rawget, getmetatable, tonumber = ...
+local CHUNK, type, error, select, rawget, getmetatable, tonumber, pcall, find = ...
 local makers = {}
 local MAXINT = 0x7fffffffffffffff
+
+-- The wrappers call the engine's functions through trampolines (call_*) under pcall: a
+-- trampoline calls its function from a Lua frame under the function's own name, so that
+-- the function's errors name it ("bad argument #1 to 'insert'") and carry the
+-- trampoline's position ("luapool:12:"), which `rethrow` replaces with the caller's, as
+-- the engine's function called directly would. Other errors (a comparator's, a
+-- metamethod's) pass unchanged.
+local function rethrow(ok, ...)
+  if ok then return ... end
+  local e = ...
+  if type(e) == "string" then
+    local _, stop = find(e, "^luapool:%d+: ")
+    if stop then error(e:sub(stop + 1), 2) end
+  end
+  error(e, 0)
+end
 
 -- Numeric arguments as the engine's functions read them (strings are converted).
 local function num(v)
@@ -40,11 +56,12 @@ local function integer(v)
 end
 
 function makers.setmetatable(setmetatable)
+  local function call_setmetatable(t, mt) return (setmetatable(t, mt)) end
   return function(t, mt)
     if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
       error("bad argument #2 to 'setmetatable' (__gc metamethods are not allowed in the sandbox)", 2)
     end
-    return setmetatable(t, mt)
+    return rethrow(pcall(call_setmetatable, t, mt))
   end
 end
 
@@ -53,13 +70,14 @@ function makers.tostring(tostring)
 end
 
 function makers.rep(rep)
+  local function call_rep(...) return (rep(...)) end
   return function(s, n, sep)
     -- Lua loops n times even when every piece is empty
     n = num(n)
     if s == "" and (sep == nil or sep == "") and integer(n) and n > CHUNK then
       return ""
     end
-    return rep(s, n, sep)
+    return rethrow(pcall(call_rep, s, n, sep))
   end
 end
 
@@ -90,12 +108,19 @@ local function length(t)
 end
 
 function makers.table(insert, remove, move, concat, sort)
+  local function call_insert(...) insert(...) end
+  local function call_remove(...) return (remove(...)) end
+  local function call_move(...) return (move(...)) end
+  local function call_concat(...) return (concat(...)) end
+  local function call_sort(...) sort(...) end
   local function bounded_move(a1, f, e, t, a2)
     f, e, t = num(f), num(e), num(t)
     if not (integer(f) and integer(e) and integer(t)) or e - f < CHUNK then
-      return move(a1, f, e, t, a2)
+      return rethrow(pcall(call_move, a1, f, e, t, a2))
     end
-    move(a1, 1, 0, 1, a2) -- moves nothing: the engine's checks of the tables
+    -- moves nothing: the engine's checks of the tables
+    local ok, err = pcall(call_move, a1, 1, 0, 1, a2)
+    if not ok then return rethrow(ok, err) end
     if not (f > 0 or e < MAXINT + f) then
       error("bad argument #3 to 'move' (too many elements to move)", 2)
     end
@@ -112,11 +137,11 @@ function makers.table(insert, remove, move, concat, sort)
   local function bounded_insert(...)
     local t, pos, v = ...
     if select("#", ...) ~= 3 or type(t) ~= "table" or getmetatable(t) == nil then
-      return insert(...)
+      return rethrow(pcall(call_insert, ...))
     end
     local e = length(t) + 1
     pos = num(pos)
-    if not integer(pos) then return insert(t, pos, v) end -- Lua's argument error
+    if not integer(pos) then return rethrow(pcall(call_insert, t, pos, v)) end -- Lua's argument error
     if pos < 1 or pos > e then
       error("bad argument #2 to 'insert' (position out of bounds)", 2)
     end
@@ -125,11 +150,11 @@ function makers.table(insert, remove, move, concat, sort)
   end
 
   local function bounded_remove(t, ...)
-    if type(t) ~= "table" or getmetatable(t) == nil then return remove(t, ...) end
+    if type(t) ~= "table" or getmetatable(t) == nil then return rethrow(pcall(call_remove, t, ...)) end
     local size = length(t)
     local pos = num((...))
     if pos == nil then pos = size end
-    if not integer(pos) then return remove(t, ...) end -- Lua's argument error
+    if not integer(pos) then return rethrow(pcall(call_remove, t, ...)) end -- Lua's argument error
     if pos ~= size and (pos < 1 or pos > size + 1) then
       error("bad argument #2 to 'remove' (position out of bounds)", 2)
     end
@@ -143,11 +168,15 @@ function makers.table(insert, remove, move, concat, sort)
   end
 
   local function bounded_concat(t, sep, i, j)
-    if type(t) ~= "table" or getmetatable(t) == nil then return concat(t, sep, i, j) end
+    if type(t) ~= "table" or getmetatable(t) == nil then
+      return rethrow(pcall(call_concat, t, sep, i, j))
+    end
     if j == nil then j = length(t) end
     if i == nil then i = 1 end
     i, j = num(i), num(j)
-    if not (integer(i) and integer(j)) or j - i < CHUNK then return concat(t, sep, i, j) end
+    if not (integer(i) and integer(j)) or j - i < CHUNK then
+      return rethrow(pcall(call_concat, t, sep, i, j))
+    end
     local pieces, n = {}, 0
     while i <= j do
       local last = j - i < CHUNK and j or i + CHUNK - 1
@@ -159,12 +188,13 @@ function makers.table(insert, remove, move, concat, sort)
   end
 
   local function bounded_sort(t, comp)
-    if type(t) ~= "table" or getmetatable(t) == nil then return sort(t, comp) end
+    if type(t) ~= "table" or getmetatable(t) == nil then return rethrow(pcall(call_sort, t, comp)) end
     local n = length(t)
-    if n < CHUNK then return sort(t, comp) end
+    if n < CHUNK then return rethrow(pcall(call_sort, t, comp)) end
     local copy = {}
     for i = 1, n do copy[i] = t[i] end
-    sort(copy, comp)
+    local ok, err = pcall(call_sort, copy, comp)
+    if not ok then return rethrow(ok, err) end
     for i = 1, n do t[i] = copy[i] end
   end
 
@@ -191,6 +221,10 @@ impl Bounded {
             globals.raw_get::<Function>("rawget")?,
             globals.raw_get::<Function>("getmetatable")?,
             globals.raw_get::<Function>("tonumber")?,
+            globals.raw_get::<Function>("pcall")?,
+            lua.globals()
+                .raw_get::<Table>("string")?
+                .raw_get::<Function>("find")?,
         ))?;
         Ok(Bounded { makers })
     }
