@@ -285,6 +285,29 @@ impl Meter {
         (Err(error), Outcome::Interrupted)
     }
 
+    /// True once a limit has stopped the execution.
+    pub(crate) fn tripped(&self) -> bool {
+        self.tripped != Trip::None
+    }
+
+    /// Runs `release` (which releases the execution's coroutine) in a stretch in which
+    /// the execution has already tripped a limit, so that any script code it runs stops
+    /// at its first instruction; then removes every hook the execution armed. The trip
+    /// the execution had before is kept for [`finish`](Meter::finish).
+    pub(crate) fn release(&mut self, main: *mut lua_State, release: impl FnOnce()) {
+        let before = self.tripped;
+        if before == Trip::None {
+            self.tripped = Trip::Timeout;
+        }
+        let stretch = self.enter(main);
+        release();
+        self.leave(stretch);
+        self.tripped = before;
+        for l in self.armed.drain(..) {
+            interrupt::disarm(l);
+        }
+    }
+
     /// Time left before the wall-clock timeout, if there is one.
     pub(crate) fn wall_left(&self) -> Option<Duration> {
         self.limits
@@ -328,8 +351,8 @@ fn nanos(d: Duration) -> u64 {
 pub(crate) const GUARDS: &str = r#"
 -- The engine's functions keep their own names here, so that their argument errors read as
 -- in Lua ("bad argument #2 to 'xpcall'"); the guarded versions are the guarded_*.
-local pcall, xpcall, create, resume, running, close, error, type, select, tostring,
-  set_current, trip_memory, tripped, traceback, tops = ...
+local pcall, xpcall, create, resume, running, close, error, type, select,
+  set_current, trip_memory, tripped, handler, tops = ...
 local MEM = "not enough memory"
 local function checked(ok, ...)
   if not ok and (...) == MEM then trip_memory() end
@@ -341,11 +364,11 @@ local function guarded_pcall(...)
 end
 local function guarded_xpcall(f, h, ...)
   if type(h) ~= "function" then return xpcall(f, h, ...) end -- Lua's own argument error
-  local function handler(m)
+  local function guarded_handler(m)
     if tripped() then return m end
     return h(m)
   end
-  return checked(xpcall(f, handler, ...))
+  return checked(xpcall(f, guarded_handler, ...))
 end
 local function restore(prev, ok, ...)
   set_current(prev)
@@ -383,14 +406,6 @@ end
 local function wrap(f)
   local co = create(f)
   return function(...) return unwrap(co, guarded_resume(co, ...)) end
-end
-local function handler(e)
-  if tripped() then return e end
-  -- Only a table's __tostring is script code (a userdata error is the host's own: mlua's
-  -- errors keep their kind through here)
-  if type(e) == "table" then e = tostring(e) end
-  if type(e) ~= "string" then return e end
-  return traceback(e, 2)
 end
 local function finish(ok, ...)
   if ok then return ... end

@@ -192,7 +192,7 @@ impl Guards {
         guard_close(lua)?;
         let globals = lua.globals();
         let coroutine: Table = globals.raw_get("coroutine")?;
-        let (set_current, trip_memory, tripped) = limits::c_functions(lua)?;
+        let [set_current, trip_memory, tripped, handler] = limits::c_functions(lua)?;
         // The coroutines that run executions (weak keys: they are collected as usual).
         let tops = lua.create_table()?;
         let weak_keys = lua.create_table_with_capacity(0, 1)?;
@@ -211,11 +211,10 @@ impl Guards {
                     globals.raw_get::<Function>("error")?,
                     globals.raw_get::<Function>("type")?,
                     globals.raw_get::<Function>("select")?,
-                    globals.raw_get::<Function>("tostring")?,
                     set_current,
                     trip_memory,
                     tripped,
-                    traceback_function(lua)?,
+                    handler,
                     tops,
                 ))?;
         base.raw_set("pcall", pcall)?;

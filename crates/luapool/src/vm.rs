@@ -165,21 +165,29 @@ impl Plan {
     }
 
     async fn run_async<R: FromLuaMulti>(mut self) -> Result<R> {
-        if let Some(meter) = self.meter.as_mut() {
-            meter.allow_yield();
-        }
         let Some(mut meter) = self.meter.take() else {
             let results = self.func.call_async(self.args.clone()).await;
             return self.finish(results);
         };
+        meter.allow_yield();
         let main_state = self.state.lua().state();
         let wall_left = meter.wall_left();
+        let mut exec = Execution {
+            call: Some(Box::pin(
+                self.func.call_async::<MultiValue>(self.args.clone()),
+            )),
+            meter,
+            main: main_state,
+        };
         let results = {
-            let mut call = std::pin::pin!(self.func.call_async::<MultiValue>(self.args.clone()));
+            let Execution { call, meter, .. } = &mut exec;
             // Set while the execution waits out the rest of its thread's tasks after its
             // time slice ran out.
             let mut held: Option<AfterDriver> = None;
             let metered = std::future::poll_fn(|cx| {
+                let Some(call) = call.as_mut() else {
+                    return Poll::Ready(None);
+                };
                 if meter.wall_left() == Some(Duration::ZERO) {
                     // Out of time while awaiting: drop the call (which cancels the pending
                     // host future) rather than resume it only to interrupt it.
@@ -215,9 +223,12 @@ impl Plan {
                 None => metered.await,
             }
         };
+        let clean = matches!(results, Some(Ok(_)));
+        let meter = exec.end(clean);
         match results {
             Some(results) => self.metered(meter, results),
             None => {
+                let mut meter = meter;
                 let (err, outcome) = meter.timed_out();
                 self.state.note(outcome, self.shared_globals);
                 Err(err)
@@ -234,6 +245,43 @@ impl Plan {
         let (result, outcome) = meter.finish(self.finish(results));
         state.note(outcome, shared);
         result
+    }
+}
+
+/// An async execution's coroutine call and its meter.
+///
+/// However the execution ends (it returns, fails, times out, or its caller drops it),
+/// the call is released inside a stretch in which the execution's limit has already
+/// tripped: releasing it may run Lua code (mlua resumes a coroutine dropped while it
+/// awaited so that it unwinds, and Lua then closes its pending to-be-closed variables),
+/// and that code must stop at its first instruction instead of running unmetered.
+struct Execution<F> {
+    call: Option<std::pin::Pin<Box<F>>>,
+    meter: Meter,
+    main: *mut mlua::ffi::lua_State,
+}
+
+impl<F> Execution<F> {
+    /// Releases the call (see the type's docs) and gives the meter back. A call that
+    /// returned cleanly has nothing left to run: it is released as is.
+    fn end(mut self, clean: bool) -> Meter {
+        let call = self.call.take();
+        if clean {
+            drop(call);
+        } else {
+            self.meter.release(self.main, move || drop(call));
+        }
+        // The meter moves out; `Drop` then finds no call.
+        std::mem::replace(&mut self.meter, Meter::new(crate::limits::Limits::default()))
+    }
+}
+
+impl<F> Drop for Execution<F> {
+    fn drop(&mut self) {
+        // The caller dropped the execution while it was suspended.
+        if let Some(call) = self.call.take() {
+            self.meter.release(self.main, move || drop(call));
+        }
     }
 }
 
@@ -465,7 +513,7 @@ impl Vm {
     /// # Errors
     /// [`Error::Syntax`] naming the script and line.
     pub fn compile(&self, script: &Script) -> Result<()> {
-        self.state.compiled(script).map(|_| ())
+        self.state.compiled(script, None).map(|_| ())
     }
 
     /// Runs a chunk and returns all its results as [`Value`]s.
@@ -621,10 +669,12 @@ impl Vm {
         let lua = state.lua();
         let mut args = args.into_lua_multi(lua).map_err(|e| classify(e, None))?;
         let shared = self.config.isolation == Isolation::Shared;
+        let mut meter = self.limits.any().then(|| Meter::new(self.limits));
         let (func, calls) = match target {
             Target::Chunk(script) => {
                 let entry = if shared { Entry::Shared } else { Entry::Fresh };
-                (state.entry(&*state.compiled(script)?, entry)?, None)
+                let compiled = state.compiled(script, meter.as_mut())?;
+                (state.entry(&compiled, entry)?, None)
             }
             Target::ChunkThenCall(script, name) => {
                 let entry = if shared {
@@ -632,7 +682,8 @@ impl Vm {
                 } else {
                     Entry::FreshThenCall
                 };
-                let func = state.entry(&*state.compiled(script)?, entry)?;
+                let compiled = state.compiled(script, meter.as_mut())?;
+                let func = state.entry(&compiled, entry)?;
                 let name_value = lua.create_string(name).map_err(|e| classify(e, None))?;
                 args.push_front(mlua::Value::String(name_value));
                 (func, Some(name.to_string()))
@@ -651,7 +702,7 @@ impl Vm {
             func,
             args,
             calls,
-            meter: self.limits.any().then(|| Meter::new(self.limits)),
+            meter,
             shared_globals: shared,
         })
     }

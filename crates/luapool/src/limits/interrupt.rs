@@ -324,18 +324,51 @@ pub(crate) unsafe extern "C-unwind" fn tripped(l: *mut lua_State) -> c_int {
     1
 }
 
+/// `handler(e)`: the message handler of every execution (its prologue runs it under
+/// `xpcall`). A table's `__tostring` is called here, inside the execution and under its
+/// limits, not later by the host; a string gets the traceback of where it was raised.
+/// Once a limit has tripped, or when no stack is left (a stack overflow), the error
+/// object is returned as it is: nothing that could run long or fail runs then. Written
+/// in C so that it needs no Lua call frame of its own.
+pub(crate) unsafe extern "C-unwind" fn message_handler(l: *mut lua_State) -> c_int {
+    if TRIPPED.with(|t| t.load(Ordering::Acquire)) != Trip::None as u8 {
+        return 1;
+    }
+    // SAFETY: Lua calls a message handler with the error object as its one argument.
+    // Each push below is preceded by a `lua_checkstack` that guarantees the room it
+    // needs (LUA_TRACEBACK_STACK for `luaL_traceback`, as mlua's own handler does).
+    // `luaL_tolstring` may call a `__tostring` metamethod, which may raise: this frame
+    // holds nothing that needs dropping.
+    unsafe {
+        if ffi::lua_checkstack(l, 2) == 0 {
+            return 1;
+        }
+        if ffi::lua_type(l, 1) == ffi::LUA_TTABLE {
+            ffi::luaL_tolstring(l, 1, std::ptr::null_mut());
+            ffi::lua_replace(l, 1);
+        }
+        if ffi::lua_type(l, 1) != ffi::LUA_TSTRING
+            || ffi::lua_checkstack(l, ffi::LUA_TRACEBACK_STACK) == 0
+        {
+            return 1;
+        }
+        let msg = ffi::lua_tostring(l, 1);
+        ffi::luaL_traceback(l, l, msg, 1);
+        1
+    }
+}
+
 /// The C functions the guards (`limits::GUARDS`) call: `set_current`, `trip_memory`,
-/// `tripped`.
-pub(crate) fn c_functions(
-    lua: &mlua::Lua,
-) -> mlua::Result<(mlua::Function, mlua::Function, mlua::Function)> {
-    // SAFETY: the three functions follow the lua_CFunction protocol: they read their
+/// `tripped` and `message_handler`.
+pub(crate) fn c_functions(lua: &mlua::Lua) -> mlua::Result<[mlua::Function; 4]> {
+    // SAFETY: the four functions follow the lua_CFunction protocol: they read their
     // arguments with the Lua API and either return a result count or raise an error.
     unsafe {
-        Ok((
+        Ok([
             lua.create_c_function(set_current)?,
             lua.create_c_function(trip_memory)?,
             lua.create_c_function(tripped)?,
-        ))
+            lua.create_c_function(message_handler)?,
+        ])
     }
 }

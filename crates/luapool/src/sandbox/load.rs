@@ -1,6 +1,5 @@
 //! The sandbox's `load`: text chunks only, with the caller's environment by default.
 
-use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
 use super::{host_function, SandboxData};
@@ -13,6 +12,11 @@ const MAX_STACK_SEARCH: usize = 64;
 /// Binary chunks are refused whatever `mode` says. Without an `env` argument the chunk
 /// gets the environment of the Lua function that called `load` (its `_ENV` upvalue), so a
 /// chunk loaded during an execution sees that execution's globals and nothing else.
+///
+/// The engine compiles the chunk (through the shim's `compile`): the source stays in
+/// Lua memory, where the memory limit counts it, whether it is a string or the pieces a
+/// reader function returns, and the compiler reads it from a Lua function, where the
+/// execution's CPU limit and timeout can stop it.
 pub(crate) fn load_function(lua: &Lua) -> mlua::Result<Function> {
     host_function(lua, |lua, args: MultiValue| {
         let mut args = args.into_iter();
@@ -21,9 +25,14 @@ pub(crate) fn load_function(lua: &Lua) -> mlua::Result<Function> {
         let mode = args.next().unwrap_or(Value::Nil);
         let env = args.next();
 
-        let source: Vec<u8> = match chunk {
-            Value::String(s) => s.as_bytes().to_vec(),
-            Value::Function(reader) => read_all(&reader)?,
+        let default_name = match &chunk {
+            Value::String(s) => {
+                if s.as_bytes().first() == Some(&0x1b) {
+                    return fail(lua, super::shim::BINARY);
+                }
+                chunk.clone()
+            }
+            Value::Function(_) => Value::String(lua.create_string("=(load)")?),
             other => {
                 return Err(mlua::Error::runtime(format!(
                     "bad argument #1 to 'load' (string expected, got {})",
@@ -36,15 +45,9 @@ pub(crate) fn load_function(lua: &Lua) -> mlua::Result<Function> {
                 return fail(lua, "attempt to load a text chunk (mode is 'b'): binary chunks are not allowed in the sandbox");
             }
         }
-        if source.first() == Some(&0x1b) {
-            return fail(
-                lua,
-                "attempt to load a binary chunk: binary chunks are not allowed in the sandbox",
-            );
-        }
         let name = match chunkname {
-            Value::String(s) => s.to_str()?.to_string(),
-            _ => String::from_utf8_lossy(&source).into_owned(),
+            Value::String(_) => chunkname,
+            _ => default_name,
         };
         let env: Table = match env {
             Some(Value::Table(t)) => t,
@@ -57,17 +60,18 @@ pub(crate) fn load_function(lua: &Lua) -> mlua::Result<Function> {
             }
             None => caller_env(lua)?,
         };
-        match lua
-            .load(source)
-            .set_name(name)
-            .set_mode(ChunkMode::Text)
-            .set_environment(env)
-            .into_function()
-        {
-            Ok(f) => Ok(MultiValue::from_iter([Value::Function(f)])),
-            Err(mlua::Error::SyntaxError { message, .. }) => fail(lua, &message),
-            Err(e) => Err(e),
-        }
+        let data = SandboxData::get(lua)?;
+        data.shim(lua)?
+            .compile
+            .call((chunk, name, env))
+            .map_err(|e| match e {
+                // The call's own message handler found no stack left for the traceback
+                // of a stack overflow.
+                mlua::Error::RuntimeError(m) if m.contains("error in error handling") => {
+                    mlua::Error::runtime("stack overflow")
+                }
+                other => other,
+            })
     })
 }
 
@@ -77,23 +81,6 @@ fn fail(lua: &Lua, message: &str) -> mlua::Result<MultiValue> {
         Value::Nil,
         Value::String(lua.create_string(message)?),
     ]))
-}
-
-/// Concatenates the pieces returned by a `load` reader function.
-fn read_all(reader: &Function) -> mlua::Result<Vec<u8>> {
-    let mut source = Vec::new();
-    loop {
-        match reader.call::<Value>(())? {
-            Value::String(s) if !s.as_bytes().is_empty() => source.extend_from_slice(&s.as_bytes()),
-            Value::Nil | Value::String(_) => return Ok(source),
-            other => {
-                return Err(mlua::Error::runtime(format!(
-                    "reader function must return a string, got {}",
-                    other.type_name()
-                )))
-            }
-        }
-    }
 }
 
 /// The `_ENV` of the nearest Lua function on the caller's stack, or a fresh environment

@@ -24,8 +24,19 @@ pub(crate) fn fail_marker() -> Value {
     Value::LightUserData(mlua::LightUserData(fail_pointer()))
 }
 
+/// What `load` says of a binary chunk.
+pub(crate) const BINARY: &str =
+    "attempt to load a binary chunk: binary chunks are not allowed in the sandbox";
+
+/// Bytes of source the compiler gets at a time (see [`Shim::compile`]).
+pub(crate) const PIECE: i64 = 4096;
+
 const SHIM: &str = r#"
-local setmetatable, type, env_mt, FAIL = ...
+local setmetatable, type, env_mt, FAIL, load, sub, PIECE, error, BINARY = ...
+local function loaded(ok, ...)
+  if ok then return ... end
+  return nil, (...)
+end
 local function call_global(env, main, name, ...)
   main()
   local f = env[name]
@@ -53,6 +64,34 @@ return
   -- shared_caller(env, main): (name, ...) runs `main`, then the global `name` of `env`
   function(env, main)
     return function(name, ...) return call_global(env, main, name, ...) end
+  end,
+  -- compile(chunk, name, env): the engine's `load` of a text chunk (a string or a reader
+  -- function), fed PIECE bytes at a time by a Lua reader so that the limit hook fires
+  -- while the compiler works
+  function(chunk, name, env)
+    local reader = chunk
+    if type(chunk) == "function" then
+      local first = true
+      reader = function()
+        local piece = chunk()
+        if first and type(piece) == "string" and piece ~= "" then
+          first = false
+          if sub(piece, 1, 1) == "\27" then error(BINARY, 0) end
+        end
+        return piece
+      end
+    elseif type(chunk) == "string" then
+      local i = 1
+      reader = function()
+        local piece = sub(chunk, i, i + PIECE - 1)
+        i = i + PIECE
+        return piece
+      end
+    end
+    -- under pcall: the compiler runs with the message handler of its caller, which must
+    -- not see the errors of the reader (a limit, raised in it)
+    if env == nil then return loaded(pcall(load, reader, name, "t")) end
+    return loaded(pcall(load, reader, name, "t", env))
   end
 "#;
 
@@ -69,23 +108,35 @@ pub(crate) struct Shim {
     /// `shared_caller(env, main)`: a function `(name, ...)` running `main`, then calling
     /// the global `name` of `env`.
     pub(crate) shared_caller: Function,
+    /// `compile(chunk, name, env)`: the engine's `load(chunk, name, "t", env)` of a
+    /// string or a reader function; the compiler reads [`PIECE`] bytes at a time from a
+    /// Lua function, so a long compilation is stopped by the execution's limits like any
+    /// Lua code, and the source it holds is in Lua memory (counted by the memory limit).
+    pub(crate) compile: Function,
 }
 
 impl Shim {
     pub(crate) fn load(lua: &Lua, env_mt: &Table) -> mlua::Result<Shim> {
         let globals = lua.globals();
         static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
-        let (runner, caller, shared_caller) =
-            load_helper(lua, &BYTECODE, SHIM)?.call::<(Function, Function, Function)>((
+        let string: Table = globals.raw_get("string")?;
+        let (runner, caller, shared_caller, compile) = load_helper(lua, &BYTECODE, SHIM)?
+            .call::<(Function, Function, Function, Function)>((
                 globals.raw_get::<Function>("setmetatable")?,
                 globals.raw_get::<Function>("type")?,
                 env_mt.clone(),
                 fail_marker(),
+                globals.raw_get::<Function>("load")?,
+                string.raw_get::<Function>("sub")?,
+                PIECE,
+                globals.raw_get::<Function>("error")?,
+                BINARY,
             ))?;
         Ok(Shim {
             runner,
             caller,
             shared_caller,
+            compile,
         })
     }
 }

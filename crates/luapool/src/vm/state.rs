@@ -3,11 +3,10 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
-use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua, Table};
 
 use crate::error::{classify, Result};
-use crate::limits::Outcome;
+use crate::limits::{Meter, Outcome};
 use crate::sandbox::{self, Output, Sandbox, SandboxData, Shim};
 use crate::script::Script;
 use crate::vm::cache::ChunkCache;
@@ -105,13 +104,34 @@ impl State {
         self.data().shim(self.lua()).map_err(|e| classify(e, None))
     }
 
-    /// The compiled `script`, from the cache or freshly compiled.
-    pub(crate) fn compiled(&self, script: &Script) -> Result<Rc<Compiled>> {
+    /// The compiled `script`, from the cache or freshly compiled. With a `meter`, the
+    /// compilation is part of the execution it meters: its limits stop a long one.
+    pub(crate) fn compiled(
+        &self,
+        script: &Script,
+        meter: Option<&mut Meter>,
+    ) -> Result<Rc<Compiled>> {
         if let Some(c) = self.cache.borrow_mut().get(script) {
             return Ok(c);
         }
+        let factory = match meter {
+            None => compile(self.lua(), self.shim()?, script)?,
+            Some(meter) => {
+                let stretch = meter.enter(self.lua().state());
+                let result = compile(self.lua(), self.shim()?, script);
+                meter.leave(stretch);
+                if meter.tripped() {
+                    // The limit error replaces whatever the compiler reported.
+                    let (result, outcome) = meter.finish(result);
+                    self.note(outcome, false);
+                    result?
+                } else {
+                    result?
+                }
+            }
+        };
         let compiled = Rc::new(Compiled {
-            factory: compile(self.lua(), script)?,
+            factory,
             entries: Default::default(),
         });
         self.cache.borrow_mut().insert(script, Rc::clone(&compiled));
@@ -208,30 +228,40 @@ impl State {
     }
 }
 
-/// Compiles `script` (as text) into its factory.
+/// Compiles `script` (as text) into its factory, through the shim's `compile` (so that
+/// the execution's limits can stop a long compilation).
 ///
 /// The script is first compiled as it is, so that syntax errors are exactly Lua's, with the
 /// script's own line numbers; then wrapped (see [`WRAP_PREFIX`]).
-fn compile(lua: &Lua, script: &Script) -> Result<Function> {
-    let syntax = |e| classify(e, Some(script.name()));
-    lua.load(script.source())
-        .set_name(script.chunk_name())
-        .set_mode(ChunkMode::Text)
-        .into_function()
-        .map_err(syntax)?;
+fn compile(lua: &Lua, shim: &Shim, script: &Script) -> Result<Function> {
+    let load = |source: &[u8]| -> Result<Function> {
+        let engine = |e| classify(e, None);
+        let source = lua.create_string(source).map_err(engine)?;
+        let (f, message): (Option<Function>, Option<String>) = shim
+            .compile
+            .call((source, script.chunk_name(), mlua::Value::Nil))
+            .map_err(engine)?;
+        f.ok_or_else(|| {
+            let message = message.unwrap_or_else(|| "cannot compile".to_string());
+            classify(
+                mlua::Error::SyntaxError {
+                    message,
+                    incomplete_input: false,
+                },
+                Some(script.name()),
+            )
+        })
+    };
+    load(script.source())?;
     let source = script.source();
     let mut wrapped = Vec::with_capacity(WRAP_PREFIX.len() + source.len() + WRAP_SUFFIX.len());
     wrapped.extend_from_slice(WRAP_PREFIX);
     wrapped.extend_from_slice(source);
     wrapped.extend_from_slice(WRAP_SUFFIX);
-    let chunk = lua
-        .load(wrapped)
-        .set_name(script.chunk_name())
-        .set_mode(ChunkMode::Text)
-        .into_function()
-        .map_err(syntax)?;
+    let chunk = load(&wrapped)?;
     factory(lua, chunk).map_err(|e| classify(e, None))
 }
+
 
 /// The factory of a wrapped chunk: the chunk itself where `_ENV` is a local it sets.
 #[cfg(not(feature = "luajit"))]
