@@ -78,7 +78,11 @@ pub(crate) fn check_head(req: &Request<Incoming>, max_body: usize) -> Result<(),
 ///
 /// # Errors
 /// [`Refused::TooLarge`], [`Refused::BodyTimeout`], [`Refused::BadBody`].
-pub(crate) async fn read_body(body: Incoming, max: usize, timeout: Duration) -> Result<Bytes, Refused> {
+pub(crate) async fn read_body(
+    body: Incoming,
+    max: usize,
+    timeout: Duration,
+) -> Result<Bytes, Refused> {
     match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
         Err(_elapsed) => Err(Refused::BodyTimeout),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),

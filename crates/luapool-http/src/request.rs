@@ -61,7 +61,7 @@ fn builder(lua: &Lua) -> mlua::Result<Function> {
 impl IntoLua for LuaRequest {
     fn into_lua(self, lua: &Lua) -> mlua::Result<mlua::Value> {
         let header_count = self.parts.headers.len();
-        let query: Vec<(Cow<'_, [u8]>, Cow<'_, [u8]>)> = self
+        let query: Vec<QueryPair<'_>> = self
             .parts
             .uri
             .query()
@@ -119,10 +119,13 @@ impl LuaRequest {
     }
 }
 
+/// A query key and value, decoded.
+type QueryPair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
 /// The key-value pairs of a query string, decoded as HTML forms are (`+` is a space,
 /// `%XX` the byte XX) into bytes: invalid UTF-8 stays as it was sent. A pair without `=`
 /// has an empty value; empty pairs are skipped.
-fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, [u8]>, Cow<'_, [u8]>)> {
+fn query_pairs(query: &str) -> impl Iterator<Item = QueryPair<'_>> {
     query
         .as_bytes()
         .split(|&b| b == b'&')

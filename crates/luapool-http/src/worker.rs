@@ -533,7 +533,10 @@ impl Worker {
         let app = Arc::clone(&self.app.borrow());
         match self.shared.host.build_vm(&app) {
             Ok(vm) => {
-                if self.errors.admit(format_args!("rebuilt the poisoned VM ({why})")) {
+                if self
+                    .errors
+                    .admit(format_args!("rebuilt the poisoned VM ({why})"))
+                {
                     warn!(
                         worker = self.index,
                         "rebuilt the VM after it was poisoned ({why})"

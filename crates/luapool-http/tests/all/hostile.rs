@@ -212,7 +212,13 @@ async fn slow_bodies_hold_no_slot_and_time_out_with_408() {
         stalled.push(send(&t, &text).await);
     }
     // A client that sends part of its body and goes away.
-    drop(send(&t, "POST /echo HTTP/1.1\r\nhost: a\r\ncontent-length: 100\r\n\r\nxx").await);
+    drop(
+        send(
+            &t,
+            "POST /echo HTTP/1.1\r\nhost: a\r\ncontent-length: 100\r\n\r\nxx",
+        )
+        .await,
+    );
     probe.wait_for(CONNECTIONS, 20.0).await;
     // The one slot is free for everyone else meanwhile.
     served_at_once(&t).await;
@@ -224,7 +230,10 @@ async fn slow_bodies_hold_no_slot_and_time_out_with_408() {
         .unwrap();
     assert_eq!(r.text().await.unwrap(), "abc");
     assert_eq!(probe.value(IN_FLIGHT).await, 0.0);
-    assert!(started.elapsed() < Duration::from_millis(1500), "too slow to tell");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "too slow to tell"
+    );
     for s in &mut stalled {
         let text = read_all(s).await;
         assert!(text.starts_with("HTTP/1.1 408"), "{text}");
@@ -256,16 +265,24 @@ async fn header_and_keep_alive_timeouts_bound_their_own_phases() {
     // After a request, the connection stays open while idle for the keep-alive timeout
     // (longer than the header read timeout) ...
     let mut idle = send(&t, "GET / HTTP/1.1\r\nhost: a\r\n\r\n").await;
-    assert!(read_until(&mut idle, "\r\n\r\nok").await.starts_with("HTTP/1.1 200"));
+    assert!(read_until(&mut idle, "\r\n\r\nok")
+        .await
+        .starts_with("HTTP/1.1 200"));
     let idle_since = Instant::now();
     let mut byte = [0u8; 1];
     let early = tokio::time::timeout(Duration::from_millis(900), idle.read(&mut byte)).await;
-    assert!(early.is_err(), "closed while idle after {:?}", idle_since.elapsed());
+    assert!(
+        early.is_err(),
+        "closed while idle after {:?}",
+        idle_since.elapsed()
+    );
     // ... and a new request on it is served.
     idle.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
         .await
         .unwrap();
-    assert!(read_until(&mut idle, "\r\n\r\nok").await.starts_with("HTTP/1.1 200"));
+    assert!(read_until(&mut idle, "\r\n\r\nok")
+        .await
+        .starts_with("HTTP/1.1 200"));
     let idle_since = Instant::now();
     assert_eq!(read_all(&mut idle).await, "");
     let idle_for = idle_since.elapsed();
@@ -325,8 +342,15 @@ async fn repeated_errors_are_counted_not_logged() {
     assert_eq!(probe.value("luapool_log_suppressed_total").await, 199.0);
     // Distinct errors: a worker logs at most 50 per window, counting the rest.
     for n in 0..100 {
-        let r = client.get(t.url(&format!("/boom?n={n}"))).send().await.unwrap();
+        let r = client
+            .get(t.url(&format!("/boom?n={n}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 500);
     }
-    assert_eq!(probe.value("luapool_log_suppressed_total").await, 199.0 + 51.0);
+    assert_eq!(
+        probe.value("luapool_log_suppressed_total").await,
+        199.0 + 51.0
+    );
 }
