@@ -67,8 +67,8 @@ impl RateLimit {
     }
 
     /// Whether the line `message` (formatted lazily, only hashed here) should be logged
-    /// now; if not, it is counted. Call [`RateLimit::roll`] before, so that a line
-    /// arriving after a window has passed starts a new one.
+    /// now; if not, it is counted (until [`RateLimit::roll`] closes the window, which
+    /// the owner calls every window).
     pub(crate) fn admit(&self, message: impl fmt::Display) -> bool {
         let mut hasher = HashWriter(DefaultHasher::new());
         // Writing into a hasher cannot fail.
