@@ -21,7 +21,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 
 /// What one connection is doing, shared by its IO, its requests and the loop that
 /// enforces its timeouts.
@@ -37,8 +36,6 @@ pub(crate) struct Activity {
     reading_since: Cell<Option<Instant>>,
     /// Whether the connection speaks HTTP/2 (known from its first request).
     h2: Cell<bool>,
-    /// Wakes the timeout loop when a deadline moves earlier.
-    changed: Notify,
 }
 
 /// When a connection is due to be closed, and why.
@@ -63,7 +60,6 @@ impl Activity {
             last_done: Cell::new(None),
             reading_since: Cell::new(None),
             h2: Cell::new(false),
-            changed: Notify::new(),
         })
     }
 
@@ -86,9 +82,17 @@ impl Activity {
         self.h2.get()
     }
 
-    /// Resolves when a deadline may have moved earlier than the one last computed.
-    pub(crate) async fn changed(&self) {
-        self.changed.notified().await;
+    /// When the timeout loop must look at [`Activity::deadline`] again: at the deadline,
+    /// and at the latest after the shorter of the two timeouts.
+    /// Nothing needs to wake the loop early: a deadline that starts while it sleeps (a
+    /// request ends, or bytes of a new one arrive) is at least that far away, so the
+    /// loop sees it in time without a wake-up per request.
+    pub(crate) fn next_check(&self, now: Instant) -> Instant {
+        let step = now + self.header_read.min(self.keep_alive);
+        match self.deadline() {
+            Deadline::Headers(at) | Deadline::Idle(at) => at.min(step),
+            Deadline::Busy => step,
+        }
     }
 
     /// Marks a request as started until the guard drops.
@@ -108,7 +112,6 @@ impl Activity {
             && !self.h2.get()
         {
             self.reading_since.set(Some(Instant::now()));
-            self.changed.notify_one();
         }
     }
 }
@@ -123,8 +126,6 @@ impl Drop for InRequest {
         a.active.set(a.active.get().saturating_sub(1));
         a.last_done.set(Some(Instant::now()));
         a.reading_since.set(None);
-        // The idle deadline may be earlier than the header deadline being waited for.
-        a.changed.notify_one();
     }
 }
 
@@ -210,6 +211,22 @@ mod tests {
             panic!("{:?}", a.deadline())
         };
         assert!(headers < idle);
+    }
+
+    #[test]
+    fn the_loop_looks_again_before_any_deadline_can_pass() {
+        let a = Activity::new(S, 5 * S);
+        let now = Instant::now();
+        assert_eq!(a.next_check(now), (a.opened + S).min(now + S));
+        let req = a.begin(http::Version::HTTP_11);
+        let check = a.next_check(now);
+        assert_eq!(check, now + S);
+        drop(req);
+        // The idle deadline (5 s after the end) is after the check the loop sleeps to.
+        let Deadline::Idle(idle) = a.deadline() else {
+            panic!()
+        };
+        assert!(idle > check);
     }
 
     #[test]

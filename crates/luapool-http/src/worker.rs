@@ -274,10 +274,7 @@ impl Worker {
         // Set once an idle HTTP/2 connection was told to go away: it must be gone then.
         let mut hard_stop: Option<Instant> = None;
         loop {
-            let wake = hard_stop.unwrap_or_else(|| match activity.deadline() {
-                Deadline::Busy => Instant::now() + config.keep_alive_timeout,
-                Deadline::Headers(at) | Deadline::Idle(at) => at,
-            });
+            let wake = hard_stop.unwrap_or_else(|| activity.next_check(Instant::now()));
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
@@ -291,7 +288,6 @@ impl Worker {
                         conn.as_mut().graceful_shutdown();
                     }
                 }
-                () = activity.changed(), if hard_stop.is_none() => {}
                 () = tokio::time::sleep_until(wake.into()) => {
                     let now = Instant::now();
                     if hard_stop.is_some_and(|at| at <= now) {
