@@ -12,6 +12,8 @@
 #   WORKERS=1           nginx worker processes
 #   SKIP_BUILD=1        do not run cargo build --release
 #   OUT=FILE            also write the report to FILE
+#   LUAPOOL_BEFORE_BIN  another luapool binary (say, built from main before issue 12) to
+#                       run alongside as "luapool-before" on 127.0.0.1:18082
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +25,9 @@ LUAPOOL_BIN=${LUAPOOL_BIN:-$ROOT/target/release/luapool}
 LUAPOOL_ADDR=127.0.0.1:18081
 LUAPOOL_ADMIN=127.0.0.1:19091
 OPENRESTY_ADDR=127.0.0.1:18080
+BEFORE_ADDR=127.0.0.1:18082
+BEFORE_ADMIN=127.0.0.1:19092
+BEFORE_PID=""
 export DURATION=${DURATION:-5}
 export SCENARIOS=${SCENARIOS:-idle slow-headers slow-body body-then-nothing cancel-queued cancel-mid-body h2-reset}
 
@@ -36,6 +41,7 @@ NGINX_PREFIX=$SCRATCH/openresty
 cleanup() {
     set +e
     [ -n "$LUAPOOL_PID" ] && kill "$LUAPOOL_PID" 2>/dev/null
+    [ -n "$BEFORE_PID" ] && kill "$BEFORE_PID" 2>/dev/null
     [ -f "$NGINX_PREFIX/nginx.pid" ] && kill "$(cat "$NGINX_PREFIX/nginx.pid")" 2>/dev/null
     sleep 0.5
     rm -rf "$SCRATCH"
@@ -64,6 +70,17 @@ wait_ready() { # url
 LUAPOOL_PID=$!
 wait_ready "http://$LUAPOOL_ADDR/"
 
+TARGETS=("luapool=$LUAPOOL_ADDR,$LUAPOOL_ADMIN")
+if [ -n "${LUAPOOL_BEFORE_BIN:-}" ]; then
+    # shellcheck disable=SC2086
+    "$LUAPOOL_BEFORE_BIN" serve --listen "$BEFORE_ADDR" --admin "$BEFORE_ADMIN" $LUAPOOL_ARGS \
+        "$ROOT/bench/app.lua" >"$SCRATCH/before.out" 2>"$SCRATCH/before.log" &
+    BEFORE_PID=$!
+    wait_ready "http://$BEFORE_ADDR/"
+    TARGETS+=("luapool-before=$BEFORE_ADDR,$BEFORE_ADMIN")
+fi
+TARGETS+=("openresty=$OPENRESTY_ADDR")
+
 mkdir -p "$NGINX_PREFIX"/{conf,logs,tmp}
 sed -e "s|__WORKERS__|$WORKERS|g" -e "s|__PREFIX__|$NGINX_PREFIX|g" \
     "$OPENRESTY_CONF" >"$NGINX_PREFIX/conf/nginx.conf"
@@ -72,6 +89,5 @@ nginx -p "$NGINX_PREFIX" -c "$NGINX_PREFIX/conf/nginx.conf" -e "$NGINX_PREFIX/lo
 wait_ready "http://$OPENRESTY_ADDR/"
 
 log "luapool: $LUAPOOL_BIN serve $LUAPOOL_ARGS; openresty: $WORKERS worker(s)"
-python3 "$BENCH_DIR/hostile.py" \
-    "luapool=$LUAPOOL_ADDR,$LUAPOOL_ADMIN" "openresty=$OPENRESTY_ADDR" | tee ${OUT:+"$OUT"}
+python3 "$BENCH_DIR/hostile.py" "${TARGETS[@]}" | tee ${OUT:+"$OUT"}
 log "luapool wrote $(wc -c <"$SCRATCH/luapool.log") bytes of log"
