@@ -381,8 +381,15 @@ impl Worker {
             return self.refuse(refused, version);
         }
         if self.slots.available_permits() == 0 && self.queue_full() {
-            // No reason to read a body that could not run.
-            return self.overloaded();
+            // No reason to read a body that could not run; on HTTP/1 the rest of it
+            // must not be taken for the next request, so the connection closes.
+            let mut response = self.overloaded();
+            if version < Version::HTTP_2 && !hyper::body::Body::is_end_stream(req.body()) {
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            return response;
         }
         // The body is read before the request takes a slot: a slow client holds only
         // its own connection, for at most `body_read_timeout`.
