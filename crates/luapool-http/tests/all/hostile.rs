@@ -70,6 +70,7 @@ function handle(req)
     local a = req.query.a
     return #a .. "," .. a:byte(1) .. "," .. req.query.b
   end
+  if req.path == "/big" then return string.rep("x", 32 * 1024 * 1024) end
   if req.path == "/boom" then error("boom " .. (req.query.n or "")) end
   return "ok"
 end
@@ -353,4 +354,22 @@ async fn repeated_errors_are_counted_not_logged() {
         probe.value("luapool_log_suppressed_total").await,
         199.0 + 51.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_response_is_dropped() {
+    let mut c = config();
+    c.keep_alive_timeout = Duration::from_millis(300);
+    let t = start_with(APP, &[], c);
+    let probe = Probe::new(&t);
+    // 32 MiB cannot fit in the socket buffers: the write stalls until the keep-alive
+    // timeout (counted from the handler's end) drops the connection.
+    let _never_reads = send(&t, "GET /big HTTP/1.1\r\nhost: a\r\n\r\n").await;
+    probe.wait_for(CONNECTIONS, 1.0).await;
+    probe
+        .wait_for("luapool_http_requests_total{status=\"200\"}", 1.0)
+        .await;
+    probe.wait_for(CONNECTIONS, 0.0).await;
+    probe.settled().await;
+    served_at_once(&t).await;
 }
