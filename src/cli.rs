@@ -160,10 +160,15 @@ pub(crate) struct ServeArgs {
     /// Largest request body accepted, e.g. `1MiB` [default: 1MiB].
     #[arg(long = "max-body-size", value_name = "SIZE", value_parser = luapool::bytes::parse)]
     pub(crate) max_body_size: Option<usize>,
-    /// Time a client has to send a request's headers [default: 10].
+    /// Time a client has to send a request's headers, from the connection's accept or
+    /// the first byte of a later request [default: 10].
     #[arg(long = "header-read-timeout", value_name = "SECONDS", value_parser = parse_seconds)]
     pub(crate) header_read_timeout: Option<Duration>,
-    /// How long an idle keep-alive connection stays open [default: 75].
+    /// Time a client has to send a request's body, from the end of its headers; then 408
+    /// [default: 30].
+    #[arg(long = "body-read-timeout", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub(crate) body_read_timeout: Option<Duration>,
+    /// How long a keep-alive connection may stay idle between requests [default: 75].
     #[arg(long = "keep-alive-timeout", value_name = "SECONDS", value_parser = parse_seconds)]
     pub(crate) keep_alive_timeout: Option<Duration>,
     /// How long shutdown waits for requests in flight [default: 30].

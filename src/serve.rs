@@ -67,6 +67,7 @@ fn config(args: &ServeArgs) -> Result<ServerConfig, luapool_http::Error> {
     flag!(request_timeout);
     flag!(max_body_size);
     flag!(header_read_timeout);
+    flag!(body_read_timeout);
     flag!(keep_alive_timeout);
     flag!(shutdown_timeout);
     if args.cpu_limit.is_some() {

@@ -220,3 +220,43 @@ fn access_log_lines_name_each_request() {
         assert!(line.contains(needle), "{needle}: {line}");
     }
 }
+
+/// Sends the headers of a POST with a 10-byte body and no body: the status line the
+/// server answers, and how long it took.
+fn stalled_body(serve: &Serve) -> (String, Duration) {
+    use std::io::{Read, Write};
+    let addr = serve.base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    s.write_all(b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 10\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let first = text.lines().next().unwrap_or("").to_string();
+    (first, started.elapsed())
+}
+
+#[test]
+fn body_read_timeout_comes_from_the_file_or_the_flag() {
+    let dir = app_dir("function handle(req) return 'x' end");
+    std::fs::write(
+        dir.path().join("luapool.toml"),
+        "body_read_timeout = \"200ms\"\n",
+    )
+    .unwrap();
+    let serve = Serve::start(&[&app(&dir)]);
+    let (status, took) = stalled_body(&serve);
+    assert!(status.starts_with("HTTP/1.1 408"), "{status}");
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+    drop(serve);
+    std::fs::write(
+        dir.path().join("luapool.toml"),
+        "body_read_timeout = \"1h\"\n",
+    )
+    .unwrap();
+    let serve = Serve::start(&["--body-read-timeout", "0.2", &app(&dir)]);
+    let (status, took) = stalled_body(&serve);
+    assert!(status.starts_with("HTTP/1.1 408"), "{status}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}

@@ -65,10 +65,20 @@ pub struct ServerConfig {
     /// Default: `1MiB`.
     #[serde(deserialize_with = "deserialize_size")]
     pub max_body_size: usize,
-    /// Time a client has to send a request's headers. Default: `10s`.
+    /// Time a client has to send a request's complete headers: counted from the
+    /// connection's accept for its first request, and from the first byte of each later
+    /// request on a keep-alive connection; then the connection is closed. Default: `10s`.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
-    /// How long an idle keep-alive connection stays open. Default: `75s`.
+    /// Time a client has to send a request's complete body, counted from the end of its
+    /// headers; then `408 Request Timeout` and the connection is closed. The body is
+    /// read before the request takes a handler slot, so a slow body never holds one.
+    /// Default: `30s`.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// How long a keep-alive connection may stay idle between requests (from the end of
+    /// one request to the first byte of the next; on HTTP/2, while no stream is open)
+    /// before it is closed. Default: `75s`.
     #[serde(with = "humantime_serde")]
     pub keep_alive_timeout: Duration,
     /// How long a graceful shutdown waits for in-flight requests. Default: `30s`.
@@ -102,6 +112,7 @@ impl Default for ServerConfig {
             memory_limit: None,
             max_body_size: 1 << 20,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             keep_alive_timeout: Duration::from_secs(75),
             shutdown_timeout: Duration::from_secs(30),
             shared_dicts: BTreeMap::new(),
@@ -175,6 +186,7 @@ impl ServerConfig {
         let durations = [
             ("request_timeout", self.request_timeout),
             ("header_read_timeout", self.header_read_timeout),
+            ("body_read_timeout", self.body_read_timeout),
             ("keep_alive_timeout", self.keep_alive_timeout),
         ];
         for (key, value) in durations {
@@ -245,9 +257,10 @@ mod tests {
     #[test]
     fn sizes_and_durations_parse() {
         let c = ServerConfig::from_toml(
-            "max_body_size = \"2MiB\"\nkeep_alive_timeout = \"5s\"\ncpu_limit = \"50ms\"",
+            "max_body_size = \"2MiB\"\nkeep_alive_timeout = \"5s\"\ncpu_limit = \"50ms\"\nbody_read_timeout = \"2s\"",
         )
         .unwrap();
+        assert_eq!(c.body_read_timeout, Duration::from_secs(2));
         assert_eq!(c.max_body_size, 2 << 20);
         assert_eq!(c.keep_alive_timeout, Duration::from_secs(5));
         assert_eq!(c.cpu_limit, Some(Duration::from_millis(50)));

@@ -24,6 +24,8 @@
 //! | the request timeout or the CPU limit | `504` |
 //! | every slot of the worker busy and its queue full | `503` with `Retry-After` |
 //! | a body over `max_body_size` | `413` |
+//! | a body not received within `body_read_timeout` | `408` |
+//! | an HTTP/1.1 request without `Host`, or with two | `400` |
 //!
 //! The host library of handlers adds to luapool's (`sleep`, `json`, `log`, `time`):
 //! `http.request{...}` (an async client) and `shared.NAME` (dictionaries shared by all
@@ -36,11 +38,14 @@ mod app;
 mod config;
 mod error;
 mod http_client;
+mod intake;
 mod metrics;
+mod ratelog;
 mod request;
 mod response;
 mod server;
 mod status;
+mod timeouts;
 mod worker;
 
 pub use config::ServerConfig;

@@ -36,6 +36,10 @@ pub(crate) struct Metrics {
     pub(crate) requests: Family<StatusLabels, Counter>,
     pub(crate) latency: Family<WorkerLabels, Histogram>,
     pub(crate) in_flight: Family<WorkerLabels, Gauge>,
+    pub(crate) queued: Family<WorkerLabels, Gauge>,
+    pub(crate) connections: Family<WorkerLabels, Gauge>,
+    pub(crate) cancelled: Counter,
+    pub(crate) log_suppressed: Counter,
     pub(crate) vm_memory: Family<WorkerLabels, Gauge<u64, AtomicU64>>,
     pub(crate) vm_rebuilt: Family<KindLabels, Counter>,
     pub(crate) limits: Family<KindLabels, Counter>,
@@ -72,6 +76,30 @@ impl Metrics {
             "Requests being handled, by worker",
             in_flight.clone(),
         );
+        let queued = Family::<WorkerLabels, Gauge>::default();
+        registry.register(
+            "http_requests_queued",
+            "Requests waiting for a handler slot, by worker",
+            queued.clone(),
+        );
+        let connections = Family::<WorkerLabels, Gauge>::default();
+        registry.register(
+            "http_connections",
+            "Open client connections, by worker",
+            connections.clone(),
+        );
+        let cancelled = Counter::default();
+        registry.register(
+            "http_cancelled",
+            "Requests the client gave up on (disconnect, HTTP/2 reset) before their response",
+            cancelled.clone(),
+        );
+        let log_suppressed = Counter::default();
+        registry.register(
+            "log_suppressed",
+            "Log lines held back by the rate limit of repeated errors",
+            log_suppressed.clone(),
+        );
         let vm_memory = Family::<WorkerLabels, Gauge<u64, AtomicU64>>::default();
         registry.register(
             "vm_memory_bytes",
@@ -93,7 +121,7 @@ impl Metrics {
         let rejected = Family::<KindLabels, Counter>::default();
         registry.register(
             "http_rejected",
-            "Requests refused before their handler ran (overload, body_too_large)",
+            "Requests refused before their handler ran (overload, body_too_large, body_timeout, bad_request, bad_body)",
             rejected.clone(),
         );
         let reloads = Family::<KindLabels, Counter>::default();
@@ -113,6 +141,10 @@ impl Metrics {
             requests,
             latency,
             in_flight,
+            queued,
+            connections,
+            cancelled,
+            log_suppressed,
             vm_memory,
             vm_rebuilt,
             limits,
@@ -133,6 +165,48 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+/// Adds one to a gauge for as long as it lives, however its owner ends (a request
+/// dropped because its client went away included).
+pub(crate) struct Raised<'a>(&'a Gauge);
+
+impl<'a> Raised<'a> {
+    /// Raises `gauge` by one.
+    pub(crate) fn new(gauge: &'a Gauge) -> Self {
+        gauge.inc();
+        Raised(gauge)
+    }
+}
+
+impl Drop for Raised<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Counts one on `counter` when dropped, unless [`CountIfDropped::disarm`]ed first: the
+/// count of things that were abandoned half way.
+pub(crate) struct CountIfDropped<'a>(Option<&'a Counter>);
+
+impl<'a> CountIfDropped<'a> {
+    /// Arms the guard.
+    pub(crate) fn new(counter: &'a Counter) -> Self {
+        CountIfDropped(Some(counter))
+    }
+
+    /// The thing finished: count nothing.
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CountIfDropped<'_> {
+    fn drop(&mut self) {
+        if let Some(counter) = self.0 {
+            counter.inc();
+        }
     }
 }
 
@@ -165,5 +239,20 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn guards_undo_on_drop() {
+        let m = Metrics::new();
+        let gauge = m.queued.get_or_create(&WorkerLabels { worker: 0 }).clone();
+        {
+            let _a = Raised::new(&gauge);
+            let _b = Raised::new(&gauge);
+            assert_eq!(gauge.get(), 2);
+        }
+        assert_eq!(gauge.get(), 0);
+        CountIfDropped::new(&m.cancelled).disarm();
+        drop(CountIfDropped::new(&m.cancelled));
+        assert_eq!(m.cancelled.get(), 1);
     }
 }

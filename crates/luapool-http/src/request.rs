@@ -3,8 +3,12 @@
 //! The table is built by a small Lua function compiled once per VM: the Rust side pushes
 //! the request's strings onto the Lua stack in one call and Lua's own table
 //! constructors do the rest, which costs a fraction of building it field by field
-//! through the C API. Requests with header values that are not UTF-8 (rare; they would
-//! need a copy to be pushed that way) take the field-by-field path.
+//! through the C API. Requests with header values or query parts that are not UTF-8
+//! (rare; they would need a copy to be pushed that way) take the field-by-field path.
+//!
+//! Every string keeps the request's bytes: `path` and header values as sent, query keys
+//! and values percent-decoded (`+` is a space) into whatever bytes they encode, valid
+//! UTF-8 or not.
 
 use std::borrow::Cow;
 use std::rc::Rc;
@@ -57,11 +61,11 @@ fn builder(lua: &Lua) -> mlua::Result<Function> {
 impl IntoLua for LuaRequest {
     fn into_lua(self, lua: &Lua) -> mlua::Result<mlua::Value> {
         let header_count = self.parts.headers.len();
-        let query: Vec<(Cow<'_, str>, Cow<'_, str>)> = self
+        let query: Vec<QueryPair<'_>> = self
             .parts
             .uri
             .query()
-            .map(|q| form_urlencoded::parse(q.as_bytes()).collect())
+            .map(|q| query_pairs(q).collect())
             .unwrap_or_default();
         let mut strings: Vec<&str> = Vec::with_capacity(2 * (header_count + query.len()));
         for (name, value) in &self.parts.headers {
@@ -71,7 +75,10 @@ impl IntoLua for LuaRequest {
             }
         }
         for (k, v) in &query {
-            strings.extend([k.as_ref(), v.as_ref()]);
+            match (std::str::from_utf8(k), std::str::from_utf8(v)) {
+                (Ok(k), Ok(v)) => strings.extend([k, v]),
+                _ => return self.into_lua_slow(lua),
+            }
         }
         let body = lua.create_string(&self.body)?;
         builder(lua)?.call((
@@ -94,8 +101,8 @@ impl LuaRequest {
         t.raw_set("path", self.parts.uri.path())?;
         let query = lua.create_table()?;
         if let Some(q) = self.parts.uri.query() {
-            for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-                append(lua, &query, k.as_bytes(), v.as_bytes())?;
+            for (k, v) in query_pairs(q) {
+                append(lua, &query, &k, &v)?;
             }
         }
         t.raw_set("query", query)?;
@@ -109,6 +116,36 @@ impl LuaRequest {
         t.raw_set("remote_addr", &*self.remote)?;
         t.raw_set("id", self.id)?;
         Ok(mlua::Value::Table(t))
+    }
+}
+
+/// A query key and value, decoded.
+type QueryPair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
+/// The key-value pairs of a query string, decoded as HTML forms are (`+` is a space,
+/// `%XX` the byte XX) into bytes: invalid UTF-8 stays as it was sent. A pair without `=`
+/// has an empty value; empty pairs are skipped.
+fn query_pairs(query: &str) -> impl Iterator<Item = QueryPair<'_>> {
+    query
+        .as_bytes()
+        .split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (decode(&pair[..i]), decode(&pair[i + 1..])),
+            None => (decode(pair), Cow::Borrowed(&[][..])),
+        })
+}
+
+/// One query component: `+` to space, then percent-decoded.
+fn decode(part: &[u8]) -> Cow<'_, [u8]> {
+    if part.contains(&b'+') {
+        let spaced: Vec<u8> = part
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
+        Cow::Owned(percent_encoding::percent_decode(&spaced).collect())
+    } else {
+        percent_encoding::percent_decode(part).into()
     }
 }
 
@@ -165,6 +202,28 @@ mod tests {
         let a: String = dump.call(fast.into_lua(&lua).unwrap()).unwrap();
         let b: String = dump.call(slow.into_lua_slow(&lua).unwrap()).unwrap();
         assert_eq!((a.as_str(), b.as_str()), (want, want));
+    }
+
+    #[test]
+    fn query_parts_keep_their_bytes() {
+        let pairs: Vec<_> = query_pairs("a=%FF%FE&b=x+y%2B&&c&d=%zz")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let want: Vec<(Vec<u8>, Vec<u8>)> = vec![
+            (b"a".to_vec(), vec![0xff, 0xfe]),
+            (b"b".to_vec(), b"x y+".to_vec()),
+            (b"c".to_vec(), vec![]),
+            (b"d".to_vec(), b"%zz".to_vec()),
+        ];
+        assert_eq!(pairs, want);
+        let lua = Lua::new();
+        let f: Function = lua
+            .load("local r = ... return #r.query.a, r.query.a:byte(1), r.query.b")
+            .into_function()
+            .unwrap();
+        let t = request("/?a=%FF%FE&b=%41", &[]).into_lua(&lua).unwrap();
+        let got: (i64, i64, String) = f.call(t).unwrap();
+        assert_eq!(got, (2, 255, "A".to_string()));
     }
 
     #[test]

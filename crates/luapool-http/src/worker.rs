@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http::header::{HeaderValue, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -26,10 +26,18 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{debug, error, info, warn};
 
 use crate::app::{App, Host};
-use crate::metrics::{Metrics, StatusLabels, WorkerLabels};
+use crate::intake::{self, Refused};
+use crate::metrics::{CountIfDropped, Metrics, Raised, StatusLabels, WorkerLabels};
+use crate::ratelog::RateLimit;
 use crate::request::LuaRequest;
 use crate::response::{Reply, DEFAULT_CONTENT_TYPE};
 use crate::status::status_for;
+use crate::timeouts::{Activity, Deadline, Watched};
+
+/// How long repeated error lines are held back and counted (see [`RateLimit`]).
+const LOG_WINDOW: Duration = Duration::from_secs(10);
+/// Distinct error lines a worker logs per [`LOG_WINDOW`]; past them it only counts.
+const LOG_MAX_DISTINCT: usize = 50;
 
 /// What the server tells a worker.
 pub(crate) enum Control {
@@ -106,6 +114,8 @@ pub(crate) fn run(
 struct WorkerMetrics {
     latency: Histogram,
     in_flight: Gauge,
+    queued: Gauge,
+    connections: Gauge,
     vm_memory: Gauge<u64, AtomicU64>,
     by_status: RefCell<HashMap<u16, Counter>>,
 }
@@ -116,7 +126,6 @@ struct Worker {
     app: RefCell<Arc<App>>,
     vm: RefCell<Rc<Vm>>,
     slots: Semaphore,
-    waiting: Cell<usize>,
     next_id: Cell<u64>,
     id_prefix: String,
     connections: Cell<usize>,
@@ -124,6 +133,8 @@ struct Worker {
     shutdown: watch::Sender<bool>,
     metrics: WorkerMetrics,
     http: auto::Builder<LocalExec>,
+    /// Rate limit of the worker's error log lines.
+    errors: RateLimit,
 }
 
 /// Runs hyper's HTTP/2 stream tasks on the worker's `LocalSet`.
@@ -147,14 +158,18 @@ impl Worker {
         let metrics = WorkerMetrics {
             latency: shared.metrics.latency.get_or_create(&labels).clone(),
             in_flight: shared.metrics.in_flight.get_or_create(&labels).clone(),
+            queued: shared.metrics.queued.get_or_create(&labels).clone(),
+            connections: shared.metrics.connections.get_or_create(&labels).clone(),
             vm_memory: shared.metrics.vm_memory.get_or_create(&labels).clone(),
             by_status: RefCell::new(HashMap::new()),
         };
         metrics.vm_memory.set(vm.used_memory() as u64);
         let mut http = auto::Builder::new(LocalExec);
+        // The connection loop enforces the header read and keep-alive timeouts itself
+        // (see `timeouts`): hyper's own header timer also runs between requests.
         http.http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(config.header_read_timeout)
+            .header_read_timeout(None)
             .keep_alive(true);
         http.http2().timer(TokioTimer::new());
         let started = std::time::SystemTime::now()
@@ -165,7 +180,6 @@ impl Worker {
             app: RefCell::new(app),
             vm: RefCell::new(Rc::new(vm)),
             slots: Semaphore::new(config.concurrency),
-            waiting: Cell::new(0),
             next_id: Cell::new(0),
             id_prefix: format!("{started:x}-{index}-"),
             connections: Cell::new(0),
@@ -173,6 +187,7 @@ impl Worker {
             shutdown: watch::Sender::new(false),
             metrics,
             http,
+            errors: RateLimit::new(LOG_WINDOW, LOG_MAX_DISTINCT),
             shared,
         })
     }
@@ -183,8 +198,10 @@ impl Worker {
         listener: tokio::net::TcpListener,
         mut control: mpsc::UnboundedReceiver<Control>,
     ) -> WorkerSummary {
+        let mut log_tick = tokio::time::interval(self.errors.window());
         let deadline = loop {
             tokio::select! {
+                _ = log_tick.tick() => self.report_held_logs(),
                 accepted = listener.accept() => match accepted {
                     Ok((stream, remote)) => {
                         let _ = stream.set_nodelay(true);
@@ -192,7 +209,11 @@ impl Worker {
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: back off briefly.
-                        warn!(worker = self.index, "accept failed: {e}");
+                        if self.errors.admit(format_args!("accept failed: {e}")) {
+                            warn!(worker = self.index, "accept failed: {e}");
+                        } else {
+                            self.shared.metrics.log_suppressed.inc();
+                        }
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
@@ -221,34 +242,39 @@ impl Worker {
         }
     }
 
-    /// Serves one connection: HTTP/1.1 with keep-alive or HTTP/2 cleartext.
+    /// Serves one connection: HTTP/1.1 with keep-alive or HTTP/2 cleartext, closing it
+    /// when one of its timeouts passes (see [`Activity`]).
     async fn connection(self: Rc<Self>, stream: tokio::net::TcpStream, remote: SocketAddr) {
         let _open = OpenConnection::new(&self);
+        let config = &self.shared.host.config;
+        let activity = Activity::new(config.header_read_timeout, config.keep_alive_timeout);
         let peer: Rc<str> = Rc::from(remote.to_string());
-        let idle = Rc::new(Idle::default());
         let service = {
-            let (worker, idle, peer) = (Rc::clone(&self), Rc::clone(&idle), Rc::clone(&peer));
-            hyper::service::service_fn(move |req| {
-                let (worker, idle, peer) = (Rc::clone(&worker), Rc::clone(&idle), Rc::clone(&peer));
+            let (worker, activity, peer) = (Rc::clone(&self), Rc::clone(&activity), peer);
+            hyper::service::service_fn(move |req: Request<Incoming>| {
+                // Taken now, dropped with the future: a request hyper drops because its
+                // client went away ends too.
+                let in_request = activity.begin(req.version());
+                let (worker, peer) = (Rc::clone(&worker), Rc::clone(&peer));
                 async move {
-                    idle.active.set(idle.active.get() + 1);
                     let response = worker.handle(req, peer).await;
-                    idle.active.set(idle.active.get() - 1);
-                    idle.last.set(Instant::now());
+                    drop(in_request);
                     Ok::<_, Infallible>(response)
                 }
             })
         };
-        let conn = self.http.serve_connection(TokioIo::new(stream), service);
+        let io = TokioIo::new(Watched::new(stream, Rc::clone(&activity)));
+        let conn = self.http.serve_connection(io, service);
         let mut conn = std::pin::pin!(conn);
         let mut shutdown = self.shutdown.subscribe();
-        let keep_alive = self.shared.host.config.keep_alive_timeout;
         let mut closing = *shutdown.borrow();
         if closing {
             conn.as_mut().graceful_shutdown();
         }
+        // Set once an idle HTTP/2 connection was told to go away: it must be gone then.
+        let mut hard_stop: Option<Instant> = None;
         loop {
-            let idle_until = idle.last.get() + keep_alive;
+            let wake = hard_stop.unwrap_or_else(|| activity.next_check(Instant::now()));
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
@@ -262,10 +288,30 @@ impl Worker {
                         conn.as_mut().graceful_shutdown();
                     }
                 }
-                () = tokio::time::sleep_until(idle_until.into()), if !closing => {
-                    if idle.active.get() == 0 && idle.last.get() + keep_alive <= Instant::now() {
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
+                () = tokio::time::sleep_until(wake.into()) => {
+                    let now = Instant::now();
+                    if hard_stop.is_some_and(|at| at <= now) {
+                        debug!(worker = self.index, %remote, "closed: did not go away in time");
+                        return;
+                    }
+                    match activity.deadline() {
+                        Deadline::Headers(at) if at <= now => {
+                            debug!(worker = self.index, %remote, "closed: header read timeout");
+                            return;
+                        }
+                        Deadline::Idle(at) if at <= now => {
+                            if !activity.is_h2() {
+                                debug!(worker = self.index, %remote, "closed: idle");
+                                return;
+                            }
+                            // GOAWAY, then give the client a moment to see it.
+                            if !closing {
+                                closing = true;
+                                conn.as_mut().graceful_shutdown();
+                            }
+                            hard_stop = Some(now + config.header_read_timeout);
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -275,6 +321,7 @@ impl Worker {
     /// Answers one request and records it.
     async fn handle(&self, req: Request<Incoming>, remote: Rc<str>) -> Response<Full<Bytes>> {
         let start = Instant::now();
+        let unanswered = CountIfDropped::new(&self.shared.metrics.cancelled);
         let access = self
             .shared
             .host
@@ -289,6 +336,7 @@ impl Worker {
             id
         };
         let response = self.respond(req, Rc::clone(&remote), &id).await;
+        unanswered.disarm();
         let status = response.status().as_u16();
         self.count(status);
         let elapsed = start.elapsed();
@@ -328,48 +376,39 @@ impl Worker {
         id: &str,
     ) -> Response<Full<Bytes>> {
         let config = &self.shared.host.config;
-        let _permit = match self.slots.try_acquire() {
-            Ok(permit) => permit,
-            Err(_) if self.waiting.get() >= config.max_queued => {
-                Metrics::count(&self.shared.metrics.rejected, "overload");
-                let mut response = text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "server busy, retry later\n",
-                );
+        let version = req.version();
+        if let Err(refused) = intake::check_head(&req, config.max_body_size) {
+            return self.refuse(refused, version);
+        }
+        if self.slots.available_permits() == 0 && self.queue_full() {
+            // No reason to read a body that could not run; on HTTP/1 the rest of it
+            // must not be taken for the next request, so the connection closes.
+            let mut response = self.overloaded();
+            if version < Version::HTTP_2 && !hyper::body::Body::is_end_stream(req.body()) {
                 response
                     .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-                return response;
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
             }
+            return response;
+        }
+        // The body is read before the request takes a slot: a slow client holds only
+        // its own connection, for at most `body_read_timeout`.
+        let (parts, body) = req.into_parts();
+        let body =
+            match intake::read_body(body, config.max_body_size, config.body_read_timeout).await {
+                Ok(body) => body,
+                Err(refused) => return self.refuse(refused, version),
+            };
+        let _permit = match self.slots.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) if self.queue_full() => return self.overloaded(),
             Err(_) => {
-                self.waiting.set(self.waiting.get() + 1);
-                let permit = self.slots.acquire().await;
-                self.waiting.set(self.waiting.get() - 1);
-                match permit {
+                // Dropped with this future too, when the client gives up waiting.
+                let _queued = Raised::new(&self.metrics.queued);
+                match self.slots.acquire().await {
                     Ok(permit) => permit,
                     Err(_) => return text(StatusCode::SERVICE_UNAVAILABLE, "server closing\n"),
                 }
-            }
-        };
-        let (parts, body) = req.into_parts();
-        let too_large = || {
-            Metrics::count(&self.shared.metrics.rejected, "body_too_large");
-            text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
-        };
-        let declared = parts
-            .headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > config.max_body_size as u64) {
-            return too_large();
-        }
-        let body = match Limited::new(body, config.max_body_size).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-            Err(e) => {
-                debug!(worker = self.index, "cannot read the request body: {e}");
-                return text(StatusCode::BAD_REQUEST, "cannot read the request body\n");
             }
         };
         let vm = Rc::clone(&self.vm.borrow());
@@ -380,11 +419,11 @@ impl Worker {
             remote,
             id: id.to_string(),
         };
-        self.metrics.in_flight.inc();
-        let result = vm
-            .call_in_async::<Reply>(&app.script, "handle", request)
-            .await;
-        self.metrics.in_flight.dec();
+        let result = {
+            let _running = Raised::new(&self.metrics.in_flight);
+            vm.call_in_async::<Reply>(&app.script, "handle", request)
+                .await
+        };
         self.metrics.vm_memory.set(vm.used_memory() as u64);
         if let Some(poison) = vm.poisoned() {
             self.rebuild(&vm, &format!("{poison:?}"));
@@ -401,29 +440,86 @@ impl Worker {
                 response
             }
             Ok(Reply::Invalid(why)) => {
-                error!(target: "luapool::handler", id, app = %app.path.display(), "bad reply: {why}");
-                self.failure(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("bad reply: {why}"),
-                )
+                let detail = format_args!("bad reply: {why}");
+                if self.errors.admit(detail) {
+                    error!(target: "luapool::handler", id, app = %app.path.display(), "{detail}");
+                } else {
+                    self.shared.metrics.log_suppressed.inc();
+                }
+                self.failure(StatusCode::INTERNAL_SERVER_ERROR, detail)
             }
             Err(e) => {
                 let status = status_for(&e);
                 if let Some(kind) = limit_kind(&e) {
                     Metrics::count(&self.shared.metrics.limits, kind);
                 }
-                let detail = match e.traceback() {
-                    Some(tb) => format!("{e}\n{tb}"),
-                    None => e.to_string(),
-                };
-                error!(target: "luapool::handler", id, status = status.as_u16(), "{detail}");
-                self.failure(status, &detail)
+                let detail = Detail(&e);
+                if self.errors.admit(&detail) {
+                    error!(target: "luapool::handler", id, status = status.as_u16(), "{detail}");
+                } else {
+                    self.shared.metrics.log_suppressed.inc();
+                }
+                self.failure(status, detail)
             }
         }
     }
 
+    /// Whether the worker's queue is full (`max_queued` requests wait for a slot).
+    fn queue_full(&self) -> bool {
+        self.metrics.queued.get() >= self.shared.host.config.max_queued as i64
+    }
+
+    /// `503` with `Retry-After`: every slot busy and the queue full.
+    fn overloaded(&self) -> Response<Full<Bytes>> {
+        Metrics::count(&self.shared.metrics.rejected, "overload");
+        let mut response = text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server busy, retry later\n",
+        );
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        response
+    }
+
+    /// The answer to a request refused before its handler. On HTTP/1 the connection is
+    /// closed after it, as the rest of the body may still be on its way.
+    fn refuse(&self, refused: Refused, version: Version) -> Response<Full<Bytes>> {
+        Metrics::count(&self.shared.metrics.rejected, refused.kind());
+        let mut response = text(refused.status(), &format!("{refused}\n"));
+        if version < Version::HTTP_2 {
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+
+    /// Logs what the error rate limit held back in the window that just ended.
+    fn report_held_logs(&self) {
+        let Some(held) = self.errors.roll(Instant::now()) else {
+            return;
+        };
+        let secs = self.errors.window().as_secs();
+        for (excerpt, n) in held.repeats {
+            error!(
+                target: "luapool::handler",
+                worker = self.index,
+                "... and {n} more like this in the last {secs} s: {excerpt}"
+            );
+        }
+        if held.overflow > 0 {
+            error!(
+                target: "luapool::handler",
+                worker = self.index,
+                "... and {} more errors in the last {secs} s (not logged: too many distinct ones)",
+                held.overflow
+            );
+        }
+    }
+
     /// An error response: a generic body, or the details in development mode.
-    fn failure(&self, status: StatusCode, detail: &str) -> Response<Full<Bytes>> {
+    fn failure(&self, status: StatusCode, detail: impl std::fmt::Display) -> Response<Full<Bytes>> {
         if self.shared.host.config.dev {
             text(status, &format!("{detail}\n"))
         } else {
@@ -440,10 +536,17 @@ impl Worker {
         let app = Arc::clone(&self.app.borrow());
         match self.shared.host.build_vm(&app) {
             Ok(vm) => {
-                warn!(
-                    worker = self.index,
-                    "rebuilt the VM after it was poisoned ({why})"
-                );
+                if self
+                    .errors
+                    .admit(format_args!("rebuilt the poisoned VM ({why})"))
+                {
+                    warn!(
+                        worker = self.index,
+                        "rebuilt the VM after it was poisoned ({why})"
+                    );
+                } else {
+                    self.shared.metrics.log_suppressed.inc();
+                }
                 Metrics::count(&self.shared.metrics.vm_rebuilt, "poisoned");
                 *self.vm.borrow_mut() = Rc::new(vm);
             }
@@ -479,6 +582,20 @@ fn limit_kind(e: &luapool::Error) -> Option<&'static str> {
     })
 }
 
+/// A handler error as logged (and shown in development mode): the error, then its
+/// traceback; formatted only when it is used.
+struct Detail<'a>(&'a luapool::Error);
+
+impl std::fmt::Display for Detail<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        match self.0.traceback() {
+            Some(tb) => write!(f, "\n{tb}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A plain-text response.
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
@@ -489,37 +606,28 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     response
 }
 
-/// When a connection last finished a request, and how many it is handling.
-struct Idle {
-    last: Cell<Instant>,
-    active: Cell<usize>,
-}
-
-impl Default for Idle {
-    fn default() -> Self {
-        Idle {
-            last: Cell::new(Instant::now()),
-            active: Cell::new(0),
-        }
-    }
-}
-
 /// Counts a worker's open connections, so shutdown knows when they are all closed.
-struct OpenConnection<'a>(&'a Worker);
+struct OpenConnection<'a> {
+    worker: &'a Worker,
+    _gauge: Raised<'a>,
+}
 
 impl<'a> OpenConnection<'a> {
     fn new(worker: &'a Worker) -> Self {
         worker.connections.set(worker.connections.get() + 1);
-        OpenConnection(worker)
+        OpenConnection {
+            worker,
+            _gauge: Raised::new(&worker.metrics.connections),
+        }
     }
 }
 
 impl Drop for OpenConnection<'_> {
     fn drop(&mut self) {
-        let n = self.0.connections.get() - 1;
-        self.0.connections.set(n);
+        let n = self.worker.connections.get() - 1;
+        self.worker.connections.set(n);
         if n == 0 {
-            self.0.closed.notify_waiters();
+            self.worker.closed.notify_waiters();
         }
     }
 }
