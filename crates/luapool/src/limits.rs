@@ -285,6 +285,18 @@ impl Meter {
         (Err(error), Outcome::Interrupted)
     }
 
+    /// Runs `f` in a stretch on the main state `main` that is not the execution's own
+    /// code (compiling the script, releasing its coroutine): it is metered, but the
+    /// execution's coroutine is not learnt from it.
+    pub(crate) fn aside<T>(&mut self, main: *mut lua_State, f: impl FnOnce() -> T) -> T {
+        let thread = self.thread;
+        let stretch = self.enter(main);
+        let result = f();
+        self.leave(stretch);
+        self.thread = thread;
+        result
+    }
+
     /// True once a limit has stopped the execution.
     pub(crate) fn tripped(&self) -> bool {
         self.tripped != Trip::None
@@ -299,9 +311,18 @@ impl Meter {
         if before == Trip::None {
             self.tripped = Trip::Timeout;
         }
-        let stretch = self.enter(main);
-        release();
-        self.leave(stretch);
+        let thread = if self.thread.is_null() {
+            main
+        } else {
+            self.thread
+        };
+        self.aside(main, || {
+            // A few instructions of grace: mlua's own Lua code must get a released
+            // coroutine back to its pending host future (which it then drops) before
+            // the hook stops everything.
+            interrupt::arm(thread, interrupt::RELEASE_GRACE);
+            release();
+        });
         self.tripped = before;
         for l in self.armed.drain(..) {
             interrupt::disarm(l);

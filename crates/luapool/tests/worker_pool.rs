@@ -249,7 +249,11 @@ async fn dead_worker_thread_is_respawned() {
     // thread. The supervisor starts a new one.
     let rebuilds = Arc::new(AtomicUsize::new(0));
     let r = Arc::clone(&rebuilds);
-    let pool = WorkerPool::builder(one_worker())
+    // No time slice: printing the host panic (with a backtrace) can outlast one, and a
+    // sliced job finishes in a task of its own, where tokio would catch the panic.
+    let mut config = one_worker();
+    config.vm.time_slice = None;
+    let pool = WorkerPool::builder(config)
         .init(move |vm| {
             if r.fetch_add(1, Ordering::SeqCst) == 1 {
                 panic!("recipe failed");

@@ -60,6 +60,10 @@ impl Trip {
     }
 }
 
+/// Instructions a released coroutine may run before the hook stops it (see
+/// `Meter::release`): enough for mlua's async machinery to drop the pending host future.
+pub(crate) const RELEASE_GRACE: c_int = 256;
+
 /// Instructions between two calls of the hook while an instruction budget is counted.
 pub(crate) const BUDGET_STEP: i64 = 1000;
 
@@ -216,6 +220,8 @@ unsafe fn raise(l: *mut lua_State, trip: Trip) -> ! {
 unsafe extern "C-unwind" fn limit_hook(l: *mut lua_State, _ar: *mut lua_Debug) {
     let trip = Trip::from_u8(TRIPPED.with(|t| t.load(Ordering::Acquire)));
     if trip != Trip::None {
+        // From now on at every instruction (the hook may have been armed with a grace).
+        arm(l, 1);
         // SAFETY: called by Lua as a hook on `l`; this frame holds nothing to drop.
         unsafe { raise(l, trip) }
     }

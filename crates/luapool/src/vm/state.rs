@@ -117,9 +117,8 @@ impl State {
         let factory = match meter {
             None => compile(self.lua(), self.shim()?, script)?,
             Some(meter) => {
-                let stretch = meter.enter(self.lua().state());
-                let result = compile(self.lua(), self.shim()?, script);
-                meter.leave(stretch);
+                let shim = self.shim()?;
+                let result = meter.aside(self.lua().state(), || compile(self.lua(), shim, script));
                 if meter.tripped() {
                     // The limit error replaces whatever the compiler reported.
                     let (result, outcome) = meter.finish(result);
