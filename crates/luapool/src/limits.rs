@@ -46,7 +46,7 @@ use interrupt::{Trip, ARMED, BUDGET, CURRENT, SLICED, STRETCH, TOP, TRIPPED, YIE
 
 pub(crate) use slice::AfterDriver;
 
-pub(crate) use interrupt::c_functions;
+pub(crate) use interrupt::{c_functions, trip_memory_soon};
 
 /// The limits of one VM's executions, taken from its configuration.
 #[derive(Debug, Clone, Copy, Default)]

@@ -319,6 +319,28 @@ pub(crate) unsafe extern "C-unwind" fn trip_memory(l: *mut lua_State) -> c_int {
     unsafe { raise(l, Trip::Memory) }
 }
 
+/// A host function saw the running execution run out of memory (a compilation that
+/// `load` reports as `nil, "not enough memory"`, a host copy over the budget): the
+/// memory limit trips, and the hook raises it at the execution's next instruction,
+/// however the script handles the host function's answer. Nothing happens outside a
+/// metered execution.
+pub(crate) fn trip_memory_soon() {
+    let l = CURRENT.with(|c| c.load(Ordering::Acquire));
+    if l.is_null() {
+        return;
+    }
+    let _ = TRIPPED.with(|t| {
+        t.compare_exchange(
+            Trip::None as u8,
+            Trip::Memory as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+    });
+    arm(l, 1);
+    ARMED.with(|a| a.store(l, Ordering::Release));
+}
+
 /// `tripped()`: true once a limit has stopped the running execution (the guards then skip
 /// script code that Lua would run with hooks disabled, such as an `xpcall` message
 /// handler called from inside the limit hook).

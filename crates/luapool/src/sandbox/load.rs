@@ -61,7 +61,8 @@ pub(crate) fn load_function(lua: &Lua) -> mlua::Result<Function> {
             None => caller_env(lua)?,
         };
         let data = SandboxData::get(lua)?;
-        data.shim(lua)?
+        let loaded: MultiValue = data
+            .shim(lua)?
             .compile
             .call((chunk, name, env))
             .map_err(|e| match e {
@@ -71,7 +72,15 @@ pub(crate) fn load_function(lua: &Lua) -> mlua::Result<Function> {
                     mlua::Error::runtime("stack overflow")
                 }
                 other => other,
-            })
+            })?;
+        // The engine's `load` reports a memory error as `nil, message`: the limit holds
+        // anyway.
+        if let (Some(Value::Nil), Some(Value::String(m))) = (loaded.front(), loaded.get(1)) {
+            if m.as_bytes().starts_with(b"not enough memory") {
+                crate::limits::trip_memory_soon();
+            }
+        }
+        Ok(loaded)
     })
 }
 
