@@ -90,6 +90,92 @@ impl Limits {
     }
 }
 
+/// How much more than [`VmConfig::memory_limit`] a VM's Lua state may hold while
+/// several executions interleave on it, as a fraction of the limit (`limit / 2`): the
+/// room the others keep when one of them holds its whole limit.
+pub(crate) const MEMORY_HEADROOM_DIVISOR: usize = 2;
+
+/// The most a VM's Lua state may hold above its size once built: the memory limit plus
+/// the headroom of interleaved executions.
+pub(crate) fn memory_cap(limit: usize) -> usize {
+    limit.saturating_add(limit / MEMORY_HEADROOM_DIVISOR)
+}
+
+/// One execution's share of its VM's memory.
+///
+/// `memory_limit` bounds what one execution holds, not what all the executions
+/// interleaved on a VM hold together:
+/// - each stretch of an execution may allocate up to the limit minus what the execution
+///   already holds (its net allocations over its earlier stretches), so an execution
+///   that overruns is the one that fails;
+/// - the VM as a whole may hold up to [`memory_cap`] (the limit plus half of it); past
+///   the limit itself, one stretch may grow the VM by at most
+///   `limit / SMALL_SHARE_DIVISOR`, and not at all if one stretch of the execution ever
+///   grew it by half that: a normal execution allocates little between two yields, a
+///   memory bomb a lot, so when executions together fill the VM the bombs fail and the
+///   others go on in the headroom.
+///
+/// The attribution is by stretch: memory freed during an execution's stretch (its own,
+/// or garbage of others that the collector frees then) counts for that execution.
+#[derive(Debug, Default)]
+pub(crate) struct MemoryShare {
+    limit: usize,
+    /// The VM's usage at which it is over the limit (absolute).
+    soft: usize,
+    /// The VM's cap (absolute, as `Lua::set_memory_limit` takes it).
+    cap: usize,
+    /// Net bytes the execution allocated in its earlier stretches.
+    held: usize,
+    /// The VM's usage when the current stretch started.
+    start: usize,
+    /// The most the VM grew in one stretch of the execution.
+    max_growth: usize,
+}
+
+/// Past its limit, one stretch may grow a VM by at most `limit / SMALL_SHARE_DIVISOR`.
+pub(crate) const SMALL_SHARE_DIVISOR: usize = 8;
+
+impl MemoryShare {
+    /// A share of `limit` bytes on a VM whose absolute cap is `cap`.
+    pub(crate) fn new(limit: usize, cap: usize) -> MemoryShare {
+        let soft = cap.saturating_sub(limit / MEMORY_HEADROOM_DIVISOR);
+        MemoryShare {
+            limit,
+            soft,
+            cap,
+            held: 0,
+            start: 0,
+            max_growth: 0,
+        }
+    }
+
+    /// Starts a stretch: the VM may grow by what the execution has left.
+    pub(crate) fn open(&mut self, lua: &mlua::Lua) {
+        self.start = lua.used_memory();
+        let own = self
+            .start
+            .saturating_add(self.limit.saturating_sub(self.held));
+        // Past the VM's limit, a stretch may grow it by a small step only, and not at all
+        // for an execution that grew it by half a step or more in one stretch: a normal
+        // execution allocates little between two yields, a bomb a lot.
+        let step = self.limit / SMALL_SHARE_DIVISOR;
+        let vm = if self.start >= self.soft && self.max_growth >= step / 2 {
+            self.start
+        } else {
+            self.soft.max(self.start.saturating_add(step)).min(self.cap)
+        };
+        let _ = lua.set_memory_limit(own.min(vm));
+    }
+
+    /// Ends a stretch: accounts what it allocated, gives the VM its cap back.
+    pub(crate) fn close(&mut self, lua: &mlua::Lua) {
+        let used = lua.used_memory();
+        self.held = self.held.saturating_add(used).saturating_sub(self.start);
+        self.max_growth = self.max_growth.max(used.saturating_sub(self.start));
+        let _ = lua.set_memory_limit(self.cap);
+    }
+}
+
 /// What an execution's limits said when it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {

@@ -15,7 +15,7 @@ use mlua::{FromLuaMulti, Function, IntoLua, IntoLuaMulti, MultiValue, Table, Var
 use crate::config::{Isolation, VmConfig};
 use crate::error::{classify, Error, Result};
 use crate::host::{async_maker, sync_maker, HostResult, Maker, Module};
-use crate::limits::{AfterDriver, Limits, Meter};
+use crate::limits::{AfterDriver, Limits, MemoryShare, Meter};
 use crate::sandbox::{fail_marker, seal, Output, Sandbox};
 use crate::script::Script;
 use crate::shared_dict::{self, SharedDicts};
@@ -118,8 +118,10 @@ enum Target<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Poison {
-    /// An execution hit the memory limit. Lua's state is consistent after a memory error,
-    /// but whatever the script was building may be half-built.
+    /// An execution hit the memory limit while state outlives executions (modules
+    /// loaded with `require`, or [`Isolation::Shared`] globals). Lua's state is
+    /// consistent after a memory error, but whatever the script was building there may
+    /// be half-built.
     MemoryLimit,
     /// A CPU, instruction or wall-clock limit stopped a script at an arbitrary instruction
     /// while state outlives executions (modules loaded with `require`, or
@@ -138,6 +140,8 @@ struct Plan {
     calls: Option<String>,
     /// Meters the execution when the VM has limits.
     meter: Option<Meter>,
+    /// The execution's share of the VM's memory, when it has a memory limit.
+    memory: Option<MemoryShare>,
     shared_globals: bool,
 }
 
@@ -158,8 +162,15 @@ impl Plan {
             let results = self.func.call(self.args.clone());
             return self.finish(results);
         };
-        let stretch = meter.enter(self.state.lua().state());
+        let lua = self.state.lua();
+        let stretch = meter.enter(lua.state());
+        if let Some(m) = self.memory.as_mut() {
+            m.open(lua);
+        }
         let results = self.func.call(self.args.clone());
+        if let Some(m) = self.memory.as_mut() {
+            m.close(lua);
+        }
         meter.leave(stretch);
         self.metered(meter, results)
     }
@@ -181,6 +192,8 @@ impl Plan {
         };
         let results = {
             let Execution { call, meter, .. } = &mut exec;
+            let lua = self.state.lua();
+            let memory = &mut self.memory;
             // Set while the execution waits out the rest of its thread's tasks after its
             // time slice ran out.
             let mut held: Option<AfterDriver> = None;
@@ -202,7 +215,13 @@ impl Plan {
                     released = true;
                 }
                 let stretch = meter.enter(main_state);
+                if let Some(m) = memory.as_mut() {
+                    m.open(lua);
+                }
                 let poll = call.as_mut().poll(cx);
+                if let Some(m) = memory.as_mut() {
+                    m.close(lua);
+                }
                 let sliced = meter.leave(stretch);
                 if sliced && poll.is_pending() {
                     let mut wait = AfterDriver::new();
@@ -333,15 +352,19 @@ impl Vm {
         *self.output.borrow_mut() = Box::new(writer);
     }
 
-    /// Why this VM should be discarded, if it should: after a memory-limit hit, after a
-    /// limit interrupted a script while state outlives executions, or after a host
-    /// function panicked. A pool rebuilds a poisoned VM; nothing stops you from using it,
-    /// but module state may be half-updated.
+    /// Why this VM should be discarded, if it should: after a memory limit or another
+    /// limit stopped a script while state outlives executions (modules loaded with
+    /// `require`, or [`Isolation::Shared`] globals), or after a host function panicked.
+    /// A pool rebuilds a poisoned VM; nothing stops you from using it, but module state
+    /// may be half-updated.
     ///
     /// ```
-    /// use luapool::{Error, Poison, Script, Vm, VmConfig};
+    /// use luapool::{Error, Isolation, Poison, Script, Vm, VmConfig};
     ///
-    /// let vm = Vm::new(VmConfig::default().with_memory_limit(1 << 20))?;
+    /// let config = VmConfig::default()
+    ///     .with_memory_limit(1 << 20)
+    ///     .with_isolation(Isolation::Shared);
+    /// let vm = Vm::new(config)?;
     /// let err = vm.exec(&Script::new("bomb", "local t = {} while true do t[#t + 1] = {} end"));
     /// assert!(matches!(err, Err(Error::MemoryLimit { .. })));
     /// assert_eq!(vm.poisoned(), Some(Poison::MemoryLimit));
@@ -698,6 +721,7 @@ impl Vm {
             }
         };
         Ok(Plan {
+            memory: state.memory_share(self.limits.memory),
             state,
             func,
             args,

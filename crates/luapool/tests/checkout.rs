@@ -357,7 +357,12 @@ async fn shared_globals_last_one_checkout_and_are_reset_on_return() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_poisoned_vm_is_discarded_and_replaced() {
-    let config = max(1).with_vm(VmConfig::default().with_memory_limit(1 << 20));
+    // A memory error poisons a VM whose state outlives executions (shared globals).
+    let config = max(1).with_vm(
+        VmConfig::default()
+            .with_memory_limit(1 << 20)
+            .with_isolation(Isolation::Shared),
+    );
     let (pool, _) = numbered(config);
     let vm = pool.get().await.unwrap();
     let bomb = vm.exec(&script("local t = {} while true do t[#t + 1] = {} end"));
@@ -375,7 +380,12 @@ async fn a_poisoned_vm_is_discarded_and_replaced() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_waiter_gets_a_fresh_vm_when_the_returned_one_is_discarded() {
-    let config = max(1).with_vm(VmConfig::default().with_memory_limit(1 << 20));
+    // A memory error poisons a VM whose state outlives executions (shared globals).
+    let config = max(1).with_vm(
+        VmConfig::default()
+            .with_memory_limit(1 << 20)
+            .with_isolation(Isolation::Shared),
+    );
     let (pool, _) = numbered(config);
     let vm = pool.get().await.unwrap();
     let mut waiting = pin!(pool.get());

@@ -219,9 +219,10 @@ async fn a_memory_error_poisons_the_vm_and_pools_replace_it() {
             p.name()
         );
         match &p {
-            Pattern::Single(vm) => assert_eq!(vm.poisoned(), Some(Poison::MemoryLimit)),
-            Pattern::Checkout(pool) => assert_eq!(pool.status().discarded, 1),
-            Pattern::Workers(pool) => assert_eq!(pool.status().rebuilt, 1),
+            // Nothing outlives the execution: the VM is kept, not rebuilt.
+            Pattern::Single(vm) => assert_eq!(vm.poisoned(), None),
+            Pattern::Checkout(pool) => assert_eq!(pool.status().discarded, 0),
+            Pattern::Workers(pool) => assert_eq!(pool.status().rebuilt, 0),
         }
     }
 }

@@ -29,7 +29,7 @@ pub(crate) const BINARY: &str =
     "attempt to load a binary chunk: binary chunks are not allowed in the sandbox";
 
 /// Bytes of source the compiler gets at a time (see [`Shim::compile`]).
-pub(crate) const PIECE: i64 = 4096;
+pub(crate) const PIECE: i64 = 1024;
 
 const SHIM: &str = r#"
 local setmetatable, type, env_mt, FAIL, load, sub, PIECE, error, BINARY = ...

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use mlua::{Function, Lua, Table};
 
 use crate::error::{classify, Result};
-use crate::limits::{Meter, Outcome};
+use crate::limits::{MemoryShare, Meter, Outcome};
 use crate::sandbox::{self, Output, Sandbox, SandboxData, Shim};
 use crate::script::Script;
 use crate::vm::cache::ChunkCache;
@@ -62,6 +62,8 @@ pub(crate) struct State {
     shared_env: RefCell<Table>,
     cache: RefCell<ChunkCache<Compiled>>,
     poison: Cell<Option<Poison>>,
+    /// The absolute memory cap of the Lua state, when it has a memory limit.
+    memory_cap: Option<usize>,
 }
 
 impl State {
@@ -78,17 +80,22 @@ impl State {
             .data
             .new_env(&sandbox.lua)
             .map_err(|e| classify(e, None))?;
+        let mut memory_cap = None;
         if let Some(limit) = config.memory_limit {
             // Counted from here, so that the sandbox itself does not eat the budget.
             let lua = &sandbox.lua;
-            lua.set_memory_limit(lua.used_memory().saturating_add(limit))
-                .map_err(|e| classify(e, None))?;
+            let cap = lua
+                .used_memory()
+                .saturating_add(crate::limits::memory_cap(limit));
+            lua.set_memory_limit(cap).map_err(|e| classify(e, None))?;
+            memory_cap = Some(cap);
         }
         Ok(State {
             sandbox,
             shared_env: RefCell::new(shared_env),
             cache: RefCell::new(ChunkCache::new(config.chunk_cache_capacity)),
             poison: Cell::new(None),
+            memory_cap,
         })
     }
 
@@ -168,6 +175,11 @@ impl State {
         }
     }
 
+    /// A share of this state's memory for one execution, when it has a memory limit.
+    pub(crate) fn memory_share(&self, limit: Option<usize>) -> Option<MemoryShare> {
+        Some(MemoryShare::new(limit?, self.memory_cap?))
+    }
+
     /// Why this state should not be used again, if it should not.
     pub(crate) fn poison(&self) -> Option<Poison> {
         if self.data().host_panicked.get() {
@@ -185,6 +197,11 @@ impl State {
                 // LuaJIT does not, so the failed execution's garbage would make the next
                 // one fail too. A full collection now frees it on every engine.
                 let _ = self.lua().gc_collect();
+                // Lua's state is consistent after a memory error: only state that
+                // outlives the execution can be half-built.
+                if !(shared_globals || self.has_modules()) {
+                    return;
+                }
                 Poison::MemoryLimit
             }
             // Interrupted at an arbitrary instruction: only state that outlives the
