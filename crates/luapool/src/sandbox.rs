@@ -198,25 +198,28 @@ impl Guards {
         let weak_keys = lua.create_table_with_capacity(0, 1)?;
         weak_keys.raw_set("__mode", "k")?;
         tops.set_metatable(Some(weak_keys))?;
-        let (pcall, xpcall, resume, wrap, close, prologue) =
-            shim::load_helper(lua, &BYTECODE, limits::GUARDS)?
-                .call::<(Function, Function, Function, Function, Value, Function)>((
-                    globals.raw_get::<Function>("pcall")?,
-                    globals.raw_get::<Function>("xpcall")?,
-                    coroutine.raw_get::<Function>("create")?,
-                    coroutine.raw_get::<Function>("resume")?,
-                    coroutine.raw_get::<Function>("running")?,
-                    // Lua 5.4 and 5.5 only; `nil` on LuaJIT.
-                    coroutine.raw_get::<Value>("close")?,
-                    globals.raw_get::<Function>("error")?,
-                    globals.raw_get::<Function>("type")?,
-                    globals.raw_get::<Function>("select")?,
-                    set_current,
-                    trip_memory,
-                    tripped,
-                    handler,
-                    tops,
-                ))?;
+        let (pcall, xpcall, resume, wrap, close, prologue) = shim::load_helper(
+            lua,
+            &BYTECODE,
+            limits::GUARDS,
+        )?
+        .call::<(Function, Function, Function, Function, Value, Function)>((
+            globals.raw_get::<Function>("pcall")?,
+            globals.raw_get::<Function>("xpcall")?,
+            coroutine.raw_get::<Function>("create")?,
+            coroutine.raw_get::<Function>("resume")?,
+            coroutine.raw_get::<Function>("running")?,
+            // Lua 5.4 and 5.5 only; `nil` on LuaJIT.
+            coroutine.raw_get::<Value>("close")?,
+            globals.raw_get::<Function>("error")?,
+            globals.raw_get::<Function>("type")?,
+            globals.raw_get::<Function>("select")?,
+            set_current,
+            trip_memory,
+            tripped,
+            handler,
+            tops,
+        ))?;
         base.raw_set("pcall", pcall)?;
         base.raw_set("xpcall", xpcall)?;
         Ok(Guards {

@@ -291,7 +291,10 @@ impl<F> Execution<F> {
             self.meter.release(self.main, move || drop(call));
         }
         // The meter moves out; `Drop` then finds no call.
-        std::mem::replace(&mut self.meter, Meter::new(crate::limits::Limits::default()))
+        std::mem::replace(
+            &mut self.meter,
+            Meter::new(crate::limits::Limits::default()),
+        )
     }
 }
 

@@ -137,9 +137,12 @@ fn json_array_cannot_unseal_a_library_table() {
     }
     // Later executions see the real library; json.array still marks plain tables.
     assert_eq!(
-        run(&vm, "return string.upper('ok'), json.encode(json.array({}))")
-            .0
-            .unwrap(),
+        run(
+            &vm,
+            "return string.upper('ok'), json.encode(json.array({}))"
+        )
+        .0
+        .unwrap(),
         vec![Value::from("OK"), Value::from("[]")]
     );
 }
@@ -249,9 +252,7 @@ fn interleaved_executions_cannot_touch_each_others_coroutine() {
 #[test]
 fn xpcall_message_handlers_are_under_the_limit() {
     assert_cpu_stop("xpcall(error, function() while true do end end)");
-    assert_cpu_stop(
-        "xpcall(function() while true do end end, function() while true do end end)",
-    );
+    assert_cpu_stop("xpcall(function() while true do end end, function() while true do end end)");
     assert_cpu_stop(
         "local function h() while true do end end
          while true do xpcall(function() local t = {} for i = 1, 1e9 do t[i % 10] = i end end, h) end",
@@ -342,10 +343,13 @@ fn a_dropped_execution_leaves_nothing_running() {
         let vm = Vm::new(limited()).unwrap();
         let script = Script::new("dropped.lua", "pcall(sleep, 10) while true do end");
         let start = Instant::now();
-        let dropped =
-            tokio::time::timeout(Duration::from_millis(20), vm.exec_async(&script)).await;
+        let dropped = tokio::time::timeout(Duration::from_millis(20), vm.exec_async(&script)).await;
         assert!(dropped.is_err(), "the execution finished: {dropped:?}");
-        assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
         let next = vm.exec_async(&Script::new("ok.lua", "return 2")).await;
         assert_eq!(next.unwrap(), vec![Value::Integer(2)]);
     });
@@ -466,7 +470,10 @@ fn load_is_under_the_limits() {
         &vm,
         "local piece = string.rep('x', 1e5) return load(function() return piece end)",
     );
-    assert!(matches!(result, Err(Error::MemoryLimit { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::MemoryLimit { .. })),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -552,12 +559,12 @@ fn memory_bombs_fail_alone_beside_interleaved_executions() {
         for _ in 0..16 {
             normals.push(vm.exec_async(&normal));
         }
-        let (bombs, normals) = tokio::join!(
-            futures_join_all(bombs),
-            futures_join_all(normals)
-        );
+        let (bombs, normals) = tokio::join!(futures_join_all(bombs), futures_join_all(normals));
         for result in bombs {
-            assert!(matches!(result, Err(Error::MemoryLimit { .. })), "{result:?}");
+            assert!(
+                matches!(result, Err(Error::MemoryLimit { .. })),
+                "{result:?}"
+            );
         }
         for result in normals {
             assert_eq!(result.unwrap(), vec![Value::Integer(8000)]);

@@ -200,14 +200,17 @@ async fn full_queue_is_busy_and_submit_waits_with_a_timeout() {
 async fn poisoned_vm_is_rebuilt_from_the_recipe() {
     let inits = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&inits);
-    let pool =
-        WorkerPool::builder(one_worker().with_vm(VmConfig::default().with_memory_limit(1 << 20)))
-            .init(move |_| {
-                counter.fetch_add(1, Ordering::SeqCst);
-                Ok(())
-            })
-            .build()
-            .unwrap();
+    // A memory error poisons a VM whose state outlives executions (shared globals).
+    let vm = VmConfig::default()
+        .with_memory_limit(1 << 20)
+        .with_isolation(luapool::Isolation::Shared);
+    let pool = WorkerPool::builder(one_worker().with_vm(vm))
+        .init(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .build()
+        .unwrap();
     let err = pool
         .exec(script("local t = {} while true do t[#t + 1] = {} end"))
         .await

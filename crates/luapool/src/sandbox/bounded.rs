@@ -260,8 +260,13 @@ impl Bounded {
             real.push(table.raw_get::<Value>(name)?);
         }
         let maker: Function = self.makers.raw_get("table")?;
-        let (insert, remove, move_, concat, sort): (Function, Function, Function, Function, Function) =
-            maker.call(mlua::MultiValue::from_iter(real))?;
+        let (insert, remove, move_, concat, sort): (
+            Function,
+            Function,
+            Function,
+            Function,
+            Function,
+        ) = maker.call(mlua::MultiValue::from_iter(real))?;
         for (name, f) in NAMES.into_iter().zip([insert, remove, move_, concat, sort]) {
             table.raw_set(name, f)?;
         }

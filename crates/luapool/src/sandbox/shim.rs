@@ -120,18 +120,20 @@ impl Shim {
         let globals = lua.globals();
         static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
         let string: Table = globals.raw_get("string")?;
-        let (runner, caller, shared_caller, compile) = load_helper(lua, &BYTECODE, SHIM)?
-            .call::<(Function, Function, Function, Function)>((
-                globals.raw_get::<Function>("setmetatable")?,
-                globals.raw_get::<Function>("type")?,
-                env_mt.clone(),
-                fail_marker(),
-                globals.raw_get::<Function>("load")?,
-                string.raw_get::<Function>("sub")?,
-                PIECE,
-                globals.raw_get::<Function>("error")?,
-                BINARY,
-            ))?;
+        let (runner, caller, shared_caller, compile) =
+            load_helper(lua, &BYTECODE, SHIM)?.call::<(Function, Function, Function, Function)>(
+                (
+                    globals.raw_get::<Function>("setmetatable")?,
+                    globals.raw_get::<Function>("type")?,
+                    env_mt.clone(),
+                    fail_marker(),
+                    globals.raw_get::<Function>("load")?,
+                    string.raw_get::<Function>("sub")?,
+                    PIECE,
+                    globals.raw_get::<Function>("error")?,
+                    BINARY,
+                ),
+            )?;
         Ok(Shim {
             runner,
             caller,

@@ -278,7 +278,6 @@ fn compile(lua: &Lua, shim: &Shim, script: &Script) -> Result<Function> {
     factory(lua, chunk).map_err(|e| classify(e, None))
 }
 
-
 /// The factory of a wrapped chunk: the chunk itself where `_ENV` is a local it sets.
 #[cfg(not(feature = "luajit"))]
 fn factory(_lua: &Lua, chunk: Function) -> mlua::Result<Function> {
