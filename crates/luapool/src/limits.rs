@@ -522,8 +522,8 @@ local function finish(ok, ...)
 end
 local function prologue(f)
   return function(...)
-    local co = running()
-    tops[co] = true
+    local co = running() -- nil on LuaJIT's main thread (a sync execution)
+    if co then tops[co] = true end
     set_current(co)
     return finish(xpcall(f, handler, ...))
   end

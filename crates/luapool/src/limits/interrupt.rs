@@ -341,6 +341,9 @@ pub(crate) fn trip_memory_soon() {
     ARMED.with(|a| a.store(l, Ordering::Release));
 }
 
+/// Lua's message for an allocation failure.
+const MEMORY_ERROR: &[u8] = b"not enough memory";
+
 /// `tripped()`: true once a limit has stopped the running execution (the guards then skip
 /// script code that Lua would run with hooks disabled, such as an `xpcall` message
 /// handler called from inside the limit hook).
@@ -380,7 +383,13 @@ pub(crate) unsafe extern "C-unwind" fn message_handler(l: *mut lua_State) -> c_i
         {
             return 1;
         }
-        let msg = ffi::lua_tostring(l, 1);
+        let mut len = 0;
+        let msg = ffi::lua_tolstring(l, 1, &mut len);
+        // A memory error a script function raised again (with `error`) stays recognisable
+        // as one: the prologue trips the memory limit on it.
+        if std::slice::from_raw_parts(msg.cast::<u8>(), len) == MEMORY_ERROR {
+            return 1;
+        }
         ffi::luaL_traceback(l, l, msg, 1);
         1
     }

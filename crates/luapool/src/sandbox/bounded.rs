@@ -27,6 +27,9 @@ pub(crate) const CHUNK: i64 = 4096;
 const BOUNDED: &str = r##"
 local CHUNK, type, error, select, rawget, getmetatable, tonumber, pcall, find = ...
 local makers = {}
+-- `return pass(f(...))` calls f in a non-tail call (so its errors name it) and returns
+-- all its results, however many
+local function pass(...) return ... end
 local MAXINT = 0x7fffffffffffffff
 
 -- The wrappers call the engine's functions through trampolines (call_*) under pcall: a
@@ -56,7 +59,7 @@ local function integer(v)
 end
 
 function makers.setmetatable(setmetatable)
-  local function call_setmetatable(t, mt) return (setmetatable(t, mt)) end
+  local function call_setmetatable(t, mt) return pass(setmetatable(t, mt)) end
   return function(t, mt)
     if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
       error("bad argument #2 to 'setmetatable' (__gc metamethods are not allowed in the sandbox)", 2)
@@ -70,7 +73,7 @@ function makers.tostring(tostring)
 end
 
 function makers.rep(rep)
-  local function call_rep(...) return (rep(...)) end
+  local function call_rep(...) return pass(rep(...)) end
   return function(s, n, sep)
     -- Lua loops n times even when every piece is empty
     n = num(n)
@@ -108,11 +111,11 @@ local function length(t)
 end
 
 function makers.table(insert, remove, move, concat, sort)
-  local function call_insert(...) insert(...) end
-  local function call_remove(...) return (remove(...)) end
-  local function call_move(...) return (move(...)) end
-  local function call_concat(...) return (concat(...)) end
-  local function call_sort(...) sort(...) end
+  local function call_insert(...) return pass(insert(...)) end
+  local function call_remove(...) return pass(remove(...)) end
+  local function call_move(...) return pass(move(...)) end
+  local function call_concat(...) return pass(concat(...)) end
+  local function call_sort(...) return pass(sort(...)) end
   local function bounded_move(a1, f, e, t, a2)
     f, e, t = num(f), num(e), num(t)
     if not (integer(f) and integer(e) and integer(t)) or e - f < CHUNK then
