@@ -57,10 +57,11 @@ pub struct VmConfig {
     pub host_library: bool,
     /// How many compiled chunks a VM keeps, keyed by name and source. Default: `256`.
     pub chunk_cache_capacity: usize,
-    /// Most bytes scripts may allocate in the VM, on top of what the sandbox itself uses
-    /// (a number, or a string like `"64MiB"` in config files). Exceeding it fails the
-    /// execution with [`Error::MemoryLimit`](crate::Error::MemoryLimit) and poisons the
-    /// VM. Default: none.
+    /// Most bytes one execution may hold in the VM, on top of what the sandbox itself
+    /// uses (a number, or a string like `"64MiB"` in config files). Exceeding it fails
+    /// that execution with [`Error::MemoryLimit`](crate::Error::MemoryLimit) (and poisons
+    /// the VM if state outlives executions); executions interleaved on the VM may
+    /// together hold 1.5 times it (see `docs/limits.md`). Default: none.
     #[serde(deserialize_with = "crate::config::bytes::deserialize")]
     pub memory_limit: Option<usize>,
     /// Most CPU time one execution may spend running (not awaiting), e.g. `"50ms"` in

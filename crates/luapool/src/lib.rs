@@ -51,7 +51,7 @@
 //!
 //! | limit | set with | error |
 //! |---|---|---|
-//! | memory, per VM, counted from the VM's size once the sandbox is built | [`VmConfig::memory_limit`] | [`Error::MemoryLimit`] |
+//! | memory, per execution, counted from the VM's size once the sandbox is built (executions interleaved on a VM may together hold 1.5×) | [`VmConfig::memory_limit`] | [`Error::MemoryLimit`] |
 //! | CPU time per execution (running, not awaiting) | [`VmConfig::cpu_limit`] | [`Error::CpuLimit`] |
 //! | instructions per execution (deterministic, but about 2x slower) | [`VmConfig::instruction_limit`] | [`Error::InstructionLimit`] |
 //! | wall-clock time per execution, awaits included (cancels the pending host call) | [`VmConfig::timeout`] | [`Error::Timeout`] |

@@ -2,7 +2,7 @@
 //!
 //! | limit | config | error | how it is enforced |
 //! |---|---|---|---|
-//! | memory | [`VmConfig::memory_limit`] | [`Error::MemoryLimit`] | the VM's allocator refuses allocations past the limit (counted from the VM's size after the sandbox is built) |
+//! | memory | [`VmConfig::memory_limit`] | [`Error::MemoryLimit`] | the VM's allocator refuses an allocation that would take the running execution past the limit (see [`MemoryShare`]; counted from the VM's size after the sandbox is built) |
 //! | CPU time | [`VmConfig::cpu_limit`] | [`Error::CpuLimit`] | time spent running the execution's Lua and host calls, not awaiting; a watchdog thread interrupts the worker thread when it runs out |
 //! | instructions | [`VmConfig::instruction_limit`] | [`Error::InstructionLimit`] | a count hook, every 1000 instructions (deterministic, but puts Lua on its slow path) |
 //! | wall-clock | [`VmConfig::timeout`] | [`Error::Timeout`] | the execution is dropped when it awaits past the deadline (which cancels the pending host future), and interrupted like the CPU limit when it runs past it |
@@ -17,10 +17,13 @@
 //! creates are covered: the sandbox's `coroutine.resume` tells the interrupt which
 //! coroutine is running.
 //!
-//! What cannot be interrupted: a single long call into C (`string.rep`, `table.concat`,
-//! `table.sort` without a Lua comparator, pattern matching on a huge subject). The memory
-//! limit bounds the first two; the rest runs to its end, and the limit error is raised
-//! at the next Lua instruction after it. See `docs/limits.md`.
+//! Every other path that runs script code is kept under the limits too (see [`GUARDS`],
+//! [`Meter::release`] and the sandbox's `bounded.rs`): `xpcall` message handlers, error
+//! objects' `__tostring`, `__close` handlers, code a dropped execution runs while it
+//! unwinds, compilation. What cannot be interrupted: a single long call into C that the
+//! sandbox does not bound (pattern matching on a huge subject, `table.sort` of a huge
+//! plain table without a Lua comparator); it runs to its end, and the limit error is
+//! raised at the next Lua instruction after it. See `docs/limits.md`.
 //!
 //! [`VmConfig::memory_limit`]: crate::VmConfig::memory_limit
 //! [`VmConfig::cpu_limit`]: crate::VmConfig::cpu_limit
