@@ -23,6 +23,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -55,12 +56,60 @@ const LUAJIT: bool = cfg!(feature = "luajit");
 /// chain too long").
 const CALL_CHAIN_ESCAPES: bool = cfg!(feature = "lua54");
 
+/// FINDING (excluded, see [`excluded`]): on Lua 5.4 and 5.5 a to-be-closed variable in
+/// a `coroutine.wrap` coroutine that raises an error escapes every limit while the error
+/// closes it: its `__close` runs with no limit hook. Minimal script (never returns; 30 s
+/// and more under a 50 ms CPU limit and a 200 ms timeout):
+///
+/// ```lua
+/// local co = coroutine.wrap(function()
+///   local x <close> = setmetatable({}, {__close = function() while true do end end})
+///   error('x')
+/// end)
+/// co()
+/// ```
+///
+/// With `coroutine.create` + `resume` + `coroutine.close` the same `__close` is stopped at
+/// the CPU limit; with a bounded body (`table.concat` of a table whose `__len` is 2^53)
+/// the wrapped version returns after 0.7-0.9 s instead of 50 ms.
+const WRAP_CLOSE_ESCAPES: bool = !LUAJIT;
+
+/// True if the node has a to-be-closed variable in its own coroutine (not counting the
+/// ones inside nested coroutines' bodies, which a further `CoWrap` catches).
+fn has_close(node: &Node) -> bool {
+    match node {
+        Node::Close(..) => true,
+        Node::Meta(_, n)
+        | Node::ErrToString(n)
+        | Node::ReturnMeta(n)
+        | Node::Pcall(n)
+        | Node::Load(n) => has_close(n),
+        Node::Xpcall(f, h) => has_close(f) || has_close(h),
+        Node::Seq(nodes) => nodes.iter().any(has_close),
+        // Closing a coroutine of its own (resume, then close) is bounded; a wrapped one
+        // is checked by `excluded` on its own.
+        Node::CoResume(..) | Node::CoClose(..) | Node::CoWrap(..) => false,
+        Node::Leaf(_) | Node::HugeLen(..) | Node::MetaEngine(..) => false,
+    }
+}
+
 /// Constructs the harness does not generate because they escape the limits (findings to
 /// fix in the library; each is described where it is tested).
 fn excluded(node: &Node) -> bool {
     match node {
         Node::MetaEngine(Meta::Call, "a") => CALL_CHAIN_ESCAPES,
-        _ => false,
+        Node::CoWrap(n) if WRAP_CLOSE_ESCAPES && has_close(n) => true,
+        Node::Leaf(_) | Node::HugeLen(..) | Node::MetaEngine(..) => false,
+        Node::Meta(_, n)
+        | Node::ErrToString(n)
+        | Node::ReturnMeta(n)
+        | Node::Pcall(n)
+        | Node::CoWrap(n)
+        | Node::CoResume(n, _)
+        | Node::CoClose(n)
+        | Node::Load(n) => excluded(n),
+        Node::Xpcall(a, b) | Node::Close(a, b) => excluded(a) || excluded(b),
+        Node::Seq(nodes) => nodes.iter().any(excluded),
     }
 }
 
@@ -511,7 +560,9 @@ impl std::fmt::Debug for Lua {
 }
 
 fn scripts(async_: bool) -> impl Strategy<Value = Lua> {
-    node(async_).prop_map(|n| Lua(render(&n)))
+    node(async_)
+        .prop_filter("excluded construct", |n| !excluded(n))
+        .prop_map(|n| Lua(render(&n)))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -549,6 +600,31 @@ impl Drop for Watchdog {
     }
 }
 
+thread_local! {
+    /// How the executions of the current test ended, printed by [`print_outcomes`] (shown
+    /// with `--nocapture`).
+    static OUTCOMES: RefCell<BTreeMap<&'static str, u32>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+fn outcome(result: &luapool::Result<Vec<Value>>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(Error::CpuLimit { .. }) => "cpu limit",
+        Err(Error::Timeout { .. }) => "timeout",
+        Err(Error::MemoryLimit { .. }) => "memory limit",
+        Err(Error::Runtime { .. }) => "runtime error",
+        Err(Error::Conversion { .. }) => "conversion error",
+        Err(_) => "other",
+    }
+}
+
+fn print_outcomes(test: &str) {
+    OUTCOMES.with(|o| {
+        println!("{test} ({}): {:?}", luapool::ENGINE, o.borrow());
+        o.borrow_mut().clear();
+    });
+}
+
 /// Checks one execution's outcome and the VM after it; replaces a poisoned VM with a
 /// fresh one. Panics (with the script) on a violation.
 fn check(
@@ -559,6 +635,7 @@ fn check(
     after: impl FnOnce(&Vm) -> luapool::Result<Vec<Value>>,
 ) {
     let engine = luapool::ENGINE;
+    OUTCOMES.with(|o| *o.borrow_mut().entry(outcome(&result)).or_default() += 1);
     assert!(
         elapsed < BOUND,
         "{engine}: returned after {elapsed:?} ({result:?}):\n{source}"
@@ -654,6 +731,7 @@ fn fresh_vm_per_script() {
             Ok(())
         })
         .unwrap();
+    print_outcomes("fresh_vm_per_script");
 }
 
 #[test]
@@ -665,6 +743,7 @@ fn reused_vm_survives_hostile_scripts() {
             Ok(())
         })
         .unwrap();
+    print_outcomes("reused_vm_survives_hostile_scripts");
 }
 
 #[test]
@@ -683,6 +762,7 @@ fn async_hostile_scripts() {
             Ok(())
         })
         .unwrap();
+    print_outcomes("async_hostile_scripts");
 }
 
 /// Every leaf and a few fixed compositions, once each, whatever the random draw.
@@ -757,6 +837,7 @@ fn every_construct_once() {
     {
         run_async(&rt, &mut vm, &source);
     }
+    print_outcomes("every_construct_once");
 }
 
 #[test]
