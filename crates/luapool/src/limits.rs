@@ -509,7 +509,13 @@ end
 local function unwrap(co, ok, ...)
   if ok then return ... end
   local err = ...
-  if close then close(co) end
+  if close then
+    -- the dead coroutine's __close handlers run on it: the interrupt must know
+    local prev = running()
+    set_current(co)
+    close(co)
+    set_current(prev)
+  end
   if type(err) == "string" then error(err, 2) end
   error(err, 0)
 end

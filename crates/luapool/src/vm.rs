@@ -261,7 +261,21 @@ impl Plan {
         results: mlua::Result<MultiValue>,
     ) -> Result<R> {
         let (state, shared) = (Rc::clone(&self.state), self.shared_globals);
-        let (result, outcome) = meter.finish(self.finish(results));
+        let memory_limited = self.memory.is_some();
+        let result = match self.finish(results) {
+            // A memory error that reached the host as a plain runtime error (raised again
+            // by a script's function, or turned into "error in error handling" when the
+            // message handler itself found no memory) is still the memory limit.
+            Err(Error::Runtime { message, .. })
+                if memory_limited
+                    && (message.ends_with("not enough memory")
+                        || message.ends_with("error in error handling")) =>
+            {
+                Err(Error::MemoryLimit { limit: None })
+            }
+            other => other,
+        };
+        let (result, outcome) = meter.finish(result);
         state.note(outcome, shared);
         result
     }
