@@ -83,11 +83,13 @@
 
 mod checkout;
 mod config;
+mod copy_budget;
 mod engine;
 mod error;
 mod host;
 mod hostlib;
 mod limits;
+mod log_line;
 mod sandbox;
 mod script;
 mod shared_dict;
@@ -97,9 +99,11 @@ mod worker_pool;
 
 pub use checkout::*;
 pub use config::{bytes, Isolation, VmConfig};
+pub use copy_budget::{CopyBudget, DEFAULT_COPY_LIMIT};
 pub use engine::ENGINE;
 pub use error::{Error, Result};
 pub use host::{HostError, HostResult, Module};
+pub use log_line::LogOutput;
 pub use script::Script;
 pub use shared_dict::{
     DictErrorKind, DictNumber, DictValue, SharedDict, SharedDictConfig, SharedDicts,

@@ -1,7 +1,10 @@
 //! `json.encode`, `json.decode`, `json.null`, `json.array`.
 
+mod encode;
+
 use mlua::{Lua, Table, Value as LuaValue};
 
+use crate::copy_budget::CopyBudget;
 use crate::sandbox::host_function;
 use crate::value::{ArrayMarker, Value};
 
@@ -11,10 +14,12 @@ pub(super) fn module(lua: &Lua) -> mlua::Result<Table> {
     t.raw_set(
         "encode",
         host_function(lua, |lua, v: LuaValue| {
-            let value = Value::from_lua_bounded(&v, lua).map_err(mlua::Error::external)?;
-            let json = serde_json::Value::try_from(value).map_err(mlua::Error::external)?;
-            serde_json::to_string(&json)
-                .map_err(|e| mlua::Error::runtime(format!("json.encode: {e}")))
+            // One budget for the copy of the value and the text.
+            let mut budget = CopyBudget::for_lua(lua);
+            let text = Value::from_lua_within(&v, lua, &mut budget)
+                .and_then(|value| encode::encode(&value, &mut budget))
+                .map_err(|e| mlua::Error::runtime(format!("json.encode: {e}")))?;
+            lua.create_string(text)
         })?,
     )?;
     t.raw_set(

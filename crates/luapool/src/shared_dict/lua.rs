@@ -9,6 +9,7 @@ use std::time::Duration;
 use mlua::{Lua, MultiValue, Table, Value};
 
 use super::{DictNumber, DictValue, SharedDict, SharedDicts};
+use crate::copy_budget::CopyBudget;
 use crate::sandbox::{host_function, seal, SandboxData};
 use crate::value::ArrayMarker;
 
@@ -269,7 +270,7 @@ impl Method {
 /// `value` as `tostring` shows it, for error messages.
 fn lua_text(lua: &Lua, value: &Value) -> mlua::Result<String> {
     let mut text = Vec::new();
-    SandboxData::get(lua)?.push_tostring(&mut text, value)?;
+    SandboxData::get(lua)?.push_tostring(&mut text, value, &mut CopyBudget::for_lua(lua))?;
     Ok(String::from_utf8_lossy(&text).into_owned())
 }
 
