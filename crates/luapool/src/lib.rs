@@ -107,6 +107,7 @@ pub use log_line::LogOutput;
 pub use script::Script;
 pub use shared_dict::{
     DictErrorKind, DictNumber, DictValue, SharedDict, SharedDictConfig, SharedDicts,
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUE_BYTES, ENTRY_OVERHEAD,
 };
 pub use value::{Value, MAX_DEPTH, MAX_ITEMS};
 pub use vm::{Poison, Vm};

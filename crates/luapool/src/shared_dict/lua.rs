@@ -76,10 +76,10 @@ fn dict_object(lua: &Lua, data: &SandboxData, dict: &SharedDict) -> mlua::Result
             let ttl = m.ttl(args.next())?;
             if value.is_nil() {
                 m.dict.delete(&key);
-            } else {
-                m.dict.set(&key, m.value(value)?, ttl);
+                return Ok(MultiValue::from_iter([Value::Boolean(true)]));
             }
-            Ok(true)
+            let stored = m.dict.set(&key, m.value(value)?, ttl);
+            m.outcome(lua, stored.map(|()| true))
         })?,
     )?;
 
@@ -91,13 +91,12 @@ fn dict_object(lua: &Lua, data: &SandboxData, dict: &SharedDict) -> mlua::Result
             let key = m.key(lua, args.next())?;
             let value = m.value(args.next().unwrap_or(Value::Nil))?;
             let ttl = m.ttl(args.next())?;
-            if m.dict.add(&key, value, ttl) {
-                Ok(MultiValue::from_iter([Value::Boolean(true)]))
-            } else {
-                Ok(MultiValue::from_iter([
+            match m.dict.add(&key, value, ttl) {
+                Ok(false) => Ok(MultiValue::from_iter([
                     Value::Boolean(false),
                     Value::String(lua.create_string("exists")?),
-                ]))
+                ])),
+                other => m.outcome(lua, other),
             }
         })?,
     )?;
@@ -179,6 +178,18 @@ fn dict_object(lua: &Lua, data: &SandboxData, dict: &SharedDict) -> mlua::Result
 }
 
 impl Method {
+    /// `true`, or `false, reason` when the dictionary refused the value (too large).
+    fn outcome(&self, lua: &Lua, result: crate::Result<bool>) -> mlua::Result<MultiValue> {
+        match result {
+            Ok(done) => Ok(MultiValue::from_iter([Value::Boolean(done)])),
+            Err(crate::Error::SharedDict { reason, .. }) => Ok(MultiValue::from_iter([
+                Value::Boolean(false),
+                Value::String(lua.create_string(reason.to_string())?),
+            ])),
+            Err(e) => Err(mlua::Error::runtime(e.to_string())),
+        }
+    }
+
     fn fail(&self, message: impl std::fmt::Display) -> mlua::Error {
         mlua::Error::runtime(format!("{}: {message}", self.what))
     }
@@ -288,7 +299,7 @@ fn to_lua(lua: &Lua, value: DictValue) -> mlua::Result<Value> {
 mod tests {
     use std::time::Duration;
 
-    use crate::shared_dict::{Clock, SharedDicts};
+    use crate::shared_dict::{Clock, SharedDictConfig, SharedDicts};
     use crate::{Script, Value, Vm, VmConfig};
 
     fn run(vm: &Vm, source: &str) -> Vec<Value> {
@@ -298,7 +309,8 @@ mod tests {
     #[test]
     fn scripts_see_entries_expire_on_the_dict_clock() {
         let clock = Clock::manual();
-        let dicts = SharedDicts::with_clock([("c", 10)], clock.clone()).unwrap();
+        let dicts =
+            SharedDicts::with_clock(&[SharedDictConfig::new("c", 10)], clock.clone()).unwrap();
         let vm = Vm::new(VmConfig::default()).unwrap();
         vm.register_shared_dicts(&dicts).unwrap();
         run(

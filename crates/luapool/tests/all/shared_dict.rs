@@ -85,8 +85,8 @@ fn host_and_scripts_share_entries() {
     let dicts = dicts();
     let vm = vm_with(&dicts);
     let cache = dicts.get("cache").unwrap();
-    cache.set("greeting", "hi", None);
-    cache.set("bytes", vec![0xff, 0x00], None);
+    cache.set("greeting", "hi", None).unwrap();
+    cache.set("bytes", vec![0xff, 0x00], None).unwrap();
     assert_eq!(
         ok(
             &vm,
