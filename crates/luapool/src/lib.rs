@@ -47,7 +47,7 @@
 //!
 //! ## Limits
 //!
-//! Every limit is off by default and set on [`VmConfig`]:
+//! Every limit but the host-copy bound is off by default and set on [`VmConfig`]:
 //!
 //! | limit | set with | error |
 //! |---|---|---|
@@ -55,6 +55,7 @@
 //! | CPU time per execution (running, not awaiting) | [`VmConfig::cpu_limit`] | [`Error::CpuLimit`] |
 //! | instructions per execution (deterministic, but about 2x slower) | [`VmConfig::instruction_limit`] | [`Error::InstructionLimit`] |
 //! | wall-clock time per execution, awaits included (cancels the pending host call) | [`VmConfig::timeout`] | [`Error::Timeout`] |
+//! | bytes one call copies out of the VM (results, `json.encode`, `print`, `log`): the memory limit, or [`DEFAULT_COPY_LIMIT`] | [`VmConfig::memory_limit`] | [`Error::CopyLimit`] (a Lua error inside host functions) |
 //!
 //! No hook is set while an execution is within its CPU and wall-clock budget, so a
 //! CPU-bound script runs as fast as with no limit; a watchdog thread interrupts the

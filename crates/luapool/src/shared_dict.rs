@@ -116,14 +116,15 @@ struct Limits {
 /// | call | result |
 /// |---|---|
 /// | `d:get(key)` | the value, or `nil` if missing or expired |
-/// | `d:set(key, value [, ttl])` | `true`; a `nil` value deletes the key |
-/// | `d:add(key, value [, ttl])` | `true`, or `false, "exists"` if the key is there |
-/// | `d:incr(key, n [, init])` | the new number, or `nil, "not found"` / `nil, "not a number"` |
+/// | `d:set(key, value [, ttl])` | `true`, or `false, "too large"`; a `nil` value deletes the key |
+/// | `d:add(key, value [, ttl])` | `true`, or `false, "exists"` if the key is there, or `false, "too large"` |
+/// | `d:incr(key, n [, init])` | the new number, or `nil, "not found"` / `nil, "not a number"` / `nil, "too large"` |
 /// | `d:delete(key)` | nothing |
 /// | `d:keys([max])` | an array of up to `max` keys (default 1024, `0` for all), most recently used first |
 ///
 /// Keys are strings (numbers are converted like `tostring` does); values are strings,
-/// numbers or booleans; `ttl` is in seconds (`0` or `nil`: no expiry).
+/// numbers or booleans, at most [`SharedDict::max_value_bytes`] long; `ttl` is in seconds
+/// (`0` or `nil`: no expiry).
 ///
 /// ```
 /// use luapool::{Script, SharedDicts, Value, Vm, VmConfig};
