@@ -412,9 +412,21 @@ fn http_request_works_in_run() {
 #[test]
 fn amplified_copies_fail_cleanly_under_the_issue_limits() {
     let repro = "local s = string.rep('x', 30e6) local t = {} for i=1,1000 do t[i]=s end";
-    for tail in ["return json.encode(t)", "return t", "print(table.unpack(t))"] {
+    for tail in [
+        "return json.encode(t)",
+        "return t",
+        "print(table.unpack(t))",
+    ] {
         luapool()
-            .args(["run", "--cpu-limit", "1", "--timeout", "2", "--memory-limit", "64MiB"])
+            .args([
+                "run",
+                "--cpu-limit",
+                "1",
+                "--timeout",
+                "2",
+                "--memory-limit",
+                "64MiB",
+            ])
             .args(["-e", &format!("{repro} {tail}")])
             .assert()
             .code(1)

@@ -68,14 +68,12 @@ impl FromLuaMulti for Request {
 
 /// The `http` module.
 pub(crate) fn module() -> Module {
-    Module::new("http").async_function("request", |Request(spec)| {
-        async move {
-            let spec = spec?;
-            Ok(match send(spec).await {
-                Ok(reply) => (reply, None),
-                Err(message) => (Value::Nil, Some(message)),
-            })
-        }
+    Module::new("http").async_function("request", |Request(spec)| async move {
+        let spec = spec?;
+        Ok(match send(spec).await {
+            Ok(reply) => (reply, None),
+            Err(message) => (Value::Nil, Some(message)),
+        })
     })
 }
 
@@ -155,9 +153,7 @@ fn parse(arg: mlua::Value, budget: &mut CopyBudget) -> HostResult<Spec> {
                 let (k, v) = pair.map_err(HostError::from)?;
                 match (k, v) {
                     (mlua::Value::String(k), mlua::Value::String(v)) => {
-                        let k = k
-                            .to_str()
-                            .map_err(|_| bad("header names must be UTF-8"))?;
+                        let k = k.to_str().map_err(|_| bad("header names must be UTF-8"))?;
                         budget.charge(k.len()).map_err(over)?;
                         headers.push((k.to_string(), budget.copy(&v.as_bytes()).map_err(over)?));
                     }

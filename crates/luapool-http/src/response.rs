@@ -293,14 +293,22 @@ mod tests {
     fn body_and_headers_share_one_copy_budget() {
         let lua = Lua::new();
         lua.set_memory_limit(lua.used_memory() + (4 << 20)).unwrap();
-        let source = "local s = string.rep('x', 1500000) return { body = s, headers = { a = s, b = s } }";
+        let source =
+            "local s = string.rep('x', 1500000) return { body = s, headers = { a = s, b = s } }";
         let values: MultiValue = lua.load(source).eval().unwrap();
         let err = Reply::from_lua_multi(values, &lua).err().unwrap();
-        assert!(err.to_string().contains("host copy limit exceeded"), "{err}");
-        let list = "local s = string.rep('x', 1000000) return { headers = { a = { s, s, s, s, s } } }";
+        assert!(
+            err.to_string().contains("host copy limit exceeded"),
+            "{err}"
+        );
+        let list =
+            "local s = string.rep('x', 1000000) return { headers = { a = { s, s, s, s, s } } }";
         let values: MultiValue = lua.load(list).eval().unwrap();
         assert!(Reply::from_lua_multi(values, &lua).is_err());
-        let (_, h, b) = ok(&lua, "local s = string.rep('x', 1500000) return { body = s, headers = { a = s } }");
+        let (_, h, b) = ok(
+            &lua,
+            "local s = string.rep('x', 1500000) return { body = s, headers = { a = s } }",
+        );
         assert_eq!((b.len(), h["a"].len()), (1_500_000, 1_500_000));
     }
 }

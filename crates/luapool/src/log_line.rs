@@ -72,7 +72,10 @@ mod tests {
     fn escapes_what_could_forge_a_line() {
         assert_eq!(escape(b"a\nb\r\tc"), "a\\nb\\r\tc");
         assert_eq!(escape(b"\x1b[31mred\x00\x7f"), "\\x1b[31mred\\x00\\x7f");
-        assert_eq!(escape("x\u{2028}y\u{85}é".as_bytes()), "x\\u{2028}y\\u{0085}é");
+        assert_eq!(
+            escape("x\u{2028}y\u{85}é".as_bytes()),
+            "x\\u{2028}y\\u{0085}é"
+        );
         assert_eq!(escape(b"bad \xff\xfe byte"), "bad \\xff\\xfe byte");
         assert_eq!(escape(b"plain \\n text"), "plain \\n text");
     }

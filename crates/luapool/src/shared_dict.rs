@@ -754,8 +754,7 @@ impl Store {
         let size = entry_size(key, &value);
         self.remove(key);
         let key: Arc<str> = Arc::from(key);
-        while self.entries.len() >= limits.entries
-            || self.bytes.saturating_add(size) > limits.bytes
+        while self.entries.len() >= limits.entries || self.bytes.saturating_add(size) > limits.bytes
         {
             let Some((_, oldest)) = self.order.pop_first() else {
                 break;
@@ -805,8 +804,8 @@ mod tests {
 
     fn dict(capacity: usize) -> (SharedDict, Clock) {
         let clock = Clock::manual();
-        let dicts =
-            SharedDicts::with_clock(&[SharedDictConfig::new("d", capacity)], clock.clone()).unwrap();
+        let dicts = SharedDicts::with_clock(&[SharedDictConfig::new("d", capacity)], clock.clone())
+            .unwrap();
         (dicts.get("d").unwrap(), clock)
     }
 

@@ -242,9 +242,11 @@ fn convert(value: &mlua::Value, depth: usize, bounds: &mut Bounds<'_>) -> Result
                 }
                 Value::Array(items)
             } else {
-                bounds
-                    .bytes
-                    .charge(pairs.len().saturating_mul(std::mem::size_of::<(Value, Value)>()))?;
+                bounds.bytes.charge(
+                    pairs
+                        .len()
+                        .saturating_mul(std::mem::size_of::<(Value, Value)>()),
+                )?;
                 let mut out = Vec::with_capacity(pairs.len());
                 for (k, v) in &pairs {
                     let key = convert(k, depth + 1, bounds)?;

@@ -60,3 +60,44 @@ async fn a_dictionary_keeps_within_its_default_byte_capacity() {
     assert_eq!(v["huge"], false);
     assert_eq!(v["err"], "too large");
 }
+
+/// Issue 15: no host function panics on bad script input (a panic would be reported as
+/// `host function panicked` and poison the VM).
+#[tokio::test]
+async fn bad_http_request_arguments_never_panic() {
+    let app = r#"
+      local json = require("json")
+      local down = "http://127.0.0.1:1/"
+      local cases = {
+        { url = down, timeout = math.maxinteger }, { url = down, timeout = 0 / 0 },
+        { url = down, method = "GE T" }, { url = down, headers = { ["bad name"] = "x\n" } },
+        { url = ":::" }, { url = "http://[::1" }, { url = "file:///etc/passwd" },
+        { url = down, body = 1 }, { url = down, headers = "x" }, { url = "\255" }, 42,
+      }
+      function handle(req)
+        local out = {}
+        for i, case in ipairs(cases) do
+          local ok, r, err = pcall(http.request, case)
+          out[i] = tostring(ok) .. " " .. tostring(r) .. " " .. tostring(err)
+        end
+        return json.encode(out)
+      end
+    "#;
+    let t = start_with(app, &[], config());
+    let (status, body) = get(&t.url("/")).await;
+    assert_eq!(status, 200, "{body}");
+    let results: Vec<String> = serde_json::from_str(&body).unwrap();
+    assert_eq!(results.len(), 11);
+    for r in &results {
+        assert!(!r.contains("panicked"), "{results:?}");
+    }
+    // Each failed as an error the script can see, never as a reply.
+    assert!(
+        results
+            .iter()
+            .all(|r| r.contains("nil") || r.starts_with("false")),
+        "{results:?}"
+    );
+    let metrics = t.server().metrics();
+    assert!(!metrics.contains("kind=\"poisoned\""), "{metrics}");
+}

@@ -25,7 +25,9 @@ pub(super) fn module(lua: &Lua) -> mlua::Result<Table> {
     )?;
     t.raw_set(
         "decode",
-        host_function(lua, |lua, s: mlua::LuaString| decode::decode(lua, &s.as_bytes()))?,
+        host_function(lua, |lua, s: mlua::LuaString| {
+            decode::decode(lua, &s.as_bytes())
+        })?,
     )?;
     t.raw_set(
         "array",

@@ -29,7 +29,10 @@ fn the_issue_repro_fails_with_a_copy_limit_error() {
     let vm = limited();
     let source = format!("{} return json.encode(t)", refs(30_000_000, 1000));
     let message = runtime_error(&vm, &source);
-    assert_contains(&message, "t.lua:1: json.encode: host copy limit exceeded (limit ");
+    assert_contains(
+        &message,
+        "t.lua:1: json.encode: host copy limit exceeded (limit ",
+    );
     still_works(&vm);
 }
 
@@ -42,7 +45,10 @@ fn scripts_can_catch_the_copy_limit_error() {
     );
     let got = ok(&vm, &source);
     assert_eq!(got[0], Value::Boolean(false));
-    assert_contains(got[1].as_str().unwrap(), "json.encode: host copy limit exceeded");
+    assert_contains(
+        got[1].as_str().unwrap(),
+        "json.encode: host copy limit exceeded",
+    );
     // One copy (and its JSON text) fits within the limit.
     assert_eq!(got[2], Value::Integer(20_000_004));
 }
@@ -72,7 +78,10 @@ fn many_small_strings_shared_through_a_subtable_count_every_time() {
     let results = format!("{source} return t");
     assert!(matches!(run(&vm, &results), Err(Error::CopyLimit { .. })));
     let fits = format!("{source} return #json.encode({{ row, row }})");
-    assert_eq!(ok(&vm, &fits)[0].as_integer().map(|n| n > 2_000_000), Some(true));
+    assert_eq!(
+        ok(&vm, &fits)[0].as_integer().map(|n| n > 2_000_000),
+        Some(true)
+    );
 }
 
 #[test]
@@ -94,7 +103,10 @@ fn table_entries_are_charged_as_well_as_strings() {
 fn results_are_bounded_by_the_memory_limit() {
     let vm = limited();
     let err = run(&vm, &format!("{} return t", refs(30_000_000, 1000))).unwrap_err();
-    assert!(matches!(err, Error::CopyLimit { limit } if limit >= 64 << 20), "{err:?}");
+    assert!(
+        matches!(err, Error::CopyLimit { limit } if limit >= 64 << 20),
+        "{err:?}"
+    );
     assert_contains(&err.to_string(), "host copy limit exceeded");
     // A big result that is not repeated still converts.
     let one = ok(&vm, "return string.rep('y', 30000000)");
@@ -108,9 +120,15 @@ fn without_a_memory_limit_the_default_copy_limit_applies() {
     let mib = 1 << 20;
     let n = DEFAULT_COPY_LIMIT / mib + 1;
     let err = run(&vm, &format!("{} return t", refs(mib as u64, n as u32))).unwrap_err();
-    assert!(matches!(err, Error::CopyLimit { limit } if limit == DEFAULT_COPY_LIMIT), "{err:?}");
+    assert!(
+        matches!(err, Error::CopyLimit { limit } if limit == DEFAULT_COPY_LIMIT),
+        "{err:?}"
+    );
     let source = format!("{} return #json.encode(t)", refs(mib as u64, n as u32));
-    assert_contains(&runtime_error(&vm, &source), "json.encode: host copy limit exceeded");
+    assert_contains(
+        &runtime_error(&vm, &source),
+        "json.encode: host copy limit exceeded",
+    );
 }
 
 #[test]
@@ -119,11 +137,17 @@ fn print_is_bounded_and_writes_nothing_when_over() {
     let out = Buf::default();
     vm.set_output(out.clone());
     let source = "local s = string.rep('x', 30000000) print(s, s, s)";
-    assert_contains(&runtime_error(&vm, source), "t.lua:1: print: host copy limit exceeded");
+    assert_contains(
+        &runtime_error(&vm, source),
+        "t.lua:1: print: host copy limit exceeded",
+    );
     let tostring = "local s = string.rep('x', 30000000)
                     local o = setmetatable({}, { __tostring = function() return s end })
                     print(o, o, o)";
-    assert_contains(&runtime_error(&vm, tostring), "print: host copy limit exceeded");
+    assert_contains(
+        &runtime_error(&vm, tostring),
+        "print: host copy limit exceeded",
+    );
     assert_eq!(out.text(), "");
     // Within the limit print writes raw bytes, newlines included (it is the script's
     // stdout).
@@ -166,7 +190,11 @@ impl tracing::Subscriber for Events {
 
 impl Events {
     /// Runs `source` on `vm` with this subscriber; the events it logged.
-    fn capture(&self, vm: &Vm, source: &str) -> (luapool::Result<Vec<Value>>, Vec<(String, String)>) {
+    fn capture(
+        &self,
+        vm: &Vm,
+        source: &str,
+    ) -> (luapool::Result<Vec<Value>>, Vec<(String, String)>) {
         let result = tracing::subscriber::with_default(self.clone(), || {
             vm.exec(&Script::new("t.lua", source))
         });
@@ -216,7 +244,10 @@ fn print_to_a_log_is_one_escaped_event() {
     assert_eq!(
         logged,
         vec![
-            ("luapool::script::print".to_string(), "a\\nfake line\t2".to_string()),
+            (
+                "luapool::script::print".to_string(),
+                "a\\nfake line\t2".to_string()
+            ),
             ("luapool::script::print".to_string(), "b".to_string()),
         ]
     );

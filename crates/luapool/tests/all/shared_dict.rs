@@ -467,11 +467,18 @@ fn a_dictionary_keeps_within_its_byte_capacity() {
     );
     assert_eq!(
         stored,
-        vec![Value::Integer(1000), Value::Boolean(true), Value::Boolean(true)]
+        vec![
+            Value::Integer(1000),
+            Value::Boolean(true),
+            Value::Boolean(true)
+        ]
     );
     assert!(cache.used_bytes() <= 4 << 20, "{}", cache.used_bytes());
     assert_eq!(cache.len(), 4);
-    assert_eq!(cache.keys(usize::MAX), vec!["k1000", "k999", "k998", "k997"]);
+    assert_eq!(
+        cache.keys(usize::MAX),
+        vec!["k1000", "k999", "k998", "k997"]
+    );
 }
 
 #[test]
@@ -505,13 +512,22 @@ fn a_value_over_the_limit_is_refused_with_too_large() {
     let err = c.set("n", vec![0u8; 1001], None).unwrap_err();
     assert!(matches!(
         err,
-        Error::SharedDict { reason: DictErrorKind::TooLarge, .. }
+        Error::SharedDict {
+            reason: DictErrorKind::TooLarge,
+            ..
+        }
     ));
     assert_eq!(err.to_string(), "shared dict 'c': too large (key 'n')");
-    assert_eq!(c.get("n").and_then(|v| v.as_bytes().map(<[u8]>::len)), Some(1000));
+    assert_eq!(
+        c.get("n").and_then(|v| v.as_bytes().map(<[u8]>::len)),
+        Some(1000)
+    );
     assert!(matches!(
         c.add("m", vec![0u8; 1001], None),
-        Err(Error::SharedDict { reason: DictErrorKind::TooLarge, .. })
+        Err(Error::SharedDict {
+            reason: DictErrorKind::TooLarge,
+            ..
+        })
     ));
 }
 
@@ -542,7 +558,10 @@ fn replacing_and_deleting_entries_keeps_the_byte_count_exact() {
     assert_eq!(c.used_bytes(), entry("a", 10) + entry("b", 8));
     c.incr("b", 1, None).unwrap();
     c.incr("n", 1, Some(DictNumber::Integer(0))).unwrap();
-    assert_eq!(c.used_bytes(), entry("a", 10) + entry("b", 8) + entry("n", 8));
+    assert_eq!(
+        c.used_bytes(),
+        entry("a", 10) + entry("b", 8) + entry("n", 8)
+    );
     c.delete("a");
     c.delete("b");
     c.delete("n");

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::fmt;
 
 use mlua::{Lua, Value as LuaValue};
-use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
 
 use crate::value::ArrayMarker;
@@ -122,7 +122,8 @@ mod tests {
     #[test]
     fn decodes_like_the_serde_json_value_path() {
         let lua = Lua::new();
-        let text = r#"{"a":[1,2.5,"x\n",null,true,[]],"b":{},"big":18446744073709551615,"a":"last"}"#;
+        let text =
+            r#"{"a":[1,2.5,"x\n",null,true,[]],"b":{},"big":18446744073709551615,"a":"last"}"#;
         let v = decode(&lua, text.as_bytes()).unwrap();
         let t = v.as_table().unwrap();
         assert_eq!(t.raw_get::<String>("a").unwrap(), "last");
@@ -140,6 +141,9 @@ mod tests {
         let lua = Lua::new();
         lua.set_memory_limit(lua.used_memory() + 100_000).unwrap();
         let text = format!("[{}]", vec!["\"0123456789abcdef\""; 100_000].join(","));
-        assert!(matches!(decode(&lua, text.as_bytes()), Err(mlua::Error::MemoryError(_))));
+        assert!(matches!(
+            decode(&lua, text.as_bytes()),
+            Err(mlua::Error::MemoryError(_))
+        ));
     }
 }

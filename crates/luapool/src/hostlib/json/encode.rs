@@ -97,9 +97,9 @@ impl Serialize for Json<'_> {
 /// A map key as JSON object key text.
 fn key(k: &Value) -> Result<std::borrow::Cow<'_, str>, &'static str> {
     Ok(match k {
-        Value::String(s) => {
-            std::borrow::Cow::Borrowed(std::str::from_utf8(s).map_err(|_| "map key is not valid UTF-8")?)
-        }
+        Value::String(s) => std::borrow::Cow::Borrowed(
+            std::str::from_utf8(s).map_err(|_| "map key is not valid UTF-8")?,
+        ),
         Value::Integer(i) => i.to_string().into(),
         Value::Number(n) => n.to_string().into(),
         Value::Boolean(b) => b.to_string().into(),
