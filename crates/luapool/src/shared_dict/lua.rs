@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mlua::{Lua, MultiValue, Table, Value};
 
-use super::{DictNumber, DictValue, SharedDict, SharedDicts};
+use super::{DictErrorKind, DictNumber, DictValue, SharedDict, SharedDicts};
 use crate::copy_budget::CopyBudget;
 use crate::sandbox::{host_function, seal, SandboxData};
 use crate::value::ArrayMarker;
@@ -78,6 +78,9 @@ fn dict_object(lua: &Lua, data: &SandboxData, dict: &SharedDict) -> mlua::Result
                 m.dict.delete(&key);
                 return Ok(MultiValue::from_iter([Value::Boolean(true)]));
             }
+            if m.too_large(&value) {
+                return m.outcome(lua, Err(m.dict.error(&key, DictErrorKind::TooLarge)));
+            }
             let stored = m.dict.set(&key, m.value(value)?, ttl);
             m.outcome(lua, stored.map(|()| true))
         })?,
@@ -89,7 +92,11 @@ fn dict_object(lua: &Lua, data: &SandboxData, dict: &SharedDict) -> mlua::Result
         host_function(lua, move |lua, args: MultiValue| {
             let mut args = m.args(args)?;
             let key = m.key(lua, args.next())?;
-            let value = m.value(args.next().unwrap_or(Value::Nil))?;
+            let value = args.next().unwrap_or(Value::Nil);
+            if m.too_large(&value) {
+                return m.outcome(lua, Err(m.dict.error(&key, DictErrorKind::TooLarge)));
+            }
+            let value = m.value(value)?;
             let ttl = m.ttl(args.next())?;
             match m.dict.add(&key, value, ttl) {
                 Ok(false) => Ok(MultiValue::from_iter([
@@ -223,6 +230,11 @@ impl Method {
             return Err(self.fail(format!("key is longer than {MAX_KEY_LEN} bytes")));
         }
         Ok(key)
+    }
+
+    /// True for a string longer than the dictionary takes: refused before it is copied.
+    fn too_large(&self, value: &Value) -> bool {
+        matches!(value, Value::String(s) if s.as_bytes().len() > self.dict.max_value_bytes())
     }
 
     /// A value to store.

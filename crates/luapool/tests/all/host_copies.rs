@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use luapool::{CopyBudget, Error, LogOutput, Script, Value, Vm, VmConfig, DEFAULT_COPY_LIMIT};
 
-use crate::{assert_contains, ok, run, runtime_error, Buf};
+use crate::{assert_contains, assert_location, ok, run, runtime_error, Buf};
 
 /// The issue's limits: `--memory-limit 64MiB`.
 fn limited() -> Vm {
@@ -27,12 +27,10 @@ fn still_works(vm: &Vm) {
 #[test]
 fn the_issue_repro_fails_with_a_copy_limit_error() {
     let vm = limited();
-    let source = format!("{} return json.encode(t)", refs(30_000_000, 1000));
+    let source = format!("{}\nreturn json.encode(t)", refs(30_000_000, 1000));
     let message = runtime_error(&vm, &source);
-    assert_contains(
-        &message,
-        "t.lua:1: json.encode: host copy limit exceeded (limit ",
-    );
+    assert_location(&message, "t.lua:2:", &source);
+    assert_contains(&message, "json.encode: host copy limit exceeded (limit ");
     still_works(&vm);
 }
 
