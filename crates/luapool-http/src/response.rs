@@ -291,8 +291,13 @@ mod tests {
 
     #[test]
     fn body_and_headers_share_one_copy_budget() {
-        let lua = Lua::new();
-        lua.set_memory_limit(lua.used_memory() + (4 << 20)).unwrap();
+        // A fresh state for each case, so that no garbage of the last one counts.
+        let limited = || {
+            let lua = Lua::new();
+            lua.set_memory_limit(lua.used_memory() + (4 << 20)).unwrap();
+            lua
+        };
+        let lua = limited();
         let source =
             "local s = string.rep('x', 1500000) return { body = s, headers = { a = s, b = s } }";
         let values: MultiValue = lua.load(source).eval().unwrap();
@@ -301,10 +306,12 @@ mod tests {
             err.to_string().contains("host copy limit exceeded"),
             "{err}"
         );
+        let lua = limited();
         let list =
             "local s = string.rep('x', 1000000) return { headers = { a = { s, s, s, s, s } } }";
         let values: MultiValue = lua.load(list).eval().unwrap();
         assert!(Reply::from_lua_multi(values, &lua).is_err());
+        let lua = limited();
         let (_, h, b) = ok(
             &lua,
             "local s = string.rep('x', 1500000) return { body = s, headers = { a = s } }",
