@@ -4,8 +4,10 @@
 //! copies once converted to a [`Value`](crate::Value), encoded as JSON, printed or logged.
 //! Every such host copy goes through a `CopyBudget`, which allows one call (one
 //! `json.encode`, one `print`, the results of one execution, one HTTP reply) to copy at most
-//! the VM's memory limit, or [`DEFAULT_COPY_LIMIT`] when the VM has none, and fails with
-//! [`Error::CopyLimit`] past it, before the bytes are allocated.
+//! what the VM may still allocate under its memory limit (at least [`MIN_COPY_BUDGET`]),
+//! or [`DEFAULT_COPY_LIMIT`] when the VM has none, and fails with [`Error::CopyLimit`]
+//! past it, before the bytes are allocated: the copies of a call count as if the
+//! execution had allocated them.
 
 use mlua::Lua;
 
@@ -13,6 +15,10 @@ use crate::error::Error;
 
 /// Most bytes one call may copy out of a VM that has no memory limit (64 MiB).
 pub const DEFAULT_COPY_LIMIT: usize = 64 << 20;
+
+/// Bytes one call may always copy, even from a VM at its memory limit (64 KiB): enough
+/// for a script out of memory to log why.
+pub const MIN_COPY_BUDGET: usize = 64 << 10;
 
 /// How many more bytes one host call may copy out of a VM.
 ///
@@ -39,10 +45,14 @@ impl CopyBudget {
         CopyBudget { limit, left: limit }
     }
 
-    /// The budget of one call on `lua`: its memory limit, or [`DEFAULT_COPY_LIMIT`] if it
-    /// has none.
+    /// The budget of one call on `lua`: the bytes it may still allocate under the memory
+    /// limit in force (at least [`MIN_COPY_BUDGET`]), or [`DEFAULT_COPY_LIMIT`] if it has
+    /// none.
     pub fn for_lua(lua: &Lua) -> CopyBudget {
-        CopyBudget::new(memory_limit(lua).unwrap_or(DEFAULT_COPY_LIMIT))
+        CopyBudget::new(match memory_limit(lua) {
+            Some(limit) => limit.saturating_sub(lua.used_memory()).max(MIN_COPY_BUDGET),
+            None => DEFAULT_COPY_LIMIT,
+        })
     }
 
     /// Takes `bytes` from the budget.
@@ -133,13 +143,13 @@ impl CopyBudget {
     /// use luapool::mlua::{FromLua, Lua};
     ///
     /// let lua = Lua::new();
-    /// lua.set_memory_limit(lua.used_memory() + (1 << 20))?;
-    /// let s = luapool::mlua::Value::String(lua.create_string("x".repeat(600 << 10))?);
+    /// lua.set_memory_limit(lua.used_memory() + (4 << 20))?;
+    /// let s = luapool::mlua::Value::String(lua.create_string("x".repeat(3 << 19))?);
     /// assert!(Value::from_lua(s.clone(), &lua).is_ok());
     /// let both = CopyBudget::scope(&lua, || {
     ///     Ok::<_, luapool::mlua::Error>((Value::from_lua(s.clone(), &lua)?, Value::from_lua(s.clone(), &lua)?))
     /// });
-    /// assert!(both.is_err()); // 1.2 MB out of a VM limited to 1 MiB
+    /// assert!(both.is_err()); // 3 MiB out of a VM that may allocate 2.5 MiB more
     /// # Ok::<(), luapool::mlua::Error>(())
     /// ```
     pub fn scope<T>(lua: &Lua, f: impl FnOnce() -> T) -> T {
@@ -175,8 +185,12 @@ mod tests {
         let lua = Lua::new();
         assert_eq!(CopyBudget::for_lua(&lua).limit(), DEFAULT_COPY_LIMIT);
         lua.set_memory_limit(1 << 30).unwrap();
-        assert_eq!(CopyBudget::for_lua(&lua).limit(), 1 << 30);
+        let left = (1 << 30) - lua.used_memory();
+        assert_eq!(CopyBudget::for_lua(&lua).limit(), left);
         assert_eq!(lua.set_memory_limit(0).unwrap(), 1 << 30);
+        // At the limit, a small budget remains.
+        lua.set_memory_limit(lua.used_memory()).unwrap();
+        assert_eq!(CopyBudget::for_lua(&lua).limit(), MIN_COPY_BUDGET);
     }
 
     #[test]
@@ -192,7 +206,7 @@ mod tests {
     #[test]
     fn a_shared_budget_spans_conversions_and_is_removed_after() {
         let lua = Lua::new();
-        lua.set_memory_limit(lua.used_memory() + 100).unwrap();
+        lua.set_memory_limit(lua.used_memory() + (1 << 20)).unwrap();
         let most = CopyBudget::for_lua(&lua).limit() - 50;
         let left = CopyBudget::scope(&lua, || {
             with_budget(&lua, |b| b.charge(most)).unwrap();

@@ -49,9 +49,9 @@ pub enum Error {
         limit: Option<usize>,
     },
     /// A host function, or the conversion of an execution's results, would copy more
-    /// bytes out of the VM than one call may (the VM's memory limit, or
-    /// [`DEFAULT_COPY_LIMIT`](crate::DEFAULT_COPY_LIMIT) without one); see
-    /// [`CopyBudget`](crate::CopyBudget). Nothing was copied past the limit.
+    /// bytes out of the VM than one call may (what the VM may still allocate under its
+    /// memory limit, or [`DEFAULT_COPY_LIMIT`](crate::DEFAULT_COPY_LIMIT) without one);
+    /// see [`CopyBudget`](crate::CopyBudget). Nothing was copied past the limit.
     #[error("host copy limit exceeded (limit {limit} bytes)")]
     CopyLimit {
         /// The bytes one call may copy.

@@ -55,7 +55,7 @@
 //! | CPU time per execution (running, not awaiting) | [`VmConfig::cpu_limit`] | [`Error::CpuLimit`] |
 //! | instructions per execution (deterministic, but about 2x slower) | [`VmConfig::instruction_limit`] | [`Error::InstructionLimit`] |
 //! | wall-clock time per execution, awaits included (cancels the pending host call) | [`VmConfig::timeout`] | [`Error::Timeout`] |
-//! | bytes one call copies out of the VM (results, `json.encode`, `print`, `log`): the memory limit, or [`DEFAULT_COPY_LIMIT`] | [`VmConfig::memory_limit`] | [`Error::CopyLimit`] (a Lua error inside host functions) |
+//! | bytes one call copies out of the VM (results, `json.encode`, `print`, `log`): what the VM may still allocate, or [`DEFAULT_COPY_LIMIT`] | [`VmConfig::memory_limit`] | [`Error::CopyLimit`] (a Lua error inside host functions) |
 //!
 //! No hook is set while an execution is within its CPU and wall-clock budget, so a
 //! CPU-bound script runs as fast as with no limit; a watchdog thread interrupts the
@@ -100,7 +100,7 @@ mod worker_pool;
 
 pub use checkout::*;
 pub use config::{bytes, Isolation, VmConfig};
-pub use copy_budget::{CopyBudget, DEFAULT_COPY_LIMIT};
+pub use copy_budget::{CopyBudget, DEFAULT_COPY_LIMIT, MIN_COPY_BUDGET};
 pub use engine::ENGINE;
 pub use error::{Error, Result};
 pub use host::{HostError, HostResult, Module};
