@@ -250,3 +250,22 @@ fn print_to_a_log_is_one_escaped_event() {
         ]
     );
 }
+
+#[test]
+fn a_copy_counts_as_if_the_execution_had_allocated_it() {
+    // 60 MB held under 64 MiB: printing 30 MB of it would take more than is left.
+    let vm = limited();
+    let out = Buf::default();
+    vm.set_output(out.clone());
+    let build = "local a, b = string.rep('x', 15000000), string.rep('y', 15000000)
+                 local c = a .. b";
+    let source = format!("{build}\nprint(c)");
+    assert_contains(&runtime_error(&vm, &source), "print: host copy limit exceeded");
+    assert_eq!(out.text(), "");
+    // Results are converted after the execution, within what the VM may hold.
+    let got = ok(&limited(), &format!("{build}\nreturn c"));
+    assert_eq!(got[0].as_str().map(str::len), Some(30_000_000));
+    // A VM at its limit can still log a short line.
+    ok(&vm, "print('still here')");
+    assert_eq!(out.text(), "still here\n");
+}
