@@ -260,7 +260,10 @@ fn a_copy_counts_as_if_the_execution_had_allocated_it() {
     let build = "local a, b = string.rep('x', 15000000), string.rep('y', 15000000)
                  local c = a .. b";
     let source = format!("{build}\nprint(c)");
-    assert_contains(&runtime_error(&vm, &source), "print: host copy limit exceeded");
+    assert_contains(
+        &runtime_error(&vm, &source),
+        "print: host copy limit exceeded",
+    );
     assert_eq!(out.text(), "");
     // Results are converted after the execution, within what the VM may hold.
     let got = ok(&limited(), &format!("{build}\nreturn c"));
