@@ -60,8 +60,9 @@ fn execute(args: &RunArgs, source: Source, script_args: &[String]) -> Result<Vec
     vm.set_global("arg", arg_table(script.name(), script_args))?;
     luapool_http::register_host_library(&vm)?;
 
+    // IO as well as time: `http.request` needs the IO driver.
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
         .map_err(|e| Error::Engine {
             message: format!("cannot start the async runtime: {e}"),

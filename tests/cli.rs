@@ -397,3 +397,39 @@ fn bad_limit_values_are_usage_errors() {
             .stderr(contains(args[0]));
     }
 }
+
+/// Issue 15: `http.request` panicked in `luapool run` (its runtime had no IO driver).
+#[test]
+fn http_request_works_in_run() {
+    run_code("return http.request{ url = 'http://127.0.0.1:1/', timeout = 5 }")
+        .success()
+        .stdout(predicate::str::starts_with("nil\tcannot connect"))
+        .stderr(contains("panicked").not());
+}
+
+/// Issue 11: a string referenced 1,000 times is 30 GB on the host; the copy fails with a
+/// clear error instead of aborting the process.
+#[test]
+fn amplified_copies_fail_cleanly_under_the_issue_limits() {
+    let repro = "local s = string.rep('x', 30e6) local t = {} for i=1,1000 do t[i]=s end";
+    for tail in [
+        "return json.encode(t)",
+        "return t",
+        "print((table.unpack or unpack)(t))",
+    ] {
+        luapool()
+            .args([
+                "run",
+                "--cpu-limit",
+                "1",
+                "--timeout",
+                "2",
+                "--memory-limit",
+                "64MiB",
+            ])
+            .args(["-e", &format!("{repro} {tail}")])
+            .assert()
+            .code(1)
+            .stderr(contains("host copy limit exceeded"));
+    }
+}

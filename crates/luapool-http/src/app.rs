@@ -60,6 +60,9 @@ impl Host {
 
     fn build(&self, app: &App, config: VmConfig) -> Result<Vm> {
         let vm = Vm::new(config)?;
+        // The server's standard output is not the script's: `print` goes to the log, one
+        // escaped event per call, so that a handler cannot forge log or output lines.
+        vm.set_output(luapool::LogOutput);
         crate::register_host_library(&vm)?;
         vm.register_shared_dicts(&self.dicts)?;
         vm.compile(&app.script)?;

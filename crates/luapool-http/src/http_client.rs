@@ -4,12 +4,17 @@
 //! Returns `{ status = 200, headers = { ... }, body = "..." }`, or `nil, message` when
 //! the request fails (connection refused, timeout, too large a response). Bad arguments
 //! are Lua errors. Response header names are lower case; a repeated header is an array.
+//!
+//! What the request copies out of the VM (url, headers, body) is charged to one
+//! [`CopyBudget`]; the response body is read up to the budget left (at most
+//! [`MAX_RESPONSE_BYTES`]). There is no destination policy: scripts can reach any
+//! address the host can, loopback included.
 
 use std::cell::OnceCell;
 use std::time::Duration;
 
-use luapool::mlua;
-use luapool::{HostError, HostResult, Module, Value};
+use luapool::mlua::{self, FromLuaMulti, Lua, MultiValue};
+use luapool::{CopyBudget, HostError, HostResult, Module, Value};
 
 /// Longest a request may take when the script gives no `timeout`.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,36 +46,52 @@ struct Spec {
     headers: Vec<(String, Vec<u8>)>,
     body: Option<Vec<u8>>,
     timeout: Duration,
+    /// Largest response body accepted.
+    max_response: usize,
+}
+
+/// The argument of `http.request`, parsed where the VM is at hand (for its
+/// [`CopyBudget`]).
+struct Request(HostResult<Spec>);
+
+impl FromLuaMulti for Request {
+    fn from_lua_multi(values: MultiValue, lua: &Lua) -> mlua::Result<Self> {
+        let arg = values.into_iter().next().unwrap_or(mlua::Value::Nil);
+        let mut budget = CopyBudget::for_lua(lua);
+        let spec = parse(arg, &mut budget).map(|mut spec| {
+            spec.max_response = budget.left().min(MAX_RESPONSE_BYTES);
+            spec
+        });
+        Ok(Request(spec))
+    }
 }
 
 /// The `http` module.
 pub(crate) fn module() -> Module {
-    Module::new("http").async_function("request", |arg: mlua::Value| {
-        let spec = parse(arg);
-        async move {
-            let spec = spec?;
-            Ok(match send(spec).await {
-                Ok(reply) => (reply, None),
-                Err(message) => (Value::Nil, Some(message)),
-            })
-        }
+    Module::new("http").async_function("request", |Request(spec)| async move {
+        let spec = spec?;
+        Ok(match send(spec).await {
+            Ok(reply) => (reply, None),
+            Err(message) => (Value::Nil, Some(message)),
+        })
     })
 }
 
-fn parse(arg: mlua::Value) -> HostResult<Spec> {
+fn parse(arg: mlua::Value, budget: &mut CopyBudget) -> HostResult<Spec> {
     let bad = |what: &str| HostError::new(format!("http.request: {what}"));
+    let over = |e: luapool::Error| HostError::new(format!("http.request: {e}"));
     let t = match arg {
         mlua::Value::String(url) => {
+            let url = url.to_str().map_err(|_| bad("the url must be UTF-8"))?;
+            budget.charge(url.len()).map_err(over)?;
             return Ok(Spec {
                 method: reqwest::Method::GET,
-                url: url
-                    .to_str()
-                    .map_err(|_| bad("the url must be UTF-8"))?
-                    .to_string(),
+                url: url.to_string(),
                 headers: Vec::new(),
                 body: None,
                 timeout: DEFAULT_TIMEOUT,
-            })
+                max_response: MAX_RESPONSE_BYTES,
+            });
         }
         mlua::Value::Table(t) => t,
         other => {
@@ -80,14 +101,16 @@ fn parse(arg: mlua::Value) -> HostResult<Spec> {
             )))
         }
     };
-    let text = |key: &str| -> HostResult<Option<String>> {
+    let mut text = |key: &str| -> HostResult<Option<String>> {
         match t.raw_get::<mlua::Value>(key).map_err(HostError::from)? {
             mlua::Value::Nil => Ok(None),
-            mlua::Value::String(s) => Ok(Some(
-                s.to_str()
-                    .map_err(|_| bad(&format!("`{key}` must be UTF-8")))?
-                    .to_string(),
-            )),
+            mlua::Value::String(s) => {
+                let s = s
+                    .to_str()
+                    .map_err(|_| bad(&format!("`{key}` must be UTF-8")))?;
+                budget.charge(s.len()).map_err(over)?;
+                Ok(Some(s.to_string()))
+            }
             other => Err(bad(&format!(
                 "`{key}` must be a string, got {}",
                 other.type_name()
@@ -102,7 +125,7 @@ fn parse(arg: mlua::Value) -> HostResult<Spec> {
     };
     let body = match t.raw_get::<mlua::Value>("body").map_err(HostError::from)? {
         mlua::Value::Nil => None,
-        mlua::Value::String(s) => Some(s.as_bytes().to_vec()),
+        mlua::Value::String(s) => Some(budget.copy(&s.as_bytes()).map_err(over)?),
         other => {
             return Err(bad(&format!(
                 "`body` must be a string, got {}",
@@ -129,12 +152,11 @@ fn parse(arg: mlua::Value) -> HostResult<Spec> {
             for pair in h.pairs::<mlua::Value, mlua::Value>() {
                 let (k, v) = pair.map_err(HostError::from)?;
                 match (k, v) {
-                    (mlua::Value::String(k), mlua::Value::String(v)) => headers.push((
-                        k.to_str()
-                            .map_err(|_| bad("header names must be UTF-8"))?
-                            .to_string(),
-                        v.as_bytes().to_vec(),
-                    )),
+                    (mlua::Value::String(k), mlua::Value::String(v)) => {
+                        let k = k.to_str().map_err(|_| bad("header names must be UTF-8"))?;
+                        budget.charge(k.len()).map_err(over)?;
+                        headers.push((k.to_string(), budget.copy(&v.as_bytes()).map_err(over)?));
+                    }
                     _ => return Err(bad("`headers` must map strings to strings")),
                 }
             }
@@ -147,6 +169,7 @@ fn parse(arg: mlua::Value) -> HostResult<Spec> {
         headers,
         body,
         timeout,
+        max_response: MAX_RESPONSE_BYTES,
     })
 }
 
@@ -173,9 +196,10 @@ async fn send(spec: Spec) -> Result<Value, String> {
     }
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(describe)? {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+        if body.len() + chunk.len() > spec.max_response {
             return Err(format!(
-                "the response body is larger than {MAX_RESPONSE_BYTES} bytes"
+                "the response body is larger than {} bytes",
+                spec.max_response
             ));
         }
         body.extend_from_slice(&chunk);

@@ -4,11 +4,15 @@
 //! `status, body`, or a table `{ status = 200, headers = { ... }, body = "..." }` whose
 //! header values are strings or arrays of strings. Anything else is a bad reply: the
 //! client gets `500` and the log says what was wrong.
+//!
+//! Body and headers are copied out of the VM within one [`CopyBudget`] (what the VM may
+//! still allocate): a reply that would copy more fails with [`luapool::Error::CopyLimit`] (`500`).
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use http::{HeaderMap, StatusCode};
 use luapool::mlua::{self, FromLuaMulti, Lua, MultiValue, Table, Value};
+use luapool::CopyBudget;
 
 /// The content type of replies that do not set one.
 pub(crate) const DEFAULT_CONTENT_TYPE: HeaderValue =
@@ -27,37 +31,61 @@ pub(crate) enum Reply {
 }
 
 impl FromLuaMulti for Reply {
-    fn from_lua_multi(values: MultiValue, _lua: &Lua) -> mlua::Result<Self> {
-        Ok(parse(values).unwrap_or_else(Reply::Invalid))
+    fn from_lua_multi(values: MultiValue, lua: &Lua) -> mlua::Result<Self> {
+        match parse(values, &mut CopyBudget::for_lua(lua)) {
+            Ok(reply) => Ok(reply),
+            Err(Bad::Reply(why)) => Ok(Reply::Invalid(why)),
+            Err(Bad::Copy(e)) => Err(mlua::Error::external(e)),
+        }
     }
 }
 
-fn parse(values: MultiValue) -> Result<Reply, String> {
+/// Why a handler's values are not a reply.
+enum Bad {
+    /// Not the shape of a reply; the text says what.
+    Reply(String),
+    /// Copying it out of the VM would pass the copy limit.
+    Copy(luapool::Error),
+}
+
+impl From<String> for Bad {
+    fn from(why: String) -> Self {
+        Bad::Reply(why)
+    }
+}
+
+impl From<luapool::Error> for Bad {
+    fn from(e: luapool::Error) -> Self {
+        Bad::Copy(e)
+    }
+}
+
+fn parse(values: MultiValue, budget: &mut CopyBudget) -> Result<Reply, Bad> {
     let mut values = values.into_iter();
     let first = values.next().unwrap_or(Value::Nil);
     let second = values.next().unwrap_or(Value::Nil);
     match (first, second) {
-        (Value::String(body), Value::Nil) => Ok(plain(StatusCode::OK, body.as_bytes().to_vec())),
+        (Value::String(body), Value::Nil) => Ok(plain(StatusCode::OK, budget.copy(&body.as_bytes())?)),
         (status @ (Value::Integer(_) | Value::Number(_)), body) => {
             let status = status_code(&status)?;
             let body = match body {
                 Value::Nil => Vec::new(),
-                Value::String(s) => s.as_bytes().to_vec(),
+                Value::String(s) => budget.copy(&s.as_bytes())?,
                 other => {
-                    return Err(format!(
+                    return Err(Bad::Reply(format!(
                         "the body (second value) must be a string, got {}",
                         other.type_name()
-                    ))
+                    )))
                 }
             };
             Ok(plain(status, body))
         }
-        (Value::Table(t), Value::Nil) => table_reply(&t),
-        (Value::Nil, _) => Err("handle returned nothing; return a body string, `status, body` or a table { status, headers, body }".to_string()),
-        (first, _) => Err(format!(
+        (Value::Table(t), Value::Nil) => table_reply(&t, budget),
+        (Value::Nil, _) => Err(Bad::Reply("handle returned nothing; return a body string, `status, body` or a table { status, headers, body }".to_string())),
+        (first, _) => Err(Bad::Reply(format!(
             "handle returned a {}; return a body string, `status, body` or a table {{ status, headers, body }}",
             first.type_name()
-        )),
+        ))),
     }
 }
 
@@ -88,7 +116,7 @@ fn status_code(value: &Value) -> Result<StatusCode, String> {
         })
 }
 
-fn table_reply(t: &Table) -> Result<Reply, String> {
+fn table_reply(t: &Table, budget: &mut CopyBudget) -> Result<Reply, Bad> {
     let get = |key: &str| {
         t.raw_get::<Value>(key)
             .map_err(|e| format!("cannot read `{key}` of the reply: {e}"))
@@ -99,12 +127,12 @@ fn table_reply(t: &Table) -> Result<Reply, String> {
     };
     let body = match get("body")? {
         Value::Nil => Bytes::new(),
-        Value::String(s) => Bytes::from(s.as_bytes().to_vec()),
+        Value::String(s) => Bytes::from(budget.copy(&s.as_bytes())?),
         other => {
-            return Err(format!(
+            return Err(Bad::Reply(format!(
                 "`body` must be a string, got {}",
                 other.type_name()
-            ))
+            )))
         }
     };
     let mut headers = HeaderMap::new();
@@ -113,14 +141,14 @@ fn table_reply(t: &Table) -> Result<Reply, String> {
         Value::Table(h) => {
             for pair in h.pairs::<Value, Value>() {
                 let (k, v) = pair.map_err(|e| format!("cannot read `headers`: {e}"))?;
-                add_header(&mut headers, &k, v)?;
+                add_header(&mut headers, &k, v, budget)?;
             }
         }
         other => {
-            return Err(format!(
+            return Err(Bad::Reply(format!(
                 "`headers` must be a table, got {}",
                 other.type_name()
-            ))
+            )))
         }
     }
     if !headers.contains_key(CONTENT_TYPE) {
@@ -133,14 +161,20 @@ fn table_reply(t: &Table) -> Result<Reply, String> {
     })
 }
 
-fn add_header(headers: &mut HeaderMap, name: &Value, value: Value) -> Result<(), String> {
+fn add_header(
+    headers: &mut HeaderMap,
+    name: &Value,
+    value: Value,
+    budget: &mut CopyBudget,
+) -> Result<(), Bad> {
     let Value::String(name_str) = name else {
-        return Err(format!(
+        return Err(Bad::Reply(format!(
             "header names must be strings, got {}",
             name.type_name()
-        ));
+        )));
     };
     let name_bytes = name_str.as_bytes();
+    budget.charge(name_bytes.len())?;
     let header = HeaderName::from_bytes(&name_bytes).map_err(|_| {
         format!(
             "'{}' is not a valid header name",
@@ -151,20 +185,23 @@ fn add_header(headers: &mut HeaderMap, name: &Value, value: Value) -> Result<(),
     if header == CONTENT_LENGTH || header == TRANSFER_ENCODING {
         return Ok(());
     }
-    let one = |v: &Value| -> Result<HeaderValue, String> {
+    let mut one = |v: &Value| -> Result<HeaderValue, Bad> {
         let bytes = match v {
-            Value::String(s) => s.as_bytes().to_vec(),
+            Value::String(s) => budget.copy(&s.as_bytes())?,
             Value::Integer(i) => i.to_string().into_bytes(),
             Value::Number(n) => n.to_string().into_bytes(),
             other => {
-                return Err(format!(
+                return Err(Bad::Reply(format!(
                     "header '{header}' must be a string or an array of strings, got {}",
                     other.type_name()
-                ))
+                )))
             }
         };
-        HeaderValue::from_bytes(&bytes)
-            .map_err(|_| format!("header '{header}' has an invalid value (control characters?)"))
+        HeaderValue::from_maybe_shared(Bytes::from(bytes)).map_err(|_| {
+            Bad::Reply(format!(
+                "header '{header}' has an invalid value (control characters?)"
+            ))
+        })
     };
     match value {
         Value::Table(list) => {
@@ -250,5 +287,35 @@ mod tests {
         assert!(invalid(&lua, "return { headers = { a = 'x\\ny' } }").contains("invalid value"));
         assert!(invalid(&lua, "return true").contains("boolean"));
         assert!(invalid(&lua, "return 200, {}").contains("second value"));
+    }
+
+    #[test]
+    fn body_and_headers_share_one_copy_budget() {
+        // A fresh state for each case, so that no garbage of the last one counts.
+        let limited = || {
+            let lua = Lua::new();
+            lua.set_memory_limit(lua.used_memory() + (4 << 20)).unwrap();
+            lua
+        };
+        let lua = limited();
+        let source =
+            "local s = string.rep('x', 1500000) return { body = s, headers = { a = s, b = s } }";
+        let values: MultiValue = lua.load(source).eval().unwrap();
+        let err = Reply::from_lua_multi(values, &lua).err().unwrap();
+        assert!(
+            err.to_string().contains("host copy limit exceeded"),
+            "{err}"
+        );
+        let lua = limited();
+        let list =
+            "local s = string.rep('x', 1000000) return { headers = { a = { s, s, s, s, s } } }";
+        let values: MultiValue = lua.load(list).eval().unwrap();
+        assert!(Reply::from_lua_multi(values, &lua).is_err());
+        let lua = limited();
+        let (_, h, b) = ok(
+            &lua,
+            "local s = string.rep('x', 1000000) return { body = s, headers = { a = s } }",
+        );
+        assert_eq!((b.len(), h["a"].len()), (1_000_000, 1_000_000));
     }
 }

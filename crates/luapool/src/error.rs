@@ -48,6 +48,15 @@ pub enum Error {
         /// The configured limit in bytes, when known.
         limit: Option<usize>,
     },
+    /// A host function, or the conversion of an execution's results, would copy more
+    /// bytes out of the VM than one call may (what the VM may still allocate under its
+    /// memory limit, or [`DEFAULT_COPY_LIMIT`](crate::DEFAULT_COPY_LIMIT) without one);
+    /// see [`CopyBudget`](crate::CopyBudget). Nothing was copied past the limit.
+    #[error("host copy limit exceeded (limit {limit} bytes)")]
+    CopyLimit {
+        /// The bytes one call may copy.
+        limit: usize,
+    },
     /// The execution used more CPU time than its limit.
     #[error("cpu time limit exceeded (limit {limit:?})")]
     CpuLimit {
@@ -352,6 +361,7 @@ fn clone_error(e: &Error) -> Error {
             traceback: traceback.clone(),
         },
         Error::MemoryLimit { limit } => Error::MemoryLimit { limit: *limit },
+        Error::CopyLimit { limit } => Error::CopyLimit { limit: *limit },
         Error::CpuLimit { limit } => Error::CpuLimit { limit: *limit },
         Error::InstructionLimit { budget } => Error::InstructionLimit { budget: *budget },
         Error::Timeout { limit } => Error::Timeout { limit: *limit },

@@ -5,8 +5,8 @@
 //! | name | what it does |
 //! |---|---|
 //! | `sleep(seconds)` | async: the calling coroutine waits, the thread does not |
-//! | `json.encode(v)` / `json.decode(s)` | JSON text ⇄ Lua values; `json.null` stands for `null`, `json.array(t)` marks an empty table as `[]` |
-//! | `log.debug/info/warn/error(...)` | a `tracing` event with target `luapool::script` |
+//! | `json.encode(v)` / `json.decode(s)` | JSON text ⇄ Lua values; `json.null` stands for `null`, `json.array(t)` marks an empty table as `[]`; encoding copies within the call's [`CopyBudget`](crate::CopyBudget) |
+//! | `log.debug/info/warn/error(...)` | a `tracing` event with target `luapool::script`, on one line (control characters escaped) |
 //! | `time.now()` | wall-clock seconds since the Unix epoch, as a float (sub-millisecond precision) |
 //! | `time.monotonic()` | seconds from a monotonic clock (shared by every VM of the process), as a float: for measuring durations |
 //!

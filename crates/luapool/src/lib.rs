@@ -47,7 +47,7 @@
 //!
 //! ## Limits
 //!
-//! Every limit is off by default and set on [`VmConfig`]:
+//! Every limit but the host-copy bound is off by default and set on [`VmConfig`]:
 //!
 //! | limit | set with | error |
 //! |---|---|---|
@@ -55,6 +55,7 @@
 //! | CPU time per execution (running, not awaiting) | [`VmConfig::cpu_limit`] | [`Error::CpuLimit`] |
 //! | instructions per execution (deterministic, but about 2x slower) | [`VmConfig::instruction_limit`] | [`Error::InstructionLimit`] |
 //! | wall-clock time per execution, awaits included (cancels the pending host call) | [`VmConfig::timeout`] | [`Error::Timeout`] |
+//! | bytes one call copies out of the VM (results, `json.encode`, `print`, `log`): what the VM may still allocate, or [`DEFAULT_COPY_LIMIT`] | [`VmConfig::memory_limit`] | [`Error::CopyLimit`] (a Lua error inside host functions) |
 //!
 //! No hook is set while an execution is within its CPU and wall-clock budget, so a
 //! CPU-bound script runs as fast as with no limit; a watchdog thread interrupts the
@@ -83,11 +84,13 @@
 
 mod checkout;
 mod config;
+mod copy_budget;
 mod engine;
 mod error;
 mod host;
 mod hostlib;
 mod limits;
+mod log_line;
 mod sandbox;
 mod script;
 mod shared_dict;
@@ -97,12 +100,15 @@ mod worker_pool;
 
 pub use checkout::*;
 pub use config::{bytes, Isolation, VmConfig};
+pub use copy_budget::{CopyBudget, DEFAULT_COPY_LIMIT, MIN_COPY_BUDGET};
 pub use engine::ENGINE;
 pub use error::{Error, Result};
 pub use host::{HostError, HostResult, Module};
+pub use log_line::LogOutput;
 pub use script::Script;
 pub use shared_dict::{
     DictErrorKind, DictNumber, DictValue, SharedDict, SharedDictConfig, SharedDicts,
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUE_BYTES, ENTRY_OVERHEAD,
 };
 pub use value::{Value, MAX_DEPTH, MAX_ITEMS};
 pub use vm::{Poison, Vm};

@@ -37,6 +37,7 @@ use std::rc::Rc;
 use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
 
 use crate::config::VmConfig;
+use crate::copy_budget::{self, CopyBudget};
 use crate::limits::{self, Limits};
 use crate::{engine, hostlib};
 #[cfg(feature = "luajit")]
@@ -310,21 +311,28 @@ impl SandboxData {
     }
 
     /// Appends `value` to `out` formatted exactly as Lua's `tostring` does (`1.0`, `0.3`,
-    /// `__tostring` and `__name` honoured).
-    pub(crate) fn push_tostring(&self, out: &mut Vec<u8>, value: &Value) -> mlua::Result<()> {
+    /// `__tostring` and `__name` honoured), charging the bytes to `budget` first.
+    pub(crate) fn push_tostring(
+        &self,
+        out: &mut Vec<u8>,
+        value: &Value,
+        budget: &mut CopyBudget,
+    ) -> mlua::Result<()> {
+        let charged = |out: &mut Vec<u8>, budget: &mut CopyBudget, bytes: &[u8]| {
+            budget.extend(out, bytes).map_err(mlua::Error::external)
+        };
         match value {
-            Value::String(s) => out.extend_from_slice(&s.as_bytes()),
-            Value::Nil => out.extend_from_slice(b"nil"),
-            Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Value::String(s) => charged(out, budget, &s.as_bytes()),
+            Value::Nil => charged(out, budget, b"nil"),
+            Value::Boolean(b) => charged(out, budget, if *b { b"true" } else { b"false" }),
             // On LuaJIT an `Integer` is an integral float, which Lua prints as `1e+15`.
             #[cfg(not(feature = "luajit"))]
-            Value::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+            Value::Integer(i) => charged(out, budget, i.to_string().as_bytes()),
             other => {
                 let s: mlua::LuaString = self.tostring.call(other)?;
-                out.extend_from_slice(&s.as_bytes());
+                charged(out, budget, &s.as_bytes())
             }
         }
-        Ok(())
     }
 
     /// Opens a lazily provided global (a sandbox function, a library or the host library)
@@ -625,16 +633,19 @@ fn seed_random(math: &Table) -> mlua::Result<()> {
     randomseed.call::<()>((a, b))
 }
 
-/// `print(...)`: `tostring` of each argument, tab-separated, to the host's writer.
+/// `print(...)`: `tostring` of each argument, tab-separated, to the host's writer, as
+/// raw bytes. The line is a host copy, within the call's [`CopyBudget`].
 fn print_function(lua: &Lua) -> mlua::Result<Function> {
     host_function(lua, |lua, args: MultiValue| {
         let data = SandboxData::get(lua)?;
+        let mut budget = CopyBudget::for_lua(lua);
         let mut line = Vec::new();
         for (i, v) in args.iter().enumerate() {
             if i > 0 {
                 line.push(b'\t');
             }
-            data.push_tostring(&mut line, v)?;
+            data.push_tostring(&mut line, v, &mut budget)
+                .map_err(|e| copy_budget::name_call("print", e))?;
         }
         line.push(b'\n');
         let mut out = data.output.borrow_mut();

@@ -8,8 +8,12 @@
 //! [`Vm::register_shared_dicts`](crate::Vm::register_shared_dicts); scripts reach them as
 //! `shared.<name>` (see [`SharedDicts`]).
 //!
-//! - **Capacity** is counted in entries. Storing a new key in a full dictionary evicts the
-//!   least recently used entry (a read counts as a use).
+//! - **Capacity** is counted in entries and in bytes ([`SharedDictConfig::max_bytes`]:
+//!   keys, values and [`ENTRY_OVERHEAD`] per entry). Storing an entry that does not fit
+//!   evicts the least recently used entries until it does (a read counts as a use).
+//! - **Value size**: a value larger than [`SharedDictConfig::max_value_bytes`] (or an
+//!   entry larger than the whole byte capacity) is refused with
+//!   [`DictErrorKind::TooLarge`]; nothing is evicted for it.
 //! - **Expiry**: an entry stored with a time to live is invisible once it has expired and
 //!   is purged lazily (when it is next touched, counted or listed, or evicted).
 
@@ -33,10 +37,15 @@ pub(crate) use lua::install;
 /// ```
 /// use luapool::{SharedDictConfig, SharedDicts};
 ///
-/// let configs: Vec<SharedDictConfig> =
-///     serde_json::from_str(r#"[{ "name": "cache", "capacity": 1000 }]"#).unwrap();
+/// let configs: Vec<SharedDictConfig> = serde_json::from_str(
+///     r#"[{ "name": "cache", "capacity": 1000, "max_bytes": "16MiB", "max_value_bytes": "64KiB" }]"#,
+/// ).unwrap();
 /// let dicts = SharedDicts::from_config(&configs)?;
-/// assert_eq!(dicts.get("cache").map(|d| d.capacity()), Some(1000));
+/// let cache = dicts.get("cache").expect("configured above");
+/// assert_eq!((cache.capacity(), cache.max_bytes(), cache.max_value_bytes()), (1000, 16 << 20, 64 << 10));
+///
+/// let small = SharedDictConfig::new("small", 10).with_max_bytes(4096);
+/// assert_eq!(small.max_value_bytes, None); // DEFAULT_MAX_VALUE_BYTES, at most max_bytes
 /// # Ok::<(), luapool::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -46,6 +55,55 @@ pub struct SharedDictConfig {
     pub name: String,
     /// Most entries the dictionary holds; at least 1.
     pub capacity: usize,
+    /// Most bytes the entries take together (keys, values and [`ENTRY_OVERHEAD`] each); at
+    /// least 1. A number of bytes or a string such as `"64MiB"`; `None`:
+    /// [`DEFAULT_MAX_BYTES`].
+    #[serde(default, deserialize_with = "crate::config::bytes::deserialize")]
+    pub max_bytes: Option<usize>,
+    /// Most bytes of one value (a string's length; 8 for a number); at least 1. `None`:
+    /// [`DEFAULT_MAX_VALUE_BYTES`], or `max_bytes` if that is smaller.
+    #[serde(default, deserialize_with = "crate::config::bytes::deserialize")]
+    pub max_value_bytes: Option<usize>,
+}
+
+/// Byte capacity of a dictionary whose configuration gives none (64 MiB).
+pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
+/// Largest value of a dictionary whose configuration gives no limit (1 MiB).
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
+/// Bytes each entry is counted for besides its key and value: the map slot, the LRU
+/// index, the `Arc`s.
+pub const ENTRY_OVERHEAD: usize = 96;
+
+impl SharedDictConfig {
+    /// A dictionary of `capacity` entries with the default byte limits.
+    pub fn new(name: impl Into<String>, capacity: usize) -> Self {
+        SharedDictConfig {
+            name: name.into(),
+            capacity,
+            max_bytes: None,
+            max_value_bytes: None,
+        }
+    }
+
+    /// Sets the byte capacity.
+    pub fn with_max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets the largest value.
+    pub fn with_max_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_value_bytes = Some(bytes);
+        self
+    }
+}
+
+/// The limits of one dictionary, resolved from its configuration.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    entries: usize,
+    bytes: usize,
+    value_bytes: usize,
 }
 
 /// A set of named [`SharedDict`]s, shared by every VM (and thread) it is registered on.
@@ -58,14 +116,15 @@ pub struct SharedDictConfig {
 /// | call | result |
 /// |---|---|
 /// | `d:get(key)` | the value, or `nil` if missing or expired |
-/// | `d:set(key, value [, ttl])` | `true`; a `nil` value deletes the key |
-/// | `d:add(key, value [, ttl])` | `true`, or `false, "exists"` if the key is there |
-/// | `d:incr(key, n [, init])` | the new number, or `nil, "not found"` / `nil, "not a number"` |
+/// | `d:set(key, value [, ttl])` | `true`, or `false, "too large"`; a `nil` value deletes the key |
+/// | `d:add(key, value [, ttl])` | `true`, or `false, "exists"` if the key is there, or `false, "too large"` |
+/// | `d:incr(key, n [, init])` | the new number, or `nil, "not found"` / `nil, "not a number"` / `nil, "too large"` |
 /// | `d:delete(key)` | nothing |
 /// | `d:keys([max])` | an array of up to `max` keys (default 1024, `0` for all), most recently used first |
 ///
 /// Keys are strings (numbers are converted like `tostring` does); values are strings,
-/// numbers or booleans; `ttl` is in seconds (`0` or `nil`: no expiry).
+/// numbers or booleans, at most [`SharedDict::max_value_bytes`] long; `ttl` is in seconds
+/// (`0` or `nil`: no expiry).
 ///
 /// ```
 /// use luapool::{Script, SharedDicts, Value, Vm, VmConfig};
@@ -90,7 +149,8 @@ pub struct SharedDicts {
 }
 
 impl SharedDicts {
-    /// Builds the dictionaries from `(name, capacity)` pairs.
+    /// Builds the dictionaries from `(name, capacity)` pairs, with the default byte
+    /// limits ([`DEFAULT_MAX_BYTES`], [`DEFAULT_MAX_VALUE_BYTES`]).
     ///
     /// # Errors
     /// [`Error::Config`] for an empty or repeated name, or a capacity of 0.
@@ -99,31 +159,36 @@ impl SharedDicts {
         I: IntoIterator<Item = (N, usize)>,
         N: Into<String>,
     {
-        SharedDicts::with_clock(dicts, Clock::system())
+        let configs: Vec<SharedDictConfig> = dicts
+            .into_iter()
+            .map(|(name, capacity)| SharedDictConfig::new(name, capacity))
+            .collect();
+        SharedDicts::from_config(&configs)
     }
 
     /// Builds the dictionaries from their configurations.
     ///
     /// # Errors
-    /// As [`SharedDicts::new`].
+    /// As [`SharedDicts::new`], and for a byte limit of 0.
     pub fn from_config(configs: &[SharedDictConfig]) -> Result<SharedDicts> {
-        SharedDicts::new(configs.iter().map(|c| (c.name.clone(), c.capacity)))
+        SharedDicts::with_clock(configs, Clock::system())
     }
 
-    pub(crate) fn with_clock<I, N>(dicts: I, clock: Clock) -> Result<SharedDicts>
-    where
-        I: IntoIterator<Item = (N, usize)>,
-        N: Into<String>,
-    {
+    pub(crate) fn with_clock(configs: &[SharedDictConfig], clock: Clock) -> Result<SharedDicts> {
         let mut map = BTreeMap::new();
-        for (name, capacity) in dicts {
-            let name = name.into();
+        for config in configs {
+            let name = config.name.clone();
             if name.is_empty() {
                 return Err(config_error("a shared dict needs a name"));
             }
-            if capacity == 0 {
+            if config.capacity == 0 {
                 return Err(config_error(format!(
                     "shared dict '{name}' needs a capacity of at least 1"
+                )));
+            }
+            if config.max_bytes == Some(0) || config.max_value_bytes == Some(0) {
+                return Err(config_error(format!(
+                    "shared dict '{name}' needs byte limits of at least 1"
                 )));
             }
             if map.contains_key(&name) {
@@ -131,7 +196,16 @@ impl SharedDicts {
                     "shared dict '{name}' is configured twice"
                 )));
             }
-            let dict = SharedDict::new(name.clone(), capacity, clock.clone());
+            let bytes = config.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
+            let limits = Limits {
+                entries: config.capacity,
+                bytes,
+                value_bytes: config
+                    .max_value_bytes
+                    .unwrap_or(DEFAULT_MAX_VALUE_BYTES)
+                    .min(bytes),
+            };
+            let dict = SharedDict::new(name.clone(), limits, clock.clone());
             map.insert(name, dict);
         }
         Ok(SharedDicts {
@@ -189,6 +263,14 @@ pub enum DictValue {
 }
 
 impl DictValue {
+    /// The bytes the value is counted for: a string's length, 8 for the others.
+    pub fn size(&self) -> usize {
+        match self {
+            DictValue::String(s) => s.len(),
+            _ => 8,
+        }
+    }
+
     /// The string's bytes, if this is a string.
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {
@@ -335,6 +417,10 @@ pub enum DictErrorKind {
     NotFound,
     /// [`SharedDict::incr`] on a key holding a string or a boolean.
     NotANumber,
+    /// The value is larger than the dictionary's
+    /// [`max_value_bytes`](SharedDictConfig::max_value_bytes), or the entry larger than
+    /// its whole byte capacity.
+    TooLarge,
 }
 
 impl std::fmt::Display for DictErrorKind {
@@ -342,6 +428,7 @@ impl std::fmt::Display for DictErrorKind {
         f.write_str(match self {
             DictErrorKind::NotFound => "not found",
             DictErrorKind::NotANumber => "not a number",
+            DictErrorKind::TooLarge => "too large",
         })
     }
 }
@@ -400,10 +487,10 @@ impl Clock {
 /// let dicts = SharedDicts::new([("hits", 2)])?;
 /// let hits = dicts.get("hits").expect("configured above");
 /// assert_eq!(hits.incr("/", 1, Some(DictNumber::Integer(0)))?, DictNumber::Integer(1));
-/// assert!(hits.add("/about", 5, Some(Duration::from_secs(60))));
-/// assert!(!hits.add("/about", 6, None));
+/// assert!(hits.add("/about", 5, Some(Duration::from_secs(60)))?);
+/// assert!(!hits.add("/about", 6, None)?);
 /// assert_eq!(hits.get("/about"), Some(DictValue::Integer(5)));
-/// hits.set("/new", true, None); // full: evicts "/", the least recently used
+/// hits.set("/new", true, None)?; // full: evicts "/", the least recently used
 /// assert_eq!(hits.get("/"), None);
 /// # Ok::<(), luapool::Error>(())
 /// ```
@@ -414,17 +501,17 @@ pub struct SharedDict {
 
 struct DictInner {
     name: String,
-    capacity: usize,
+    limits: Limits,
     clock: Clock,
     store: Mutex<Store>,
 }
 
 impl SharedDict {
-    fn new(name: String, capacity: usize, clock: Clock) -> SharedDict {
+    fn new(name: String, limits: Limits, clock: Clock) -> SharedDict {
         SharedDict {
             inner: Arc::new(DictInner {
                 name,
-                capacity,
+                limits,
                 clock,
                 store: Mutex::new(Store::default()),
             }),
@@ -438,7 +525,22 @@ impl SharedDict {
 
     /// Most entries the dictionary holds.
     pub fn capacity(&self) -> usize {
-        self.inner.capacity
+        self.inner.limits.entries
+    }
+
+    /// Most bytes the entries take together (see [`SharedDictConfig::max_bytes`]).
+    pub fn max_bytes(&self) -> usize {
+        self.inner.limits.bytes
+    }
+
+    /// Largest value the dictionary takes, in bytes.
+    pub fn max_value_bytes(&self) -> usize {
+        self.inner.limits.value_bytes
+    }
+
+    /// Bytes the live and not yet purged entries are counted for.
+    pub fn used_bytes(&self) -> usize {
+        self.store().bytes
     }
 
     /// The store, locked. A panic while the lock was held cannot leave an entry
@@ -458,27 +560,52 @@ impl SharedDict {
     }
 
     /// Stores `value` under `key`, expiring after `ttl` (never if `None`), replacing any
-    /// previous value. In a full dictionary, a new key evicts the least recently used
-    /// entry.
-    pub fn set(&self, key: &str, value: impl Into<DictValue>, ttl: Option<Duration>) {
+    /// previous value. When the entry does not fit (in entries or bytes), the least
+    /// recently used entries are evicted until it does.
+    ///
+    /// # Errors
+    /// [`Error::SharedDict`] with [`DictErrorKind::TooLarge`] if the value is larger than
+    /// [`max_value_bytes`](SharedDict::max_value_bytes) or the entry larger than
+    /// [`max_bytes`](SharedDict::max_bytes); the dictionary is left unchanged.
+    pub fn set(&self, key: &str, value: impl Into<DictValue>, ttl: Option<Duration>) -> Result<()> {
         let value = value.into();
+        self.check_size(key, &value)?;
         let now = self.inner.clock.now();
         let expires = ttl.map(|t| now.saturating_add(t));
-        self.store().put(key, value, expires, self.inner.capacity);
+        self.store().put(key, value, expires, &self.inner.limits);
+        Ok(())
     }
 
     /// Stores `value` under `key` only if the key is missing (or expired); returns whether
     /// it did.
-    pub fn add(&self, key: &str, value: impl Into<DictValue>, ttl: Option<Duration>) -> bool {
+    ///
+    /// # Errors
+    /// As [`SharedDict::set`].
+    pub fn add(
+        &self,
+        key: &str,
+        value: impl Into<DictValue>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
         let value = value.into();
+        self.check_size(key, &value)?;
         let now = self.inner.clock.now();
         let mut store = self.store();
         if store.live(key, now).is_some() {
-            return false;
+            return Ok(false);
         }
         let expires = ttl.map(|t| now.saturating_add(t));
-        store.put(key, value, expires, self.inner.capacity);
-        true
+        store.put(key, value, expires, &self.inner.limits);
+        Ok(true)
+    }
+
+    /// Refuses a value larger than the dictionary takes.
+    fn check_size(&self, key: &str, value: &DictValue) -> Result<()> {
+        let limits = &self.inner.limits;
+        if value.size() > limits.value_bytes || entry_size(key, value) > limits.bytes {
+            return Err(self.error(key, DictErrorKind::TooLarge));
+        }
+        Ok(())
     }
 
     /// Adds `by` to the number under `key` and returns the sum. A missing (or expired) key
@@ -488,7 +615,7 @@ impl SharedDict {
     /// # Errors
     /// [`Error::SharedDict`] with [`DictErrorKind::NotFound`] if the key is missing and
     /// there is no `init`, [`DictErrorKind::NotANumber`] if it holds a string or a
-    /// boolean.
+    /// boolean, [`DictErrorKind::TooLarge`] if a new entry does not fit at all.
     pub fn incr(
         &self,
         key: &str,
@@ -509,7 +636,9 @@ impl SharedDict {
         }
         let init = init.ok_or_else(|| self.error(key, DictErrorKind::NotFound))?;
         let sum = init.add(by);
-        store.put(key, sum.into(), None, self.inner.capacity);
+        let value = sum.into();
+        self.check_size(key, &value)?;
+        store.put(key, value, None, &self.inner.limits);
         Ok(sum)
     }
 
@@ -559,9 +688,17 @@ impl std::fmt::Debug for SharedDict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedDict")
             .field("name", &self.inner.name)
-            .field("capacity", &self.inner.capacity)
+            .field("capacity", &self.inner.limits.entries)
+            .field("max_bytes", &self.inner.limits.bytes)
             .finish_non_exhaustive()
     }
+}
+
+/// The bytes an entry is counted for.
+fn entry_size(key: &str, value: &DictValue) -> usize {
+    key.len()
+        .saturating_add(value.size())
+        .saturating_add(ENTRY_OVERHEAD)
 }
 
 /// The entries of one dictionary and their order of use.
@@ -571,6 +708,8 @@ struct Store {
     /// Keys by last use (a tick of [`Store::tick`]), oldest first.
     order: BTreeMap<u64, Arc<str>>,
     tick: u64,
+    /// What the entries are counted for together (see [`entry_size`]).
+    bytes: usize,
 }
 
 struct Slot {
@@ -608,29 +747,25 @@ impl Store {
         Some(slot)
     }
 
-    /// Stores an entry, evicting the least recently used ones if a new key would exceed
-    /// `capacity`.
-    fn put(&mut self, key: &str, value: DictValue, expires: Option<Duration>, capacity: usize) {
-        let tick = self.next_tick();
-        if let Some(slot) = self.entries.get_mut(key) {
-            if let Some(k) = self.order.remove(&slot.used) {
-                self.order.insert(tick, k);
-            }
-            *slot = Slot {
-                value,
-                expires,
-                used: tick,
-            };
-            return;
-        }
-        while self.entries.len() >= capacity {
+    /// Stores an entry, replacing the key's, then evicting the least recently used others
+    /// while the entries or their bytes exceed `limits`. The caller has checked that the
+    /// entry fits on its own.
+    fn put(&mut self, key: &str, value: DictValue, expires: Option<Duration>, limits: &Limits) {
+        let size = entry_size(key, &value);
+        self.remove(key);
+        let key: Arc<str> = Arc::from(key);
+        while self.entries.len() >= limits.entries || self.bytes.saturating_add(size) > limits.bytes
+        {
             let Some((_, oldest)) = self.order.pop_first() else {
                 break;
             };
-            self.entries.remove(&oldest);
+            if let Some(slot) = self.entries.remove(&oldest) {
+                self.bytes = self.bytes.saturating_sub(entry_size(&oldest, &slot.value));
+            }
         }
-        let key: Arc<str> = Arc::from(key);
+        let tick = self.next_tick();
         self.order.insert(tick, Arc::clone(&key));
+        self.bytes = self.bytes.saturating_add(size);
         self.entries.insert(
             key,
             Slot {
@@ -644,6 +779,7 @@ impl Store {
     fn remove(&mut self, key: &str) -> Option<Slot> {
         let slot = self.entries.remove(key)?;
         self.order.remove(&slot.used);
+        self.bytes = self.bytes.saturating_sub(entry_size(key, &slot.value));
         Some(slot)
     }
 
@@ -668,7 +804,8 @@ mod tests {
 
     fn dict(capacity: usize) -> (SharedDict, Clock) {
         let clock = Clock::manual();
-        let dicts = SharedDicts::with_clock([("d", capacity)], clock.clone()).unwrap();
+        let dicts = SharedDicts::with_clock(&[SharedDictConfig::new("d", capacity)], clock.clone())
+            .unwrap();
         (dicts.get("d").unwrap(), clock)
     }
 
@@ -678,15 +815,15 @@ mod tests {
     fn set_get_delete() {
         let (d, _) = dict(10);
         assert_eq!(d.get("a"), None);
-        d.set("a", "x", None);
-        d.set("b", 2, None);
-        d.set("c", 2.5, None);
-        d.set("e", false, None);
+        d.set("a", "x", None).unwrap();
+        d.set("b", 2, None).unwrap();
+        d.set("c", 2.5, None).unwrap();
+        d.set("e", false, None).unwrap();
         assert_eq!(d.get("a"), Some(DictValue::from("x")));
         assert_eq!(d.get("b"), Some(DictValue::Integer(2)));
         assert_eq!(d.get("c"), Some(DictValue::Number(2.5)));
         assert_eq!(d.get("e"), Some(DictValue::Boolean(false)));
-        d.set("a", "y", None);
+        d.set("a", "y", None).unwrap();
         assert_eq!(d.get("a").unwrap().as_str(), Some("y"));
         assert_eq!(d.len(), 4);
         assert!(d.delete("a"));
@@ -698,9 +835,9 @@ mod tests {
     #[test]
     fn entries_expire_on_the_clock() {
         let (d, clock) = dict(10);
-        d.set("short", 1, Some(SEC));
-        d.set("long", 2, Some(10 * SEC));
-        d.set("forever", 3, None);
+        d.set("short", 1, Some(SEC)).unwrap();
+        d.set("long", 2, Some(10 * SEC)).unwrap();
+        d.set("forever", 3, None).unwrap();
         clock.advance(SEC - Duration::from_nanos(1));
         assert_eq!(d.get("short"), Some(DictValue::Integer(1)));
         clock.advance(Duration::from_nanos(1));
@@ -715,11 +852,11 @@ mod tests {
     #[test]
     fn set_replaces_the_ttl() {
         let (d, clock) = dict(10);
-        d.set("k", 1, Some(SEC));
-        d.set("k", 2, None);
+        d.set("k", 1, Some(SEC)).unwrap();
+        d.set("k", 2, None).unwrap();
         clock.advance(2 * SEC);
         assert_eq!(d.get("k"), Some(DictValue::Integer(2)));
-        d.set("k", 3, Some(SEC));
+        d.set("k", 3, Some(SEC)).unwrap();
         clock.advance(SEC);
         assert_eq!(d.get("k"), None);
     }
@@ -727,11 +864,11 @@ mod tests {
     #[test]
     fn add_only_adds_missing_or_expired_keys() {
         let (d, clock) = dict(10);
-        assert!(d.add("k", 1, Some(SEC)));
-        assert!(!d.add("k", 2, None));
+        assert!(d.add("k", 1, Some(SEC)).unwrap());
+        assert!(!d.add("k", 2, None).unwrap());
         assert_eq!(d.get("k"), Some(DictValue::Integer(1)));
         clock.advance(SEC);
-        assert!(d.add("k", 3, None));
+        assert!(d.add("k", 3, None).unwrap());
         assert_eq!(d.get("k"), Some(DictValue::Integer(3)));
     }
 
@@ -751,12 +888,12 @@ mod tests {
         assert_eq!(d.incr("n", 2, None).unwrap(), DictNumber::Integer(13));
         assert_eq!(d.incr("n", 0.5, None).unwrap(), DictNumber::Number(13.5));
         assert_eq!(d.get("n"), Some(DictValue::Number(13.5)));
-        d.set("max", i64::MAX, None);
+        d.set("max", i64::MAX, None).unwrap();
         assert_eq!(
             d.incr("max", 1, None).unwrap(),
             DictNumber::Integer(i64::MIN)
         );
-        d.set("s", "5", None);
+        d.set("s", "5", None).unwrap();
         assert!(matches!(
             d.incr("s", 1, Some(DictNumber::Integer(0))),
             Err(Error::SharedDict {
@@ -765,7 +902,7 @@ mod tests {
             })
         ));
         // incr keeps the entry's expiry.
-        d.set("t", 1, Some(SEC));
+        d.set("t", 1, Some(SEC)).unwrap();
         assert_eq!(d.incr("t", 1, None).unwrap(), DictNumber::Integer(2));
         clock.advance(SEC);
         assert_eq!(d.get("t"), None);
@@ -775,19 +912,19 @@ mod tests {
     #[test]
     fn full_dict_evicts_least_recently_used() {
         let (d, _) = dict(3);
-        d.set("a", 1, None);
-        d.set("b", 2, None);
-        d.set("c", 3, None);
+        d.set("a", 1, None).unwrap();
+        d.set("b", 2, None).unwrap();
+        d.set("c", 3, None).unwrap();
         assert!(d.get("a").is_some()); // a is now the most recent; b the oldest
-        d.set("d", 4, None);
+        d.set("d", 4, None).unwrap();
         assert_eq!(d.get("b"), None);
         assert_eq!(d.len(), 3);
-        d.set("c", 30, None); // replacing is a use and evicts nothing
-        d.set("e", 5, None); // evicts a
+        d.set("c", 30, None).unwrap(); // replacing is a use and evicts nothing
+        d.set("e", 5, None).unwrap(); // evicts a
         assert_eq!(d.get("a"), None);
         assert_eq!(d.keys(usize::MAX), vec!["e", "c", "d"]);
         assert_eq!(d.keys(2), vec!["e", "c"]);
-        assert!(d.add("f", 6, None)); // add evicts too (d)
+        assert!(d.add("f", 6, None).unwrap()); // add evicts too (d)
         assert_eq!(d.keys(usize::MAX), vec!["f", "e", "c"]);
         assert_eq!(
             d.incr("g", 1, Some(0.into())).unwrap(),
@@ -799,11 +936,11 @@ mod tests {
     #[test]
     fn keys_and_len_do_not_count_as_use() {
         let (d, _) = dict(2);
-        d.set("a", 1, None);
-        d.set("b", 2, None);
+        d.set("a", 1, None).unwrap();
+        d.set("b", 2, None).unwrap();
         assert_eq!(d.keys(usize::MAX), vec!["b", "a"]);
         assert_eq!(d.len(), 2);
-        d.set("c", 3, None);
+        d.set("c", 3, None).unwrap();
         assert_eq!(d.keys(usize::MAX), vec!["c", "b"]);
     }
 

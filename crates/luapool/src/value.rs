@@ -2,6 +2,7 @@
 
 use mlua::{FromLua, IntoLua, Lua};
 
+use crate::copy_budget::{self, CopyBudget};
 use crate::error::Error;
 
 /// Deepest nesting of tables converted from Lua; deeper (or cyclic) tables are an error.
@@ -15,7 +16,9 @@ pub const MAX_ITEMS: usize = 1 << 20;
 /// Tables become [`Value::Array`] when their keys are exactly `1..=n` (or they carry the
 /// JSON array marker), [`Value::Map`] otherwise. Converting from Lua never runs a script's
 /// metamethods, and stops with an error past [`MAX_DEPTH`] levels or [`MAX_ITEMS`] entries
-/// (so cycles are errors too). Functions, coroutines and userdata cannot be converted;
+/// (so cycles are errors too), or with [`Error::CopyLimit`] past its
+/// [`CopyBudget`] (the bytes of every string copy, a string referenced twice counting
+/// twice, and of the entries). Functions, coroutines and userdata cannot be converted;
 /// `json.null` becomes [`Value::Nil`].
 ///
 /// ```
@@ -107,12 +110,56 @@ impl Value {
     }
 
     /// Converts a Lua value without running metamethods, within [`MAX_DEPTH`] and
-    /// [`MAX_ITEMS`].
+    /// [`MAX_ITEMS`], charging its host copy to the budget of the current call (see
+    /// [`CopyBudget`]).
     pub(crate) fn from_lua_bounded(value: &mlua::Value, lua: &Lua) -> Result<Value, Error> {
-        let array_mt = lua.app_data_ref::<ArrayMarker>().map(|m| m.0.clone());
-        let mut budget = MAX_ITEMS;
-        convert(value, 0, &mut budget, array_mt.as_ref())
+        copy_budget::with_budget(lua, |budget| Value::from_lua_within(value, lua, budget))
     }
+
+    /// Converts a Lua value like [`FromLua`] does, charging the bytes it copies (strings,
+    /// entries) to `budget`: for host functions that convert several values in one call.
+    ///
+    /// ```
+    /// use luapool::{CopyBudget, Error, Value};
+    /// use luapool::mlua::Lua;
+    ///
+    /// let lua = Lua::new();
+    /// let s = luapool::mlua::Value::String(lua.create_string("abcdef")?);
+    /// let mut budget = CopyBudget::new(10);
+    /// assert_eq!(Value::from_lua_within(&s, &lua, &mut budget)?, Value::from("abcdef"));
+    /// assert!(matches!(
+    ///     Value::from_lua_within(&s, &lua, &mut budget),
+    ///     Err(Error::CopyLimit { limit: 10 })
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Conversion`] as for [`FromLua`], [`Error::CopyLimit`] when the budget runs
+    /// out.
+    pub fn from_lua_within(
+        value: &mlua::Value,
+        lua: &Lua,
+        budget: &mut CopyBudget,
+    ) -> Result<Value, Error> {
+        let array_mt = lua.app_data_ref::<ArrayMarker>().map(|m| m.0.clone());
+        let mut limits = Bounds {
+            items: MAX_ITEMS,
+            bytes: budget,
+            array_mt: array_mt.as_ref(),
+        };
+        convert(value, 0, &mut limits)
+    }
+}
+
+/// What one conversion may still use.
+struct Bounds<'a> {
+    /// Table entries left (of [`MAX_ITEMS`]).
+    items: usize,
+    /// Host bytes left.
+    bytes: &'a mut CopyBudget,
+    /// The array marker of the VM, if it has made one.
+    array_mt: Option<&'a mlua::Table>,
 }
 
 /// The metatable that marks an empty Lua table as an array rather than a map (kept in the
@@ -148,18 +195,13 @@ impl ArrayMarker {
     }
 }
 
-fn convert(
-    value: &mlua::Value,
-    depth: usize,
-    budget: &mut usize,
-    array_mt: Option<&mlua::Table>,
-) -> Result<Value, Error> {
+fn convert(value: &mlua::Value, depth: usize, bounds: &mut Bounds<'_>) -> Result<Value, Error> {
     Ok(match value {
         mlua::Value::Nil => Value::Nil,
         mlua::Value::Boolean(b) => Value::Boolean(*b),
         mlua::Value::Integer(i) => Value::Integer(*i),
         mlua::Value::Number(n) => Value::Number(*n),
-        mlua::Value::String(s) => Value::String(s.as_bytes().to_vec()),
+        mlua::Value::String(s) => Value::String(bounds.bytes.copy(&s.as_bytes())?),
         mlua::Value::LightUserData(p) if p.0.is_null() => Value::Nil,
         mlua::Value::Table(t) => {
             if depth >= MAX_DEPTH {
@@ -167,7 +209,7 @@ fn convert(
                     "table nested deeper than {MAX_DEPTH} levels (or cyclic)"
                 )));
             }
-            let marked_array = match (array_mt, t.metatable()) {
+            let marked_array = match (bounds.array_mt, t.metatable()) {
                 (Some(a), Some(m)) => a == &m,
                 _ => false,
             };
@@ -175,12 +217,12 @@ fn convert(
             let mut pairs = Vec::new();
             for pair in t.pairs::<mlua::Value, mlua::Value>() {
                 let (k, v) = pair.map_err(|e| Error::conversion(e.to_string()))?;
-                if *budget == 0 {
+                if bounds.items == 0 {
                     return Err(Error::conversion(format!(
                         "value has more than {MAX_ITEMS} table entries"
                     )));
                 }
-                *budget -= 1;
+                bounds.items -= 1;
                 pairs.push((k, v));
             }
             let is_array = (len > 0 || marked_array)
@@ -189,23 +231,31 @@ fn convert(
                     .iter()
                     .all(|(k, _)| matches!(k, mlua::Value::Integer(i) if *i >= 1 && (*i as usize) <= len));
             if is_array {
+                bounds
+                    .bytes
+                    .charge(len.saturating_mul(std::mem::size_of::<Value>()))?;
                 let mut items = vec![Value::Nil; len];
                 for (k, v) in &pairs {
                     if let mlua::Value::Integer(i) = k {
-                        items[*i as usize - 1] = convert(v, depth + 1, budget, array_mt)?;
+                        items[*i as usize - 1] = convert(v, depth + 1, bounds)?;
                     }
                 }
                 Value::Array(items)
             } else {
+                bounds.bytes.charge(
+                    pairs
+                        .len()
+                        .saturating_mul(std::mem::size_of::<(Value, Value)>()),
+                )?;
                 let mut out = Vec::with_capacity(pairs.len());
                 for (k, v) in &pairs {
-                    let key = convert(k, depth + 1, budget, array_mt)?;
+                    let key = convert(k, depth + 1, bounds)?;
                     if matches!(key, Value::Array(_) | Value::Map(_)) {
                         return Err(Error::conversion(
                             "tables as table keys cannot be converted",
                         ));
                     }
-                    out.push((key, convert(v, depth + 1, budget, array_mt)?));
+                    out.push((key, convert(v, depth + 1, bounds)?));
                 }
                 Value::Map(out)
             }

@@ -5,6 +5,7 @@
 mod contract;
 mod errors;
 mod host;
+mod host_copies;
 mod hostile;
 mod isolation;
 mod lifecycle;

@@ -1,20 +1,31 @@
-//! `log.debug/info/warn/error(...)`: script messages as `tracing` events.
+//! `log.debug/info/warn/error(...)`: script messages as `tracing` events, one line each
+//! (control characters escaped).
 
 use mlua::{Lua, MultiValue, Table};
 
+use crate::copy_budget::{self, CopyBudget};
+use crate::log_line::escape;
 use crate::sandbox::{host_function, SandboxData};
 
-/// Joins the arguments like `print` does (each formatted by Lua's `tostring`).
+/// Joins the arguments like `print` does (each formatted by Lua's `tostring`), within the
+/// call's [`CopyBudget`], escaped into one line (see [`escape`]).
 fn message(lua: &Lua, args: &MultiValue) -> mlua::Result<String> {
     let data = SandboxData::get(lua)?;
+    let mut budget = CopyBudget::for_lua(lua);
     let mut out = Vec::new();
     for (i, v) in args.iter().enumerate() {
         if i > 0 {
             out.push(b'\t');
         }
-        data.push_tostring(&mut out, v)?;
+        data.push_tostring(&mut out, v, &mut budget)
+            .map_err(|e| copy_budget::name_call("log", e))?;
     }
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    // The escaped line may be longer: charge the difference too.
+    let line = escape(&out);
+    budget
+        .charge(line.len().saturating_sub(out.len()))
+        .map_err(|e| copy_budget::name_call("log", mlua::Error::external(e)))?;
+    Ok(line)
 }
 
 pub(super) fn module(lua: &Lua) -> mlua::Result<Table> {

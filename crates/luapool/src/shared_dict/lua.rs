@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use mlua::{Lua, MultiValue, Table, Value};
 
-use super::{DictNumber, DictValue, SharedDict, SharedDicts};
+use super::{DictErrorKind, DictNumber, DictValue, SharedDict, SharedDicts};
+use crate::copy_budget::CopyBudget;
 use crate::sandbox::{host_function, seal, SandboxData};
 use crate::value::ArrayMarker;
 
@@ -75,10 +76,13 @@ fn dict_object(lua: &Lua, data: &SandboxData, dict: &SharedDict) -> mlua::Result
             let ttl = m.ttl(args.next())?;
             if value.is_nil() {
                 m.dict.delete(&key);
-            } else {
-                m.dict.set(&key, m.value(value)?, ttl);
+                return Ok(MultiValue::from_iter([Value::Boolean(true)]));
             }
-            Ok(true)
+            if m.too_large(&value) {
+                return m.outcome(lua, Err(m.dict.error(&key, DictErrorKind::TooLarge)));
+            }
+            let stored = m.dict.set(&key, m.value(value)?, ttl);
+            m.outcome(lua, stored.map(|()| true))
         })?,
     )?;
 
@@ -88,15 +92,18 @@ fn dict_object(lua: &Lua, data: &SandboxData, dict: &SharedDict) -> mlua::Result
         host_function(lua, move |lua, args: MultiValue| {
             let mut args = m.args(args)?;
             let key = m.key(lua, args.next())?;
-            let value = m.value(args.next().unwrap_or(Value::Nil))?;
+            let value = args.next().unwrap_or(Value::Nil);
+            if m.too_large(&value) {
+                return m.outcome(lua, Err(m.dict.error(&key, DictErrorKind::TooLarge)));
+            }
+            let value = m.value(value)?;
             let ttl = m.ttl(args.next())?;
-            if m.dict.add(&key, value, ttl) {
-                Ok(MultiValue::from_iter([Value::Boolean(true)]))
-            } else {
-                Ok(MultiValue::from_iter([
+            match m.dict.add(&key, value, ttl) {
+                Ok(false) => Ok(MultiValue::from_iter([
                     Value::Boolean(false),
                     Value::String(lua.create_string("exists")?),
-                ]))
+                ])),
+                other => m.outcome(lua, other),
             }
         })?,
     )?;
@@ -178,6 +185,18 @@ fn dict_object(lua: &Lua, data: &SandboxData, dict: &SharedDict) -> mlua::Result
 }
 
 impl Method {
+    /// `true`, or `false, reason` when the dictionary refused the value (too large).
+    fn outcome(&self, lua: &Lua, result: crate::Result<bool>) -> mlua::Result<MultiValue> {
+        match result {
+            Ok(done) => Ok(MultiValue::from_iter([Value::Boolean(done)])),
+            Err(crate::Error::SharedDict { reason, .. }) => Ok(MultiValue::from_iter([
+                Value::Boolean(false),
+                Value::String(lua.create_string(reason.to_string())?),
+            ])),
+            Err(e) => Err(mlua::Error::runtime(e.to_string())),
+        }
+    }
+
     fn fail(&self, message: impl std::fmt::Display) -> mlua::Error {
         mlua::Error::runtime(format!("{}: {message}", self.what))
     }
@@ -211,6 +230,11 @@ impl Method {
             return Err(self.fail(format!("key is longer than {MAX_KEY_LEN} bytes")));
         }
         Ok(key)
+    }
+
+    /// True for a string longer than the dictionary takes: refused before it is copied.
+    fn too_large(&self, value: &Value) -> bool {
+        matches!(value, Value::String(s) if s.as_bytes().len() > self.dict.max_value_bytes())
     }
 
     /// A value to store.
@@ -269,7 +293,7 @@ impl Method {
 /// `value` as `tostring` shows it, for error messages.
 fn lua_text(lua: &Lua, value: &Value) -> mlua::Result<String> {
     let mut text = Vec::new();
-    SandboxData::get(lua)?.push_tostring(&mut text, value)?;
+    SandboxData::get(lua)?.push_tostring(&mut text, value, &mut CopyBudget::for_lua(lua))?;
     Ok(String::from_utf8_lossy(&text).into_owned())
 }
 
@@ -287,7 +311,7 @@ fn to_lua(lua: &Lua, value: DictValue) -> mlua::Result<Value> {
 mod tests {
     use std::time::Duration;
 
-    use crate::shared_dict::{Clock, SharedDicts};
+    use crate::shared_dict::{Clock, SharedDictConfig, SharedDicts};
     use crate::{Script, Value, Vm, VmConfig};
 
     fn run(vm: &Vm, source: &str) -> Vec<Value> {
@@ -297,7 +321,8 @@ mod tests {
     #[test]
     fn scripts_see_entries_expire_on_the_dict_clock() {
         let clock = Clock::manual();
-        let dicts = SharedDicts::with_clock([("c", 10)], clock.clone()).unwrap();
+        let dicts =
+            SharedDicts::with_clock(&[SharedDictConfig::new("c", 10)], clock.clone()).unwrap();
         let vm = Vm::new(VmConfig::default()).unwrap();
         vm.register_shared_dicts(&dicts).unwrap();
         run(

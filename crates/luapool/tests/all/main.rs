@@ -6,6 +6,7 @@
 mod conformance;
 mod exec;
 mod host;
+mod host_copies;
 mod isolation;
 mod modules;
 mod sandbox;

@@ -85,8 +85,8 @@ fn host_and_scripts_share_entries() {
     let dicts = dicts();
     let vm = vm_with(&dicts);
     let cache = dicts.get("cache").unwrap();
-    cache.set("greeting", "hi", None);
-    cache.set("bytes", vec![0xff, 0x00], None);
+    cache.set("greeting", "hi", None).unwrap();
+    cache.set("bytes", vec![0xff, 0x00], None).unwrap();
     assert_eq!(
         ok(
             &vm,
@@ -446,4 +446,143 @@ fn time_is_tamper_proof_and_part_of_the_host_library() {
     assert_contains(&runtime_error(&vm, "time.now = nil"), "read-only");
     let bare = Vm::new(VmConfig::default().with_host_library(false)).unwrap();
     assert_eq!(ok(&bare, "return time"), vec![Value::Nil]);
+}
+
+/// Issue 12: a request under a 64 MiB limit could leave ~1 GB in a dictionary.
+#[test]
+fn a_dictionary_keeps_within_its_byte_capacity() {
+    let config = luapool::SharedDictConfig::new("cache", 100_000)
+        .with_max_bytes(4 << 20)
+        .with_max_value_bytes(1 << 20);
+    let dicts = SharedDicts::from_config(&[config]).unwrap();
+    let cache = dicts.get("cache").unwrap();
+    let vm = Vm::new(VmConfig::default().with_memory_limit(64 << 20)).unwrap();
+    vm.register_shared_dicts(&dicts).unwrap();
+    // Like the issue's request: 1000 values of 1 MiB (each within the value limit).
+    let stored = ok(
+        &vm,
+        "local s = string.rep('x', 1024 * 1024 - 200) local n = 0
+         for i = 1, 1000 do if shared.cache:set('k' .. i, s) then n = n + 1 end end
+         return n, shared.cache:get('k1') == nil, shared.cache:get('k1000') == s",
+    );
+    assert_eq!(
+        stored,
+        vec![
+            Value::Integer(1000),
+            Value::Boolean(true),
+            Value::Boolean(true)
+        ]
+    );
+    assert!(cache.used_bytes() <= 4 << 20, "{}", cache.used_bytes());
+    assert_eq!(cache.len(), 4);
+    assert_eq!(
+        cache.keys(usize::MAX),
+        vec!["k1000", "k999", "k998", "k997"]
+    );
+}
+
+#[test]
+fn a_value_over_the_limit_is_refused_with_too_large() {
+    let dicts = SharedDicts::from_config(&[luapool::SharedDictConfig::new("c", 10)
+        .with_max_bytes(1 << 20)
+        .with_max_value_bytes(1000)])
+    .unwrap();
+    let vm = vm_with(&dicts);
+    let got = ok(
+        &vm,
+        "local big = string.rep('x', 1001)
+         local a, b = shared.c:set('k', big)
+         local c, d = shared.c:add('k', big)
+         shared.c:set('n', string.rep('y', 1000))
+         return a, b, c, d, shared.c:get('k'), #shared.c:get('n')",
+    );
+    assert_eq!(
+        got,
+        vec![
+            Value::Boolean(false),
+            s("too large"),
+            Value::Boolean(false),
+            s("too large"),
+            Value::Nil,
+            Value::Integer(1000)
+        ]
+    );
+    // The host API says the same; the entry already there stays.
+    let c = dicts.get("c").unwrap();
+    let err = c.set("n", vec![0u8; 1001], None).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::SharedDict {
+            reason: DictErrorKind::TooLarge,
+            ..
+        }
+    ));
+    assert_eq!(err.to_string(), "shared dict 'c': too large (key 'n')");
+    assert_eq!(
+        c.get("n").and_then(|v| v.as_bytes().map(<[u8]>::len)),
+        Some(1000)
+    );
+    assert!(matches!(
+        c.add("m", vec![0u8; 1001], None),
+        Err(Error::SharedDict {
+            reason: DictErrorKind::TooLarge,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn the_default_limits_apply_to_dictionaries_built_from_capacities() {
+    let dicts = SharedDicts::new([("c", 10)]).unwrap();
+    let c = dicts.get("c").unwrap();
+    assert_eq!(c.max_bytes(), luapool::DEFAULT_MAX_BYTES);
+    assert_eq!(c.max_value_bytes(), luapool::DEFAULT_MAX_VALUE_BYTES);
+    let vm = vm_with(&dicts);
+    let got = ok(
+        &vm,
+        "return shared.c:set('big', string.rep('x', 2 * 1024 * 1024))",
+    );
+    assert_eq!(got, vec![Value::Boolean(false), s("too large")]);
+    assert_eq!(c.used_bytes(), 0);
+}
+
+#[test]
+fn replacing_and_deleting_entries_keeps_the_byte_count_exact() {
+    let dicts = SharedDicts::new([("c", 10)]).unwrap();
+    let c = dicts.get("c").unwrap();
+    let entry = |key: &str, len: usize| key.len() + len + luapool::ENTRY_OVERHEAD;
+    c.set("a", vec![0u8; 100], None).unwrap();
+    c.set("b", 7, None).unwrap();
+    assert_eq!(c.used_bytes(), entry("a", 100) + entry("b", 8));
+    c.set("a", vec![0u8; 10], None).unwrap();
+    assert_eq!(c.used_bytes(), entry("a", 10) + entry("b", 8));
+    c.incr("b", 1, None).unwrap();
+    c.incr("n", 1, Some(DictNumber::Integer(0))).unwrap();
+    assert_eq!(
+        c.used_bytes(),
+        entry("a", 10) + entry("b", 8) + entry("n", 8)
+    );
+    c.delete("a");
+    c.delete("b");
+    c.delete("n");
+    assert_eq!(c.used_bytes(), 0);
+}
+
+#[test]
+fn byte_limits_are_read_from_config_files_and_checked() {
+    let configs: Vec<luapool::SharedDictConfig> = serde_json::from_str(
+        r#"[{ "name": "a", "capacity": 5, "max_bytes": "1MiB", "max_value_bytes": 4096 },
+            { "name": "b", "capacity": 5, "max_bytes": 2000 }]"#,
+    )
+    .unwrap();
+    let dicts = SharedDicts::from_config(&configs).unwrap();
+    let a = dicts.get("a").unwrap();
+    assert_eq!((a.max_bytes(), a.max_value_bytes()), (1 << 20, 4096));
+    // A value limit larger than the byte capacity is capped by it.
+    assert_eq!(dicts.get("b").unwrap().max_value_bytes(), 2000);
+    let zero = luapool::SharedDictConfig::new("z", 1).with_max_bytes(0);
+    assert!(matches!(
+        SharedDicts::from_config(&[zero]),
+        Err(Error::Config { ref message }) if message.contains("byte limits")
+    ));
 }
