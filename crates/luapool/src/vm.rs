@@ -154,7 +154,11 @@ impl Plan {
                 return Err(Error::FunctionNotFound { name });
             }
         }
-        R::from_lua_multi(results, self.state.lua()).map_err(|e| classify(e, None))
+        // One budget for all the results: many results sharing one huge string are
+        // bounded together.
+        let lua = self.state.lua();
+        crate::copy_budget::CopyBudget::scope(lua, || R::from_lua_multi(results, lua))
+            .map_err(|e| classify(e, None))
     }
 
     fn run<R: FromLuaMulti>(mut self) -> Result<R> {
