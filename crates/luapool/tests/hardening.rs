@@ -310,6 +310,14 @@ fn close_handlers_are_under_the_limit() {
          coroutine.resume(co)
          coroutine.close(co)",
     );
+    // a wrapped coroutine's variables, closed when it fails
+    assert_cpu_stop(
+        "local co = coroutine.wrap(function()
+           local x <close> = setmetatable({}, {__close = function() while true do end end})
+           error('x')
+         end)
+         co()",
+    );
     // top-level to-be-closed variables after an error
     assert_cpu_stop(
         "local x <close> = setmetatable({}, {__close = function() while true do end end})
