@@ -373,3 +373,48 @@ async fn a_client_that_never_reads_its_response_is_dropped() {
     probe.settled().await;
     served_at_once(&t).await;
 }
+
+/// Memory bombs beside normal requests on one worker (issue 12, item 5; the core's
+/// per-execution memory shares): each bomb gets its 500, every normal request its 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_bomb_fails_alone() {
+    const BOMBS: &str = r#"
+function handle(req)
+  if req.path == "/bomb" then
+    local t = {}
+    while true do t[#t + 1] = string.rep("x", 1000) .. #t end
+  end
+  local n = 0
+  for i = 1, 20 do
+    local t = {} for j = 1, 200 do t[j] = string.rep(tostring(j), 20) .. i end
+    n = n + #t
+    sleep(0)
+  end
+  return tostring(n)
+end
+"#;
+    let mut c = config();
+    c.memory_limit = Some(32 << 20);
+    c.concurrency = 32;
+    c.time_slice = Some(Duration::from_millis(1));
+    let t = start_with(BOMBS, &[], c);
+    let client = reqwest::Client::new();
+    let mut bombs = Vec::new();
+    let mut normals = Vec::new();
+    for _ in 0..6 {
+        bombs.push(tokio::spawn(client.get(t.url("/bomb")).send()));
+    }
+    for _ in 0..16 {
+        normals.push(tokio::spawn(client.get(t.url("/")).send()));
+    }
+    for b in bombs {
+        assert_eq!(b.await.unwrap().unwrap().status(), 500);
+    }
+    for n in normals {
+        let r = n.await.unwrap().unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "4000");
+    }
+    let r = client.get(t.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}

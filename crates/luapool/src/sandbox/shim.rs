@@ -28,11 +28,29 @@ pub(crate) fn fail_marker() -> Value {
 pub(crate) const BINARY: &str =
     "attempt to load a binary chunk: binary chunks are not allowed in the sandbox";
 
+/// Whether the compiler reads the source piece by piece from a Lua function (Lua 5.4,
+/// 5.5). Not on LuaJIT: a limit raised by the hook inside its compiler's reader leaves
+/// LuaJIT's hook machinery off for the rest of the state's life (no later limit would
+/// fire), so there a reader function is drained in Lua first and the source compiled
+/// in one call, which limits cannot interrupt.
+const PIECEWISE: bool = cfg!(not(feature = "luajit"));
+
+/// The engine's `table.concat` for LuaJIT's `compile` (from the engine's own `table`
+/// library, not the sandbox's wrapped one); not needed elsewhere.
+fn table_concat(lua: &Lua) -> mlua::Result<Value> {
+    if PIECEWISE {
+        return Ok(Value::Nil);
+    }
+    lua.load_std_libs(mlua::StdLib::TABLE)?;
+    let table: Table = lua.globals().raw_get("table")?;
+    table.raw_get("concat")
+}
+
 /// Bytes of source the compiler gets at a time (see [`Shim::compile`]).
 pub(crate) const PIECE: i64 = 1024;
 
 const SHIM: &str = r#"
-local setmetatable, type, env_mt, FAIL, load, sub, PIECE, error, BINARY = ...
+local setmetatable, type, env_mt, FAIL, load, sub, PIECE, error, BINARY, PIECEWISE, concat = ...
 local function loaded(ok, ...)
   if ok then return ... end
   return nil, (...)
@@ -80,7 +98,20 @@ return
         end
         return piece
       end
-    elseif type(chunk) == "string" then
+      if not PIECEWISE then
+        -- LuaJIT: the reader runs here, not inside the compiler, and the pieces are
+        -- joined in Lua memory (see `PIECEWISE`)
+        local parts, n = {}, 0
+        while true do
+          local piece = reader()
+          if piece == nil or piece == "" then break end
+          if type(piece) ~= "string" then error("reader function must return a string", 0) end
+          n = n + 1
+          parts[n] = piece
+        end
+        reader = concat(parts)
+      end
+    elseif type(chunk) == "string" and PIECEWISE then
       local i = 1
       reader = function()
         local piece = sub(chunk, i, i + PIECE - 1)
@@ -132,6 +163,8 @@ impl Shim {
                     PIECE,
                     globals.raw_get::<Function>("error")?,
                     BINARY,
+                    PIECEWISE,
+                    table_concat(lua)?,
                 ),
             )?;
         Ok(Shim {
