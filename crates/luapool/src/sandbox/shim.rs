@@ -51,6 +51,17 @@ pub(crate) const PIECE: i64 = 1024;
 
 const SHIM: &str = r#"
 local setmetatable, type, env_mt, FAIL, load, sub, PIECE, error, BINARY, PIECEWISE, concat = ...
+-- LuaJIT: the whole source of a reader function, read in Lua
+local function drain(reader)
+  local parts, n = {}, 0
+  while true do
+    local piece = reader()
+    if piece == nil or piece == "" then return concat(parts) end
+    if type(piece) ~= "string" then error("reader function must return a string", 0) end
+    n = n + 1
+    parts[n] = piece
+  end
+end
 local function loaded(ok, ...)
   if ok then return ... end
   return nil, (...)
@@ -101,15 +112,9 @@ return
       if not PIECEWISE then
         -- LuaJIT: the reader runs here, not inside the compiler, and the pieces are
         -- joined in Lua memory (see `PIECEWISE`)
-        local parts, n = {}, 0
-        while true do
-          local piece = reader()
-          if piece == nil or piece == "" then break end
-          if type(piece) ~= "string" then error("reader function must return a string", 0) end
-          n = n + 1
-          parts[n] = piece
-        end
-        reader = concat(parts)
+        local ok, source = pcall(drain, reader)
+        if not ok then return nil, source end
+        reader = source
       end
     elseif type(chunk) == "string" and PIECEWISE then
       local i = 1
