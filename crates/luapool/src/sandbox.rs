@@ -6,10 +6,10 @@
 //!
 //! | name | what the sandbox keeps |
 //! |---|---|
-//! | base functions | `assert error getmetatable ipairs next pairs pcall rawequal rawget rawlen select setmetatable tonumber tostring type xpcall _VERSION` |
-//! | replaced | `print` (to the host's writer), `load` (text only, caller's environment), `collectgarbage` (`"count"` only), `rawset` (refuses sealed tables), `require` (host modules) |
-//! | `string` | everything but `string.dump` |
-//! | `table`, `math`, `utf8`, `coroutine` | everything (the RNG is seeded per VM from OS entropy) |
+//! | base functions | `assert error getmetatable ipairs next pairs pcall rawequal rawget rawlen select tonumber tostring type xpcall _VERSION` |
+//! | replaced | `print` (to the host's writer), `load` (text only, caller's environment, compiled under the execution's limits), `collectgarbage` (`"count"` only), `rawset` (refuses sealed tables), `require` (host modules), `setmetatable` (refuses `__gc`, see `bounded.rs`) |
+//! | `string` | everything but `string.dump`; `rep` bounded |
+//! | `table`, `math`, `utf8`, `coroutine` | everything (the RNG is seeded per VM from OS entropy); `table`'s looping functions bounded, see `bounded.rs` |
 //! | `os` | `time`, `clock`, `date`, `difftime` |
 //! | `debug` | `traceback` |
 //!

@@ -64,6 +64,10 @@ function makers.setmetatable(setmetatable)
     if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
       error("bad argument #2 to 'setmetatable' (__gc metamethods are not allowed in the sandbox)", 2)
     end
+    -- the common case cannot fail: no pcall
+    if type(t) == "table" and getmetatable(t) == nil and (mt == nil or type(mt) == "table") then
+      return setmetatable(t, mt)
+    end
     return rethrow(pcall(call_setmetatable, t, mt))
   end
 end
@@ -139,7 +143,13 @@ function makers.table(insert, remove, move, concat, sort)
 
   local function bounded_insert(...)
     local t, pos, v = ...
-    if select("#", ...) ~= 3 or type(t) ~= "table" or getmetatable(t) == nil then
+    local n = select("#", ...)
+    if type(t) == "table" and getmetatable(t) == nil then
+      -- a plain table: appending, or inserting within its length, cannot fail (no pcall)
+      if n == 2 then return insert(t, pos) end
+      if n == 3 and integer(pos) and pos >= 1 and pos <= #t + 1 then return insert(t, pos, v) end
+    end
+    if n ~= 3 or type(t) ~= "table" or getmetatable(t) == nil then
       return rethrow(pcall(call_insert, ...))
     end
     local e = length(t) + 1
@@ -153,6 +163,10 @@ function makers.table(insert, remove, move, concat, sort)
   end
 
   local function bounded_remove(t, ...)
+    if type(t) == "table" and getmetatable(t) == nil and select("#", ...) == 0 then
+      -- removing the last element of a plain table cannot fail (no pcall)
+      return remove(t)
+    end
     if type(t) ~= "table" or getmetatable(t) == nil then return rethrow(pcall(call_remove, t, ...)) end
     local size = length(t)
     local pos = num((...))
