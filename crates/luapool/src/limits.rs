@@ -393,7 +393,8 @@ impl Meter {
 
     /// Runs `release` (which releases the execution's coroutine) in a stretch in which
     /// the execution has already tripped a limit, so that any script code it runs stops
-    /// at its first instruction; then removes every hook the execution armed. The trip
+    /// after a grace of a few instructions (`RELEASE_GRACE`, for mlua's own code); then
+    /// removes every hook the execution armed. The trip
     /// the execution had before is kept for [`finish`](Meter::finish).
     pub(crate) fn release(&mut self, main: *mut lua_State, release: impl FnOnce()) {
         let before = self.tripped;
