@@ -195,10 +195,7 @@ impl Guards {
         let coroutine: Table = globals.raw_get("coroutine")?;
         let [set_current, trip_memory, tripped, handler] = limits::c_functions(lua)?;
         // The coroutines that run executions (weak keys: they are collected as usual).
-        let tops = lua.create_table()?;
-        let weak_keys = lua.create_table_with_capacity(0, 1)?;
-        weak_keys.raw_set("__mode", "k")?;
-        tops.set_metatable(Some(weak_keys))?;
+        let tops = shim::weak_keyed_table(lua)?;
         let (pcall, xpcall, resume, wrap, close, prologue) = shim::load_helper(
             lua,
             &BYTECODE,

@@ -176,8 +176,7 @@ extern "C" fn on_signal(_sig: c_int) {
         }
         let l = CURRENT.with(|c| c.load(Ordering::Acquire));
         if !l.is_null() {
-            arm(l, 1);
-            ARMED.with(|a| a.store(l, Ordering::Release));
+            arm_sticky(l);
         }
     });
 }
@@ -190,6 +189,18 @@ pub(crate) fn arm(l: *mut lua_State, count: c_int) {
     unsafe {
         ffi::lua_sethook(l, Some(limit_hook), ffi::LUA_MASKCOUNT, count);
     }
+}
+
+/// Arms the hook on `l` at every instruction and records `l` for the execution to
+/// disarm when it ends: what a tripped limit does to the coroutine it must stop.
+fn arm_sticky(l: *mut lua_State) {
+    arm(l, 1);
+    ARMED.with(|a| a.store(l, Ordering::Release));
+}
+
+/// True once a limit has stopped the running execution.
+fn is_tripped() -> bool {
+    TRIPPED.with(|t| t.load(Ordering::Acquire)) != Trip::None as u8
 }
 
 /// Removes any hook from `l`.
@@ -258,8 +269,7 @@ unsafe extern "C-unwind" fn limit_hook(l: *mut lua_State, _ar: *mut lua_Debug) {
     BUDGET.with(|b| b.store(left, Ordering::Relaxed));
     if left < 0 {
         TRIPPED.with(|t| t.store(Trip::Instructions as u8, Ordering::Release));
-        arm(l, 1);
-        ARMED.with(|a| a.store(l, Ordering::Release));
+        arm_sticky(l);
         // SAFETY: as above.
         unsafe { raise(l, Trip::Instructions) }
     }
@@ -300,11 +310,8 @@ pub(crate) unsafe extern "C-unwind" fn set_current(l: *mut lua_State) -> c_int {
         });
         // A limit that tripped, or a slice that ran out, just before the switch must
         // follow the running coroutine.
-        if TRIPPED.with(|t| t.load(Ordering::Acquire)) != Trip::None as u8
-            || YIELD.with(|y| y.load(Ordering::Acquire))
-        {
-            arm(co, 1);
-            ARMED.with(|a| a.store(co, Ordering::Release));
+        if is_tripped() || YIELD.with(|y| y.load(Ordering::Acquire)) {
+            arm_sticky(co);
         }
     }
     0
@@ -313,8 +320,7 @@ pub(crate) unsafe extern "C-unwind" fn set_current(l: *mut lua_State) -> c_int {
 /// `trip_memory()`: a script caught a memory error; make it stick like the other limits.
 pub(crate) unsafe extern "C-unwind" fn trip_memory(l: *mut lua_State) -> c_int {
     TRIPPED.with(|t| t.store(Trip::Memory as u8, Ordering::Release));
-    arm(l, 1);
-    ARMED.with(|a| a.store(l, Ordering::Release));
+    arm_sticky(l);
     // SAFETY: called by Lua as a C function on `l`; this frame holds nothing to drop.
     unsafe { raise(l, Trip::Memory) }
 }
@@ -337,8 +343,7 @@ pub(crate) fn trip_memory_soon() {
             Ordering::Acquire,
         )
     });
-    arm(l, 1);
-    ARMED.with(|a| a.store(l, Ordering::Release));
+    arm_sticky(l);
 }
 
 /// Lua's message for an allocation failure.
@@ -348,7 +353,7 @@ const MEMORY_ERROR: &[u8] = b"not enough memory";
 /// script code that Lua would run with hooks disabled, such as an `xpcall` message
 /// handler called from inside the limit hook).
 pub(crate) unsafe extern "C-unwind" fn tripped(l: *mut lua_State) -> c_int {
-    let tripped = TRIPPED.with(|t| t.load(Ordering::Acquire)) != Trip::None as u8;
+    let tripped = is_tripped();
     // SAFETY: Lua calls this C function with a valid state; pushing one value fits in the
     // LUA_MINSTACK slots every C function gets.
     unsafe { ffi::lua_pushboolean(l, c_int::from(tripped)) };
@@ -362,7 +367,7 @@ pub(crate) unsafe extern "C-unwind" fn tripped(l: *mut lua_State) -> c_int {
 /// object is returned as it is: nothing that could run long or fail runs then. Written
 /// in C so that it needs no Lua call frame of its own.
 pub(crate) unsafe extern "C-unwind" fn message_handler(l: *mut lua_State) -> c_int {
-    if TRIPPED.with(|t| t.load(Ordering::Acquire)) != Trip::None as u8 {
+    if is_tripped() {
         return 1;
     }
     // SAFETY: Lua calls a message handler with the error object as its one argument.

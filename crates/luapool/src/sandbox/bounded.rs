@@ -239,7 +239,7 @@ impl Bounded {
             globals.raw_get::<Function>("getmetatable")?,
             globals.raw_get::<Function>("tonumber")?,
             globals.raw_get::<Function>("pcall")?,
-            lua.globals()
+            globals
                 .raw_get::<Table>("string")?
                 .raw_get::<Function>("find")?,
         ))?;

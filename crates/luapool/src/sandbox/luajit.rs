@@ -124,10 +124,7 @@ pub(crate) fn install(lua: &Lua, no_message: &str) -> mlua::Result<()> {
     // SAFETY: `check_stack` follows the lua_CFunction protocol: it takes no arguments and
     // returns one boolean.
     let check = unsafe { lua.create_c_function(check_stack)? };
-    let sealed = lua.create_table()?;
-    let weak_keys = lua.create_table_with_capacity(0, 1)?;
-    weak_keys.raw_set("__mode", "k")?;
-    sealed.set_metatable(Some(weak_keys))?;
+    let sealed = super::shim::weak_keyed_table(lua)?;
     let f = |t: &Table, name: &str| t.raw_get::<Function>(name);
     let wrappers = load_helper(lua, &BYTECODE, CSTACK)?.call::<[Function; 9]>((
         check,

@@ -181,6 +181,16 @@ impl Shim {
     }
 }
 
+/// A table whose keys are weak (`__mode = "k"`): a set of objects that does not keep
+/// them alive.
+pub(crate) fn weak_keyed_table(lua: &Lua) -> mlua::Result<Table> {
+    let set = lua.create_table()?;
+    let mode = lua.create_table_with_capacity(0, 1)?;
+    mode.raw_set("__mode", "k")?;
+    set.set_metatable(Some(mode))?;
+    Ok(set)
+}
+
 /// Loads one of luapool's own Lua helpers: compiled once per process (by a throwaway
 /// state, kept in `cell`), loaded into each VM as bytecode.
 pub(crate) fn load_helper(
