@@ -49,35 +49,6 @@ pub(crate) const EXTRA_SAFE_BASE: &[&str] = &["unpack"];
 #[cfg(not(feature = "luajit"))]
 pub(crate) const EXTRA_SAFE_BASE: &[&str] = &[];
 
-/// Libraries a trusted VM gets, all opened at creation. LuaJIT's `ffi` is never opened,
-/// not even for trusted VMs: it gives scripts raw memory access.
-#[cfg(feature = "luajit")]
-pub(crate) const TRUSTED_LIBS: &[&str] = &[
-    "string",
-    "table",
-    "math",
-    "coroutine",
-    "io",
-    "os",
-    "package",
-    "debug",
-    "bit",
-    "jit",
-];
-/// Libraries a trusted VM gets, all opened at creation.
-#[cfg(not(feature = "luajit"))]
-pub(crate) const TRUSTED_LIBS: &[&str] = &[
-    "string",
-    "table",
-    "math",
-    "utf8",
-    "coroutine",
-    "io",
-    "os",
-    "package",
-    "debug",
-];
-
 /// Opens the Lua state for a sandboxed VM: the base library and `string` (whose
 /// metatable every string value needs). The sandbox opens the other libraries it allows
 /// on first use, see [`sandbox_library`].

@@ -102,20 +102,24 @@ where
     let f = Rc::new(f);
     Rc::new(move |lua: &Lua| {
         let f = f.clone();
-        lua.create_async_function(move |lua, args: MultiValue| {
-            let fut = crate::sandbox::refuse_while_closing()
-                .and_then(|()| A::from_lua_multi(args, &lua))
-                .map(|args| f(args));
-            async move {
-                let result = match fut {
-                    Ok(fut) => match AssertUnwindSafe(fut).catch_unwind().await {
-                        Ok(result) => result.map_err(HostError::into_lua),
-                        Err(panic) => Err(panicked(&lua, panic)),
-                    },
-                    Err(e) => Err(e),
-                };
-                host_result(&lua, result)
-            }
+        // mlua's async wrapper must get the engine's own `yield` (see
+        // `with_real_coroutine`).
+        crate::sandbox::with_real_coroutine(lua, || {
+            lua.create_async_function(move |lua, args: MultiValue| {
+                let fut = crate::sandbox::refuse_while_closing()
+                    .and_then(|()| A::from_lua_multi(args, &lua))
+                    .map(|args| f(args));
+                async move {
+                    let result = match fut {
+                        Ok(fut) => match AssertUnwindSafe(fut).catch_unwind().await {
+                            Ok(result) => result.map_err(HostError::into_lua),
+                            Err(panic) => Err(panicked(&lua, panic)),
+                        },
+                        Err(e) => Err(e),
+                    };
+                    host_result(&lua, result)
+                }
+            })
         })
     })
 }

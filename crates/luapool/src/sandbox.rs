@@ -21,12 +21,15 @@
 //! `__metatable = false`) they can neither read nor replace.
 
 mod bounded;
+mod globals;
 mod load;
 #[cfg(feature = "luajit")]
 mod luajit;
+mod main_thread;
 mod require;
 pub(crate) mod seal;
 mod shim;
+mod trusted;
 mod wrap;
 
 use std::cell::{OnceCell, RefCell};
@@ -40,6 +43,7 @@ use crate::config::VmConfig;
 use crate::copy_budget::{self, CopyBudget};
 use crate::limits::{self, Limits};
 use crate::{engine, hostlib};
+pub(crate) use main_thread::with_real_coroutine;
 #[cfg(feature = "luajit")]
 pub(crate) use shim::load_helper;
 pub(crate) use shim::{fail_marker, Shim};
@@ -66,8 +70,9 @@ const SAFE_BASE: &[&str] = &[
 /// `os` functions the sandbox keeps.
 const SAFE_OS: &[&str] = &["time", "clock", "date", "difftime"];
 
-/// Where `print` writes: shared by every state a [`Vm`](crate::Vm) builds.
-pub(crate) type Output = Rc<RefCell<Box<dyn Write>>>;
+/// Where `print` writes, shared by every state a [`Vm`](crate::Vm) builds: the process's
+/// standard output while `None`, else the host's writer.
+pub(crate) type Output = Rc<RefCell<Option<Box<dyn Write>>>>;
 
 /// A sandboxed (or trusted) Lua state and what its sandbox functions need.
 pub(crate) struct Sandbox {
@@ -146,8 +151,11 @@ impl Drop for HostCall {
 
 /// Per-state data of the sandbox, also kept in the Lua state's app data.
 pub(crate) struct SandboxData {
-    /// What environments read through: library proxies and global functions.
+    /// What environments read through: library proxies and global functions. In a
+    /// trusted state, the state's own global table.
     pub(crate) base: Table,
+    /// A trusted state: the interpreter's globals and libraries (see `trusted.rs`).
+    pub(crate) trusted: bool,
     /// Metatable of every environment: `{ __index = base, __metatable = false }`.
     pub(crate) env_mt: Table,
     /// Modules `require` returns without loading a file (`json`, host modules, ...).
@@ -167,6 +175,14 @@ pub(crate) struct SandboxData {
     pub(crate) guards: Option<Guards>,
     /// Set when a host function panicked.
     pub(crate) host_panicked: std::cell::Cell<bool>,
+    /// The coroutines executions run in (weak keys), see `main_thread.rs`.
+    tops: Table,
+    /// The helpers that make executions look like the main chunk, loaded on first use.
+    main_thread: OnceCell<main_thread::MainThread>,
+    /// Trusted states: the engine's own `coroutine` library (scripts see a copy).
+    real_coroutine: Option<Table>,
+    /// Trusted states: `fresh()`, the maker of per-execution globals, made on first use.
+    fresh_env: OnceCell<Function>,
     /// The engine's own `tostring` (`luaL_tolstring`), saved before any script runs, for
     /// `print` and `log`.
     tostring: Function,
@@ -186,16 +202,15 @@ pub(crate) struct Guards {
 }
 
 impl Guards {
-    /// Loads the guards and installs `pcall` and `xpcall` into `base`.
-    fn install(lua: &Lua, base: &Table) -> mlua::Result<Guards> {
+    /// Loads the guards and installs `pcall` and `xpcall` into `base`. `tops` records
+    /// the executions' coroutines (see `main_thread.rs`).
+    fn install(lua: &Lua, base: &Table, tops: &Table) -> mlua::Result<Guards> {
         static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
         engine::open_coroutine(lua)?;
         guard_close(lua)?;
         let globals = lua.globals();
         let coroutine: Table = globals.raw_get("coroutine")?;
         let [set_current, trip_memory, tripped, handler] = limits::c_functions(lua)?;
-        // The coroutines that run executions (weak keys: they are collected as usual).
-        let tops = shim::weak_keyed_table(lua)?;
         let (pcall, xpcall, resume, wrap, close, prologue) = shim::load_helper(
             lua,
             &BYTECODE,
@@ -216,7 +231,7 @@ impl Guards {
             trip_memory,
             tripped,
             handler,
-            tops,
+            tops.clone(),
         ))?;
         base.raw_set("pcall", pcall)?;
         base.raw_set("xpcall", xpcall)?;
@@ -228,19 +243,15 @@ impl Guards {
         })
     }
 
-    /// The `coroutine` library with the guarded `resume`, `wrap` and `close`.
-    fn coroutine(&self, lua: &Lua, real: &Table) -> mlua::Result<Table> {
-        let copy = lua.create_table_with_capacity(0, 10)?;
-        for pair in real.pairs::<Value, Value>() {
-            let (k, v) = pair?;
-            copy.raw_set(k, v)?;
-        }
+    /// Puts the guarded `resume`, `wrap` and `close` into a copy of the `coroutine`
+    /// library.
+    fn patch(&self, copy: &Table) -> mlua::Result<()> {
         copy.raw_set("resume", &self.resume)?;
         copy.raw_set("wrap", &self.wrap)?;
         if !self.close.is_nil() {
             copy.raw_set("close", &self.close)?;
         }
-        Ok(copy)
+        Ok(())
     }
 }
 
@@ -258,6 +269,63 @@ impl SandboxData {
         env.raw_set("_G", &env)?;
         env.set_metatable(Some(self.env_mt.clone()))?;
         Ok(env)
+    }
+
+    /// The helpers that make executions look like the main chunk (see `main_thread.rs`).
+    pub(crate) fn main_thread(&self, lua: &Lua) -> mlua::Result<&main_thread::MainThread> {
+        if let Some(m) = self.main_thread.get() {
+            return Ok(m);
+        }
+        engine::open_coroutine(lua)?;
+        let m = main_thread::MainThread::load(lua, &self.tops)?;
+        Ok(self.main_thread.get_or_init(|| m))
+    }
+
+    /// The `coroutine` library scripts see: a copy of the engine's, with the guarded
+    /// functions when the VM has limits, and the main-thread view of `running`,
+    /// `isyieldable` and `yield`.
+    fn coroutine_library(&self, lua: &Lua, real: &Table) -> mlua::Result<Table> {
+        let copy = lua.create_table_with_capacity(0, 10)?;
+        for pair in real.pairs::<Value, Value>() {
+            let (k, v) = pair?;
+            copy.raw_set(k, v)?;
+        }
+        if let Some(guards) = &self.guards {
+            guards.patch(&copy)?;
+        }
+        self.main_thread(lua)?.patch(&copy)?;
+        Ok(copy)
+    }
+
+    /// Trusted states with per-execution globals: `fresh()`, which makes an execution's
+    /// global table (see `trusted.rs`).
+    pub(crate) fn fresh_env(&self, lua: &Lua) -> mlua::Result<&Function> {
+        if let Some(f) = self.fresh_env.get() {
+            return Ok(f);
+        }
+        let f = trusted::fresh_env_maker(lua)?;
+        Ok(self.fresh_env.get_or_init(|| f))
+    }
+
+    /// `f`, recording the coroutine that runs it as an execution's (see
+    /// `main_thread.rs`); with limits the guards' prologue does that instead.
+    pub(crate) fn entry(&self, lua: &Lua, f: Function) -> mlua::Result<Function> {
+        match &self.guards {
+            Some(guards) => guards.prologue.call(f),
+            None => self.main_thread(lua)?.mark.call(f),
+        }
+    }
+
+    /// Trusted states: makes `print` write to the host's writer (after
+    /// [`Vm::set_output`](crate::Vm::set_output)) instead of being the engine's own,
+    /// which writes to the process's standard output through C's buffered `stdout`
+    /// (keeping its order with `io.write`).
+    pub(crate) fn use_host_print(&self, lua: &Lua) -> mlua::Result<()> {
+        if self.trusted {
+            let print = self.wrap_host(lua, print_function(lua)?)?;
+            self.base.raw_set("print", print)?;
+        }
+        Ok(())
     }
 
     /// The Lua helpers of this state, loaded on first use.
@@ -287,13 +355,23 @@ impl SandboxData {
         Ok(self.reject.get_or_init(|| f))
     }
 
-    /// Seals `module` and makes it a global and a `require` target named `name`.
+    /// Seals `module` and makes it a global and a `require` target named `name`. In a
+    /// trusted state the module stays writable, as Lua's libraries are, and goes into
+    /// `package.loaded`.
     pub(crate) fn install_module(
         &self,
         lua: &Lua,
         name: &str,
         module: Table,
     ) -> mlua::Result<Table> {
+        if self.trusted {
+            self.base.raw_set(name, &module)?;
+            self.builtins.raw_set(name, &module)?;
+            let package: Table = self.base.raw_get("package")?;
+            let loaded: Table = package.raw_get("loaded")?;
+            loaded.raw_set(name, &module)?;
+            return Ok(module);
+        }
         let sealed = seal::seal(lua, module, name, self.reject(lua)?)?;
         self.base.raw_set(name, &sealed)?;
         self.builtins.raw_set(name, &sealed)?;
@@ -384,10 +462,7 @@ impl SandboxData {
                     seed_random(&real)?;
                     real
                 }
-                "coroutine" => match &self.guards {
-                    Some(guards) => guards.coroutine(lua, &real)?,
-                    None => real,
-                },
+                "coroutine" => self.coroutine_library(lua, &real)?,
                 "table" => {
                     self.bounded(lua)?.patch_table(&real)?;
                     real
@@ -496,22 +571,38 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
     let globals = lua.globals();
     #[cfg(feature = "luajit")]
     luajit::install(&lua, wrap::NO_MESSAGE)?;
-    let base = lua.create_table_with_capacity(0, 32)?;
-    let env_mt = lua.create_table_with_capacity(0, 2)?;
+    // A trusted state's scripts see its own globals; a sandboxed one's, a base of what
+    // the allow-list keeps.
+    let base = if config.trusted {
+        globals.clone()
+    } else {
+        lua.create_table_with_capacity(0, 32)?
+    };
+    let env_mt = lua.create_table_with_capacity(0, 3)?;
     env_mt.raw_set("__index", &base)?;
     env_mt.raw_set("__metatable", false)?;
     if !config.trusted {
         for name in SAFE_BASE.iter().chain(engine::EXTRA_SAFE_BASE) {
             base.raw_set(*name, globals.raw_get::<Value>(*name)?)?;
         }
+        globals::install(&lua, &env_mt, &base)?;
     }
+    // The coroutines that run executions (weak keys: they are collected as usual).
+    let tops = shim::weak_keyed_table(&lua)?;
     let guards = if Limits::from_config(config).any() {
-        Some(Guards::install(&lua, &base)?)
+        Some(Guards::install(&lua, &base, &tops)?)
+    } else {
+        None
+    };
+    let real_coroutine = if config.trusted {
+        guard_close(&lua)?;
+        Some(globals.raw_get::<Table>("coroutine")?)
     } else {
         None
     };
     let data = Rc::new(SandboxData {
         base,
+        trusted: config.trusted,
         env_mt,
         builtins: lua.create_table()?,
         loaded: lua.create_table()?,
@@ -524,40 +615,21 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
         guards,
         host_panicked: std::cell::Cell::new(false),
         tostring: globals.raw_get("tostring")?,
+        tops,
+        main_thread: OnceCell::new(),
+        real_coroutine,
+        fresh_env: OnceCell::new(),
     });
     lua.set_app_data(Rc::clone(&data));
 
-    // The string metatable is reached by every string value: hide it before anything runs.
-    if let Some(string_mt) = lua.type_metatable::<mlua::LuaString>() {
-        string_mt.raw_set("__metatable", false)?;
-    }
     if config.trusted {
-        for pair in globals.pairs::<Value, Value>() {
-            let (k, v) = pair?;
-            let guarded = data.guards.is_some()
-                && matches!(&k, Value::String(s) if s == "pcall" || s == "xpcall");
-            if !matches!(&v, Value::Table(_)) && !guarded {
-                data.base.raw_set(k, v)?;
-            }
-        }
-        guard_close(&lua)?;
-        for name in engine::TRUSTED_LIBS {
-            let mut lib: Table = globals.raw_get(*name)?;
-            if *name == "math" {
-                seed_random(&lib)?;
-            }
-            if let (true, Some(guards)) = (*name == "coroutine", &data.guards) {
-                lib = guards.coroutine(&lua, &lib)?;
-            }
-            data.install_module(&lua, name, lib)?;
-        }
-        for name in ["print", "require"] {
-            data.open_lazy(&lua, name)?;
-        }
-        if config.host_library {
-            hostlib::install(&lua, &data)?;
-        }
+        open_interpreter(&lua, &data)?;
     } else {
+        // The string metatable is reached by every string value: hide it before anything
+        // runs.
+        if let Some(string_mt) = lua.type_metatable::<mlua::LuaString>() {
+            string_mt.raw_set("__metatable", false)?;
+        }
         let string: Table = globals.raw_get("string")?;
         string.raw_set("dump", Value::Nil)?;
         data.base.set_metatable(Some(lazy_metatable(&lua)?))?;
@@ -567,6 +639,39 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
         data,
         _closed: Closed,
     })
+}
+
+/// Completes a trusted state: the engine's globals and libraries as they are, except
+/// `coroutine` (a copy with the guards and the main-thread view, also in
+/// `package.loaded`), a seeded `math.random`, the configured module directories first
+/// in `package.path`, `print` to the host's writer if it has one, and the host library.
+fn open_interpreter(lua: &Lua, data: &SandboxData) -> mlua::Result<()> {
+    let globals = lua.globals();
+    let package: Table = globals.raw_get("package")?;
+    let loaded: Table = package.raw_get("loaded")?;
+    if let Some(real) = &data.real_coroutine {
+        let coroutine = data.coroutine_library(lua, real)?;
+        globals.raw_set("coroutine", &coroutine)?;
+        loaded.raw_set("coroutine", &coroutine)?;
+    }
+    seed_random(&globals.raw_get::<Table>("math")?)?;
+    if !data.module_paths.is_empty() {
+        let mut path = Vec::new();
+        for dir in &data.module_paths {
+            let dir = dir.to_string_lossy();
+            path.extend_from_slice(format!("{dir}/?.lua;{dir}/?/init.lua;").as_bytes());
+        }
+        let old: mlua::LuaString = package.raw_get("path")?;
+        path.extend_from_slice(&old.as_bytes());
+        package.raw_set("path", lua.create_string(path)?)?;
+    }
+    if data.output.borrow().is_some() {
+        data.use_host_print(lua)?;
+    }
+    if data.host_library {
+        hostlib::install(lua, data)?;
+    }
+    Ok(())
 }
 
 /// The base's metatable: its `__index` opens lazily provided globals on first access.
@@ -646,9 +751,14 @@ fn print_function(lua: &Lua) -> mlua::Result<Function> {
         }
         line.push(b'\n');
         let mut out = data.output.borrow_mut();
-        out.write_all(&line)
-            .and_then(|_| out.flush())
-            .map_err(|e| mlua::Error::runtime(format!("print: {e}")))
+        let written = match out.as_mut() {
+            Some(out) => out.write_all(&line).and_then(|_| out.flush()),
+            None => {
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(&line).and_then(|_| stdout.flush())
+            }
+        };
+        written.map_err(|e| mlua::Error::runtime(format!("print: {e}")))
     })
 }
 

@@ -66,6 +66,16 @@ pub(crate) enum Registration {
 }
 
 impl Registration {
+    /// The global it sets.
+    fn name(&self) -> &str {
+        match self {
+            Registration::Global(name, _)
+            | Registration::Module(name, _)
+            | Registration::Value(name, _) => name,
+            Registration::SharedDicts(_) => "shared",
+        }
+    }
+
     fn apply(&self, sandbox: &Sandbox) -> Result<()> {
         let (lua, data) = (&sandbox.lua, &sandbox.data);
         let res = match self {
@@ -332,7 +342,7 @@ impl Vm {
     /// [`Error::Config`] for an invalid configuration, [`Error::Engine`] if the Lua state
     /// cannot be created.
     pub fn new(config: VmConfig) -> Result<Vm> {
-        let output: Output = Rc::new(RefCell::new(Box::new(std::io::stdout())));
+        let output: Output = Rc::new(RefCell::new(None));
         let state = Rc::new(State::build(&config, output.clone(), &[])?);
         Ok(Vm {
             state,
@@ -370,7 +380,12 @@ impl Vm {
     /// # Ok::<(), luapool::Error>(())
     /// ```
     pub fn set_output(&self, writer: impl Write + 'static) {
-        *self.output.borrow_mut() = Box::new(writer);
+        *self.output.borrow_mut() = Some(Box::new(writer));
+        // A trusted VM's `print` is the engine's until now (see `VmConfig::trusted`).
+        let lua = self.state.lua();
+        if let Err(e) = self.state.data().use_host_print(lua) {
+            tracing::warn!("cannot send a trusted VM's print to the host's writer: {e}");
+        }
     }
 
     /// Why this VM should be discarded, if it should: after a memory limit or another
@@ -548,6 +563,7 @@ impl Vm {
 
     fn install(&self, registration: Registration) -> Result<()> {
         registration.apply(&self.state.sandbox)?;
+        self.state.registered(registration.name())?;
         self.registrations.borrow_mut().push(registration);
         Ok(())
     }
@@ -606,6 +622,18 @@ impl Vm {
     ) -> Result<Vec<Value>> {
         let values: Variadic<Value> = self.plan(Target::Chunk(script), args)?.run_async().await?;
         Ok(values.into())
+    }
+
+    /// Async variant of [`eval`](Vm::eval), passing `args` to the chunk as `...`.
+    ///
+    /// # Errors
+    /// As [`exec`](Vm::exec).
+    pub async fn eval_with_args_async<R: FromLuaMulti>(
+        &self,
+        script: &Script,
+        args: impl IntoLuaMulti,
+    ) -> Result<R> {
+        self.plan(Target::Chunk(script), args)?.run_async().await
     }
 
     /// Runs a chunk and converts its results to `R`.

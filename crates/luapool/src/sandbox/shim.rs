@@ -73,8 +73,12 @@ local function call_global(env, main, name, ...)
   return f(...)
 end
 return
-  -- runner(factory): runs the chunk in a fresh environment at each call
-  function(factory)
+  -- runner(factory, fresh): runs the chunk in a fresh environment at each call (made by
+  -- `fresh()` when given: a trusted state's)
+  function(factory, fresh)
+    if fresh then
+      return function(...) return factory(fresh())(...) end
+    end
     return function(...)
       -- `_G = false` sizes the table for one key up front: cheaper than growing it
       local env = setmetatable({ _G = false }, env_mt)
@@ -82,8 +86,15 @@ return
       return factory(env)(...)
     end
   end,
-  -- caller(factory): (name, ...) runs the chunk in a fresh environment, then its global
-  function(factory)
+  -- caller(factory, fresh): (name, ...) runs the chunk in a fresh environment, then its
+  -- global
+  function(factory, fresh)
+    if fresh then
+      return function(name, ...)
+        local env = fresh()
+        return call_global(env, factory(env), name, ...)
+      end
+    end
     return function(name, ...)
       local env = setmetatable({ _G = false }, env_mt)
       env._G = env
@@ -136,10 +147,11 @@ return
 /// The "caller" helpers return the failure marker alone when the chunk defines no
 /// function of the requested name.
 pub(crate) struct Shim {
-    /// `runner(factory)`: a function `(...)` running the chunk in a fresh environment.
+    /// `runner(factory, fresh)`: a function `(...)` running the chunk in a fresh
+    /// environment (made by `fresh()` if given, else over the sandbox's base).
     pub(crate) runner: Function,
-    /// `caller(factory)`: a function `(name, ...)` running the chunk in a fresh
-    /// environment, then calling its global `name`.
+    /// `caller(factory, fresh)`: a function `(name, ...)` running the chunk in a fresh
+    /// environment (as `runner` makes it), then calling its global `name`.
     pub(crate) caller: Function,
     /// `shared_caller(env, main)`: a function `(name, ...)` running `main`, then calling
     /// the global `name` of `env`.

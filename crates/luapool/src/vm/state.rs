@@ -58,6 +58,12 @@ pub(crate) enum Entry {
 
 pub(crate) struct State {
     pub(crate) sandbox: Sandbox,
+    /// A trusted state with shared globals: scripts are compiled as they are (main
+    /// chunks of the state's own globals), as the `lua` interpreter runs them.
+    plain: bool,
+    /// Trusted states with shared globals: the globals as the host set them up, which
+    /// [`reset_shared`](State::reset_shared) restores.
+    pristine: Option<Table>,
     /// The globals of `Isolation::Shared` mode.
     shared_env: RefCell<Table>,
     cache: RefCell<ChunkCache<Compiled>>,
@@ -76,10 +82,21 @@ impl State {
         for reg in registrations {
             reg.apply(&sandbox)?;
         }
-        let shared_env = sandbox
-            .data
-            .new_env(&sandbox.lua)
-            .map_err(|e| classify(e, None))?;
+        let trusted = sandbox.data.trusted;
+        let plain = trusted && config.isolation == crate::Isolation::Shared;
+        let shared_env = if trusted {
+            sandbox.data.base.clone()
+        } else {
+            sandbox
+                .data
+                .new_env(&sandbox.lua)
+                .map_err(|e| classify(e, None))?
+        };
+        let pristine = if plain {
+            Some(copy_table(&sandbox.lua, &shared_env).map_err(|e| classify(e, None))?)
+        } else {
+            None
+        };
         let mut memory_cap = None;
         if let Some(limit) = config.memory_limit {
             // Counted from here, so that the sandbox itself does not eat the budget.
@@ -92,6 +109,8 @@ impl State {
         }
         Ok(State {
             sandbox,
+            plain,
+            pristine,
             shared_env: RefCell::new(shared_env),
             cache: RefCell::new(ChunkCache::new(config.chunk_cache_capacity)),
             poison: Cell::new(None),
@@ -121,11 +140,14 @@ impl State {
         if let Some(c) = self.cache.borrow_mut().get(script) {
             return Ok(c);
         }
+        let plain = self.plain;
         let factory = match meter {
-            None => compile(self.lua(), self.shim()?, script)?,
+            None => compile(self.lua(), self.shim()?, script, plain)?,
             Some(meter) => {
                 let shim = self.shim()?;
-                let result = meter.aside(self.lua().state(), || compile(self.lua(), shim, script));
+                let result = meter.aside(self.lua().state(), || {
+                    compile(self.lua(), shim, script, plain)
+                });
                 if meter.tripped() {
                     // The limit error replaces whatever the compiler reported.
                     let (result, outcome) = meter.finish(result);
@@ -152,9 +174,15 @@ impl State {
         }
         let err = |e| classify(e, None);
         let shim = self.shim()?;
+        // Trusted states make per-execution globals their own way.
+        let fresh = match self.data().trusted {
+            true => Some(self.data().fresh_env(self.lua()).map_err(err)?.clone()),
+            false => None,
+        };
         let f: Function = match entry {
-            Entry::Fresh => shim.runner.call(&compiled.factory).map_err(err)?,
-            Entry::FreshThenCall => shim.caller.call(&compiled.factory).map_err(err)?,
+            Entry::Fresh => shim.runner.call((&compiled.factory, fresh)).map_err(err)?,
+            Entry::FreshThenCall => shim.caller.call((&compiled.factory, fresh)).map_err(err)?,
+            Entry::Shared if self.plain => compiled.factory.clone(),
             Entry::Shared => compiled.factory.call(self.shared_env()).map_err(err)?,
             Entry::SharedThenCall => {
                 let main = self.entry(compiled, Entry::Shared)?;
@@ -167,12 +195,12 @@ impl State {
         Ok(cell.get_or_init(|| f).clone())
     }
 
-    /// `f`, preceded by the limits' prologue when the VM has limits.
+    /// `f` as the entry of an execution: recording its coroutine (see the sandbox's
+    /// `main_thread.rs`), preceded by the limits' prologue when the VM has limits.
     pub(crate) fn guarded(&self, f: Function) -> Result<Function> {
-        match &self.data().guards {
-            Some(guards) => guards.prologue.call(f).map_err(|e| classify(e, None)),
-            None => Ok(f),
-        }
+        self.data()
+            .entry(self.lua(), f)
+            .map_err(|e| classify(e, None))
     }
 
     /// A share of this state's memory for one execution, when it has a memory limit.
@@ -215,6 +243,10 @@ impl State {
     }
 
     fn has_modules(&self) -> bool {
+        // A trusted script can change the libraries, which outlive it.
+        if self.data().trusted {
+            return true;
+        }
         self.data()
             .loaded
             .pairs::<mlua::Value, mlua::Value>()
@@ -227,8 +259,12 @@ impl State {
         self.shared_env.borrow().clone()
     }
 
-    /// Forgets the shared globals (and the entry points bound to them).
+    /// Forgets the shared globals (and the entry points bound to them). A trusted
+    /// state's globals are put back as the host set them up.
     pub(crate) fn reset_shared(&self, capacity: usize) -> Result<()> {
+        if let Some(pristine) = &self.pristine {
+            return restore_table(&self.shared_env(), pristine).map_err(|e| classify(e, None));
+        }
         let env = self
             .data()
             .new_env(self.lua())
@@ -238,18 +274,60 @@ impl State {
         Ok(())
     }
 
+    /// Records what the host just registered under `name` as part of the globals
+    /// [`reset_shared`](State::reset_shared) restores.
+    pub(crate) fn registered(&self, name: &str) -> Result<()> {
+        if let Some(pristine) = &self.pristine {
+            let value: mlua::Value = self
+                .shared_env()
+                .raw_get(name)
+                .map_err(|e| classify(e, None))?;
+            pristine
+                .raw_set(name, value)
+                .map_err(|e| classify(e, None))?;
+        }
+        Ok(())
+    }
+
     /// Number of compiled chunks in the cache.
     pub(crate) fn cached_chunks(&self) -> usize {
         self.cache.borrow().len()
     }
 }
 
+/// A shallow copy of `table`.
+fn copy_table(lua: &Lua, table: &Table) -> mlua::Result<Table> {
+    let copy = lua.create_table()?;
+    for pair in table.pairs::<mlua::Value, mlua::Value>() {
+        let (k, v) = pair?;
+        copy.raw_set(k, v)?;
+    }
+    Ok(copy)
+}
+
+/// Makes `table` hold exactly what `saved` holds (raw accesses).
+fn restore_table(table: &Table, saved: &Table) -> mlua::Result<()> {
+    let keys: Vec<mlua::Value> = table
+        .pairs::<mlua::Value, mlua::Value>()
+        .map(|pair| pair.map(|(k, _)| k))
+        .collect::<mlua::Result<_>>()?;
+    for k in keys {
+        table.raw_set(k, mlua::Value::Nil)?;
+    }
+    for pair in saved.pairs::<mlua::Value, mlua::Value>() {
+        let (k, v) = pair?;
+        table.raw_set(k, v)?;
+    }
+    Ok(())
+}
+
 /// Compiles `script` (as text) into its factory, through the shim's `compile` (so that
-/// the execution's limits can stop a long compilation).
+/// the execution's limits can stop a long compilation). A `plain` script is the
+/// compiled chunk itself, bound to the state's globals.
 ///
 /// The script is first compiled as it is, so that syntax errors are exactly Lua's, with the
 /// script's own line numbers; then wrapped (see [`WRAP_PREFIX`]).
-fn compile(lua: &Lua, shim: &Shim, script: &Script) -> Result<Function> {
+fn compile(lua: &Lua, shim: &Shim, script: &Script, plain: bool) -> Result<Function> {
     let load = |source: &[u8]| -> Result<Function> {
         let engine = |e| classify(e, None);
         let source = lua.create_string(source).map_err(engine)?;
@@ -268,7 +346,10 @@ fn compile(lua: &Lua, shim: &Shim, script: &Script) -> Result<Function> {
             )
         })
     };
-    load(script.source())?;
+    let chunk = load(script.source())?;
+    if plain {
+        return Ok(chunk);
+    }
     let source = script.source();
     let mut wrapped = Vec::with_capacity(WRAP_PREFIX.len() + source.len() + WRAP_SUFFIX.len());
     wrapped.extend_from_slice(WRAP_PREFIX);
