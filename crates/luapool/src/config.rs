@@ -46,9 +46,13 @@ pub enum Isolation {
 pub struct VmConfig {
     /// How executions are isolated from each other. Default: `PerExecution`.
     pub isolation: Isolation,
-    /// Open the full standard library (`io`, `os`, `package`, `debug`, binary `load`) for
-    /// scripts the operator owns. Per-execution globals still apply, but a trusted script
-    /// can reach anything through `debug`. Default: `false`.
+    /// Run scripts the operator owns as the `lua` interpreter would: the Lua state's own
+    /// globals and full standard library (`io`, `os`, `package`, `debug`, binary `load`,
+    /// Lua's `require`), with luapool's limits and host functions added. With
+    /// [`Isolation::PerExecution`] each execution gets a fresh copy of the globals; with
+    /// [`Isolation::Shared`] the VM is one `lua` process. A trusted script can reach
+    /// anything through `debug`: not a security boundary. Default: `false`. See
+    /// `docs/sandbox.md`.
     pub trusted: bool,
     /// Directories searched, in order, by `require("a.b")` for `a/b.lua` and
     /// `a/b/init.lua`. Default: empty (only built-in and host-registered modules).

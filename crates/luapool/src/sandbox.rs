@@ -411,7 +411,8 @@ impl SandboxData {
     }
 
     /// Opens a lazily provided global (a sandbox function, a library or the host library)
-    /// on first access; `nil` for any other name.
+    /// on first access; `nil` for any other name. `globals::LAZY_NAMES` must list every
+    /// name this can provide.
     fn open_lazy(&self, lua: &Lua, name: &str) -> mlua::Result<Value> {
         let function = match name {
             "print" => Some(print_function(lua)?),

@@ -2,13 +2,15 @@
 //!
 //! An execution's globals are a table of its own that reads through to the sandbox's
 //! *base* (the allowed standard functions and libraries, the host's functions). Reading
-//! through a metatable's `__index` means that assigning `nil` to a base name (`print =
-//! nil`) would not remove it: the next read would find it in the base again. So the
-//! metatable also has a `__newindex`: assigning `nil` to a name the base has gives that
-//! one environment a metatable of its own that remembers the removed names, and reads
-//! of them give `nil` as in Lua. Other environments, and environments that never remove
-//! a base name, keep the shared metatable, whose `__index` is the base table itself (the
-//! fast path of every global read).
+//! through a metatable's `__index` means that assigning to a base name and then `nil`
+//! (`print = 5; print = nil`) would bring the base's value back at the next read. So
+//! the metatable also has a `__newindex`: the first assignment to a base name gives that
+//! one environment a metatable of its own, whose *shadow* table holds the base names the
+//! execution assigned (a removed one as a marker), read before the base. Other
+//! environments, and environments that never assign a base name, keep the shared
+//! metatable, whose `__index` is the base table itself (the fast path of every global
+//! read). What this does not hide: `rawget(_G, name)` and `pairs(_G)` do not see the
+//! shadow.
 
 use std::sync::OnceLock;
 
@@ -17,37 +19,62 @@ use mlua::{Function, Lua, Table};
 use super::shim::load_helper;
 
 const GLOBALS: &str = r#"
-local base, setmetatable_raw, rawset = ...
--- the metatable of one environment that removed base names
-local function own_metatable(removed)
+local base, lazy, setmetatable_raw, rawget, rawset = ...
+local REMOVED = {}
+local function of_base(k)
+  return rawget(base, k) ~= nil or lazy[k] ~= nil
+end
+-- the metatable of one environment that assigned base names
+local function own_metatable(shadow)
   return {
     __index = function(_, k)
-      if removed[k] then return nil end
-      return base[k]
+      local v = shadow[k]
+      if v == nil then return base[k] end
+      if v == REMOVED then return nil end
+      return v
     end,
     __newindex = function(env, k, v)
-      if v == nil then
-        if base[k] ~= nil then removed[k] = true end
-        return
-      end
-      removed[k] = nil
-      rawset(env, k, v)
+      if not of_base(k) then return rawset(env, k, v) end
+      if v == nil then v = REMOVED end
+      shadow[k] = v
     end,
     __metatable = false,
   }
 end
--- the shared metatable's __newindex: a new global, or the removal of a base name
+-- the shared metatable's __newindex: a new global, or the first assignment to a base name
 return function(env, k, v)
-  if v == nil then
-    if base[k] ~= nil then setmetatable_raw(env, own_metatable({ [k] = true })) end
-    return
-  end
-  rawset(env, k, v)
+  if not of_base(k) then return rawset(env, k, v) end
+  if v == nil then v = REMOVED end
+  setmetatable_raw(env, own_metatable({ [k] = v }))
 end
 "#;
 
-/// Makes `env_mt` (`{ __index = base, __metatable = false }`) remove base names when
-/// scripts assign `nil` to them (see the module docs).
+/// Every name the base may provide on first use (see `SandboxData::open_lazy`): a
+/// superset is harmless (an assignment to such a name just takes the shadow's path).
+const LAZY_NAMES: &[&str] = &[
+    "print",
+    "require",
+    "load",
+    "collectgarbage",
+    "rawset",
+    "setmetatable",
+    "tostring",
+    "string",
+    "table",
+    "math",
+    "utf8",
+    "coroutine",
+    "bit",
+    "os",
+    "debug",
+    "sleep",
+    "json",
+    "log",
+    "time",
+];
+
+/// Makes assignments to base names through `env_mt` (`{ __index = base, __metatable =
+/// false }`) behave as in Lua (see the module docs).
 pub(crate) fn install(lua: &Lua, env_mt: &Table, base: &Table) -> mlua::Result<()> {
     static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
     let globals = lua.globals();
@@ -58,9 +85,15 @@ pub(crate) fn install(lua: &Lua, env_mt: &Table, base: &Table) -> mlua::Result<(
         t.set_metatable(Some(mt))?;
         Ok(())
     })?;
+    let lazy = lua.create_table_with_capacity(0, LAZY_NAMES.len())?;
+    for name in LAZY_NAMES {
+        lazy.raw_set(*name, true)?;
+    }
     let newindex: Function = load_helper(lua, &BYTECODE, GLOBALS)?.call((
         base.clone(),
+        lazy,
         set_metatable,
+        globals.raw_get::<Function>("rawget")?,
         globals.raw_get::<Function>("rawset")?,
     ))?;
     env_mt.raw_set("__newindex", newindex)

@@ -11,6 +11,7 @@ mod isolation;
 mod modules;
 mod sandbox;
 mod shared_dict;
+mod trusted;
 mod value;
 
 use std::cell::RefCell;
