@@ -99,14 +99,21 @@ fn log_lines_go_to_stderr_and_follow_rust_log() {
 #[test]
 fn code_results_are_printed() {
     run_code("return 1+1").success().stdout("2\n");
-    run_code("return nil, true, 42, 1.5, 'raw text', {}, 10/2")
+    run_code("return nil, true, 42, 1.5, 'raw text', 10/2")
         .success()
         // LuaJIT has no integer subtype: 5.0 prints as 5.
         .stdout(if cfg!(feature = "luajit") {
-            "nil\ttrue\t42\t1.5\traw text\ttable\t5\n"
+            "nil\ttrue\t42\t1.5\traw text\t5\n"
         } else {
-            "nil\ttrue\t42\t1.5\traw text\ttable\t5.0\n"
+            "nil\ttrue\t42\t1.5\traw text\t5.0\n"
         });
+    // As Lua's print shows them, functions and coroutines too (once a conversion error).
+    run_code("return {}, print, coroutine.create(print), 2^63")
+        .success()
+        .stdout(predicate::str::is_match(
+            "^table: 0x[0-9a-f]+\tfunction: (builtin: )?0x[0-9a-f]+\tthread: 0x[0-9a-f]+\t9.2233720368548e\\+18\n$",
+        )
+        .unwrap());
     run_code("local x = 1").success().stdout("");
 }
 
@@ -414,7 +421,7 @@ fn amplified_copies_fail_cleanly_under_the_issue_limits() {
     let repro = "local s = string.rep('x', 30e6) local t = {} for i=1,1000 do t[i]=s end";
     for tail in [
         "return json.encode(t)",
-        "return t",
+        "return (table.unpack or unpack)(t)",
         "print((table.unpack or unpack)(t))",
     ] {
         luapool()
