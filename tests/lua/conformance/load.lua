@@ -120,7 +120,8 @@ f, err = load("return 1", "=m", "b")
 if SANDBOX then
   check(f == nil and err:find("binary chunks are not allowed", 1, true), "mode 'b' refuses: " .. tostring(err))
 else
-  check(f == nil and err:find("attempt to load a text chunk", 1, true), "mode 'b' refuses text: " .. tostring(err))
+  -- "attempt to load a text chunk (mode is 'b')"; LuaJIT: "attempt to load chunk with wrong mode"
+  check(f == nil and err:find("attempt to load .*mode"), "mode 'b' refuses text: " .. tostring(err))
 end
 f, err = load("\27Lua\84\0\25\147\r\n\26\n")
 if SANDBOX then
@@ -134,7 +135,9 @@ end
 
 -- bad arguments
 ok, err = pcall(load, nil)
-check(not ok and err:find("bad argument #1 to 'load'", 1, true), "load(nil): " .. tostring(err))
+-- (LuaJIT's own load, called by pcall, cannot tell its name: "bad argument #1 to '?'")
+local LOAD_NAME = (JIT and not SANDBOX) and "'?'" or "'load'"
+check(not ok and err:find("bad argument #1 to " .. LOAD_NAME, 1, true), "load(nil): " .. tostring(err))
 -- LUAPOOL-BUG: load(5) raises "bad argument #1 to 'load' (string expected, got integer)";
 -- Lua converts a number chunk to a string like any string argument, so load(5) returns
 -- nil and the syntax error '[string "5"]:1: unexpected symbol near '5''.
