@@ -197,11 +197,9 @@ fn difference(got: &Output, want: &Output) -> Option<String> {
             show(wl.get(line)),
             show(gl.get(line)),
         );
-        if g.len() == w.len() || gl.len() == wl.len() {
-            // Same shape: only the first difference matters.
-        } else {
+        if gl.len() != wl.len() {
             report += &format!(
-                "  ({} lines vs {} from the reference)\n",
+                "  luapool printed {} lines, the reference {}\n",
                 gl.len(),
                 wl.len()
             );
