@@ -32,7 +32,14 @@ if JIT then
   eq(bit.ror(0x12345678, 8), 0x78123456, "bit.ror")
   eq(bit.bswap(0x12345678), 0x78563412, "bit.bswap")
   fails("number expected", "bit.band of a non-number", bit.band, "x")
-  fails("read-only", "bit is sealed", function() bit.band = nil end)
+  if io == nil then
+    fails("read-only", "bit is sealed", function() bit.band = nil end)
+  else
+    local band = bit.band
+    bit.band = nil
+    eq(bit.band, nil, "bit is writable (trusted)")
+    bit.band = band
+  end
   -- This LuaJIT build may also parse the 5.3 operators; when it does, they must follow
   -- the bit library's 32-bit rules. (Stock LuaJIT 2.1 refuses them.)
   if load("return 1 & 1") then

@@ -1,6 +1,13 @@
 -- Conformance: what luapool's sandbox exposes, hides, replaces and seals.
 local JIT = _VERSION == "Lua 5.1"
 
+-- Sandbox only: a trusted VM (where `io` exists) is the plain interpreter, checked by
+-- interpreter.lua.
+if io ~= nil then
+  print("ok 0")
+  return
+end
+
 -- "^<chunk>:%d+: ": the position prefix of errors raised in this file. The chunk name is
 -- whatever the file was run as (a relative or absolute path, maybe shortened by Lua), so
 -- it is read from an error rather than written here.

@@ -175,9 +175,15 @@ else
   fails("data string too short", "unpack past the end", string.unpack, "<i4", "\1\2")
 end
 
--- string.dump is removed by the sandbox, also through the string metatable
-eq(string.dump, nil, "string.dump is nil")
-eq(("").dump, nil, "(''):dump is nil")
+-- string.dump is removed by the sandbox, also through the string metatable; trusted (where
+-- `io` exists), it is there
+if io == nil then
+  eq(string.dump, nil, "string.dump is nil")
+  eq(("").dump, nil, "(''):dump is nil")
+else
+  eq(type(string.dump), "function", "string.dump is a function (trusted)")
+  eq(("").dump, string.dump, "(''):dump is string.dump (trusted)")
+end
 
 -- methods through the (hidden) string metatable
 eq(("%d-%d"):format(1, 2), "1-2", "method call s:format")

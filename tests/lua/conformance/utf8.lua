@@ -74,7 +74,14 @@ else
   eq(select("#", utf8.offset(s, 3)), 1, "5.4: offset returns one value")
 end
 
--- the library is sealed
-fails("read-only", "assigning into utf8", function() utf8.len = nil end)
+-- the library is sealed in the sandbox; trusted (where `io` exists), it is writable
+if io == nil then
+  fails("read-only", "assigning into utf8", function() utf8.len = nil end)
+else
+  local len = utf8.len
+  utf8.len = nil
+  eq(utf8.len, nil, "assigning into utf8 (trusted)")
+  utf8.len = len
+end
 
 print("ok " .. checks.count())

@@ -3,14 +3,17 @@
 //! and the sandboxed standard library with `assert`, with per-engine expectations keyed
 //! on `_VERSION`; a script passes when it runs to its end without an error.
 //!
-//! Every script runs twice: on a plain sandboxed VM, and on one with limits (which puts
-//! the guarded `pcall`, `xpcall` and `coroutine` functions in place), as an async
-//! execution so that yields across them are exercised too.
+//! Every script runs four times, each as an async execution so that yields across the
+//! guarded functions are exercised too: sandboxed on a plain VM, sandboxed on one with
+//! limits (which puts the guarded `pcall`, `xpcall` and `coroutine` functions in place),
+//! and the same two trusted, in shared isolation (a trusted VM is then one `lua`
+//! process). Scripts tell trusted from sandboxed by `io`, which only trusted VMs have;
+//! sandbox-only checks branch on it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use luapool::{Script, Vm, VmConfig};
+use luapool::{Isolation, Script, Vm, VmConfig};
 
 /// Where the scripts are; their shared helpers are the module `lib.check` there.
 fn dir() -> PathBuf {
@@ -29,16 +32,23 @@ fn scripts() -> Vec<PathBuf> {
     files
 }
 
-fn configs() -> [(&'static str, VmConfig); 2] {
+fn limited(config: VmConfig) -> VmConfig {
+    config
+        .with_cpu_limit(Duration::from_secs(30))
+        .with_memory_limit(256 << 20)
+}
+
+fn configs() -> [(&'static str, VmConfig); 4] {
+    let sandboxed = VmConfig::default().with_module_path(dir());
+    let trusted = VmConfig::default()
+        .with_module_path(dir())
+        .with_trusted(true)
+        .with_isolation(Isolation::Shared);
     [
-        ("plain", VmConfig::default().with_module_path(dir())),
-        (
-            "limited",
-            VmConfig::default()
-                .with_module_path(dir())
-                .with_cpu_limit(Duration::from_secs(30))
-                .with_memory_limit(256 << 20),
-        ),
+        ("sandboxed", sandboxed.clone()),
+        ("sandboxed, limited", limited(sandboxed)),
+        ("trusted", trusted.clone()),
+        ("trusted, limited", limited(trusted)),
     ]
 }
 
