@@ -644,7 +644,8 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
 
 /// Completes a trusted state: the engine's globals and libraries as they are, except
 /// `coroutine` (a copy with the guards and the main-thread view, also in
-/// `package.loaded`), a seeded `math.random`, the configured module directories first
+/// `package.loaded`), a seeded `math.random`, with limits a `debug.traceback` that hides
+/// the guards, the configured module directories first
 /// in `package.path`, `print` to the host's writer if it has one, and the host library.
 fn open_interpreter(lua: &Lua, data: &SandboxData) -> mlua::Result<()> {
     let globals = lua.globals();
@@ -656,6 +657,9 @@ fn open_interpreter(lua: &Lua, data: &SandboxData) -> mlua::Result<()> {
         loaded.raw_set("coroutine", &coroutine)?;
     }
     seed_random(&globals.raw_get::<Table>("math")?)?;
+    if data.guards.is_some() {
+        trusted::hide_guards_in_tracebacks(lua)?;
+    }
     if !data.module_paths.is_empty() {
         let mut path = Vec::new();
         for dir in &data.module_paths {

@@ -75,16 +75,15 @@ impl MainThread {
         static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
         let globals = lua.globals();
         let coroutine: Table = globals.raw_get("coroutine")?;
-        let yield_fn: Function = coroutine.raw_get("yield")?;
         let (mark, running, isyieldable, r#yield) = load_helper(lua, &BYTECODE, MAIN_THREAD)?
             .call::<(Function, Function, Value, Function)>((
                 coroutine.raw_get::<Function>("running")?,
                 coroutine.raw_get::<Value>("isyieldable")?,
-                yield_fn.clone(),
+                coroutine.raw_get::<Function>("yield")?,
                 globals.raw_get::<Function>("error")?,
                 globals.raw_get::<Function>("select")?,
                 tops.clone(),
-                outside_message(&yield_fn),
+                outside_message(),
                 cfg!(feature = "luajit"),
             ))?;
         Ok(MainThread {
@@ -106,18 +105,30 @@ impl MainThread {
     }
 }
 
-/// What the engine says when the main thread yields, asked of the engine itself (the
-/// host calls `yield` from no coroutine).
-fn outside_message(yield_fn: &Function) -> String {
-    let message = match yield_fn.call::<()>(()) {
-        Err(mlua::Error::RuntimeError(message)) => message,
-        _ => return "attempt to yield from outside a coroutine".to_string(),
-    };
-    // mlua appends a traceback to an error raised in a call from Rust.
-    match message.split_once("\nstack traceback:") {
-        Some((message, _)) => message.to_string(),
-        None => message,
-    }
+/// What the engine says when the main thread yields, asked of the engine itself once per
+/// process: a throwaway state's host calls `yield` from no coroutine. (Not this state's:
+/// the helpers may be loaded from inside an execution, whose coroutine's message differs.)
+fn outside_message() -> &'static str {
+    static MESSAGE: OnceLock<String> = OnceLock::new();
+    MESSAGE.get_or_init(|| {
+        let fallback = "attempt to yield from outside a coroutine".to_string();
+        let lua = Lua::new_with(mlua::StdLib::NONE, mlua::LuaOptions::new());
+        let Ok(lua) = lua else {
+            return fallback;
+        };
+        let yield_fn = crate::engine::open_coroutine(&lua)
+            .and_then(|()| lua.globals().raw_get::<Table>("coroutine"))
+            .and_then(|co| co.raw_get::<Function>("yield"));
+        let message = match yield_fn.map(|f| f.call::<()>(())) {
+            Ok(Err(mlua::Error::RuntimeError(message))) => message,
+            _ => return fallback,
+        };
+        // mlua appends a traceback to an error raised in a call from Rust.
+        match message.split_once("\nstack traceback:") {
+            Some((message, _)) => message.to_string(),
+            None => message,
+        }
+    })
 }
 
 /// Runs `f` (which creates async host functions) with the Lua state's global `coroutine`

@@ -71,6 +71,42 @@ return function()
 end
 "#;
 
+/// `debug.traceback` of a trusted state with limits: the engine's, without the frames of
+/// luapool's Lua guards (`pcall`, `xpcall`, the execution's prologue; see
+/// `limits::GUARDS`), which the script would otherwise see where Lua shows C functions.
+const TRACEBACK: &str = r#"
+local traceback, type, select, gsub = ...
+return function(...)
+  local tb
+  if type((...)) == "thread" then
+    tb = traceback(...)
+  else
+    local msg, level = ...
+    -- one level more: this function's own frame
+    if select('#', ...) < 2 then level = 1 end
+    if type(level) == "number" then level = level + 1 end
+    tb = traceback(msg, level)
+  end
+  if type(tb) ~= "string" then return tb end
+  return (gsub(tb, "\n\tluapool:[^\n]*", ""))
+end
+"#;
+
+/// Replaces `debug.traceback` of a trusted state with limits (see [`TRACEBACK`]).
+pub(crate) fn hide_guards_in_tracebacks(lua: &Lua) -> mlua::Result<()> {
+    static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
+    let g = lua.globals();
+    let debug: mlua::Table = g.raw_get("debug")?;
+    let string: mlua::Table = g.raw_get("string")?;
+    let traceback: Function = load_helper(lua, &BYTECODE, TRACEBACK)?.call((
+        debug.raw_get::<Function>("traceback")?,
+        g.raw_get::<Function>("type")?,
+        g.raw_get::<Function>("select")?,
+        string.raw_get::<Function>("gsub")?,
+    ))?;
+    debug.raw_set("traceback", traceback)
+}
+
 /// `fresh()`: a new per-execution global table of a trusted state (see the module docs).
 pub(crate) fn fresh_env_maker(lua: &Lua) -> mlua::Result<Function> {
     static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
