@@ -92,7 +92,11 @@ impl Registration {
             Registration::Value(name, value) => value
                 .clone()
                 .into_lua(lua)
-                .and_then(|v| seal_deep(sandbox, v, name))
+                // A trusted VM's globals are plain tables, as in Lua.
+                .and_then(|v| match data.trusted {
+                    true => Ok(v),
+                    false => seal_deep(sandbox, v, name),
+                })
                 .and_then(|v| data.base.raw_set(name.as_str(), v)),
             Registration::SharedDicts(dicts) => shared_dict::install(lua, data, dicts),
         };
@@ -519,7 +523,8 @@ impl Vm {
     }
 
     /// Makes `value` a read-only global visible to every execution (tables are sealed,
-    /// nested ones too).
+    /// nested ones too). In a trusted VM (see [`VmConfig::trusted`]) a table is a plain
+    /// table, as Lua's own globals are there.
     ///
     /// ```
     /// use luapool::{Script, Value, Vm, VmConfig};

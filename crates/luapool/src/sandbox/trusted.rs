@@ -75,17 +75,24 @@ end
 /// luapool's Lua guards (`pcall`, `xpcall`, the execution's prologue; see
 /// `limits::GUARDS`), which the script would otherwise see where Lua shows C functions.
 const TRACEBACK: &str = r#"
-local traceback, type, select, gsub = ...
+local traceback, type, select, gsub, sub = ...
 return function(...)
   local tb
   if type((...)) == "thread" then
     tb = traceback(...)
   else
     local msg, level = ...
+    local n = select('#', ...)
     -- one level more: this function's own frame
-    if select('#', ...) < 2 then level = 1 end
+    if n < 2 then level = 1 end
     if type(level) == "number" then level = level + 1 end
-    tb = traceback(msg, level)
+    if msg == nil and n < 2 then
+      -- no message: passing a nil one with a level would make LuaJIT return it
+      tb = traceback("", level)
+      if type(tb) == "string" then tb = sub(tb, 2) end
+    else
+      tb = traceback(msg, level)
+    end
   end
   if type(tb) ~= "string" then return tb end
   return (gsub(tb, "\n\tluapool:[^\n]*", ""))
@@ -103,6 +110,7 @@ pub(crate) fn hide_guards_in_tracebacks(lua: &Lua) -> mlua::Result<()> {
         g.raw_get::<Function>("type")?,
         g.raw_get::<Function>("select")?,
         string.raw_get::<Function>("gsub")?,
+        string.raw_get::<Function>("sub")?,
     ))?;
     debug.raw_set("traceback", traceback)
 }

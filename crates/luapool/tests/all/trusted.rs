@@ -231,3 +231,14 @@ fn removing_a_sandbox_global_works_like_lua() {
         }
     }
 }
+
+/// A trusted VM's globals are plain tables, those the host sets too (the CLI's `arg`).
+#[test]
+fn host_tables_are_plain_tables_in_a_trusted_vm() {
+    for (isolation, vm) in both() {
+        let arg = Value::Array(vec![s("a"), s("b")]);
+        vm.set_global("arg", arg).unwrap();
+        let got = ok(&vm, "arg[3] = 'c'; return #arg, getmetatable(arg)");
+        assert_eq!(got, vec![Value::Integer(3), Value::Nil], "{isolation:?}");
+    }
+}
