@@ -64,29 +64,17 @@ fn config(args: &ServeArgs) -> Result<ServerConfig, luapool_http::Error> {
     flag!(workers);
     flag!(concurrency);
     flag!(max_queued);
-    flag!(request_timeout);
     flag!(max_body_size);
     flag!(header_read_timeout);
     flag!(body_read_timeout);
     flag!(keep_alive_timeout);
     flag!(shutdown_timeout);
-    if args.cpu_limit.is_some() {
-        c.cpu_limit = args.cpu_limit;
-    }
-    if args.time_slice.is_some() {
-        c.time_slice = args.time_slice;
-    }
-    if args.memory_limit.is_some() {
-        c.memory_limit = args.memory_limit;
-    }
+    c.vm = args.vm.apply(std::mem::take(&mut c.vm));
     if args.admin.is_some() {
         c.admin = args.admin;
     }
     for (name, capacity) in &args.shared_dicts {
         c.shared_dicts.insert(name.clone(), *capacity);
-    }
-    if !args.module_paths.is_empty() {
-        c.module_paths = args.module_paths.clone();
     }
     c.access_log |= args.access_log;
     c.dev |= args.dev;
@@ -106,7 +94,7 @@ fn serve_until_stopped(server: &Server, args: &ServeArgs) -> std::io::Result<()>
         let mut hup = signal(SignalKind::hangup())?;
         let watched = args
             .watch
-            .then(|| watch_dirs(&args.app, &server.config().module_paths));
+            .then(|| watch_dirs(&args.app, &server.config().vm.module_paths));
         let mut stamp = watched.as_ref().map(|dirs| fingerprint(dirs));
         // Only now, with the handlers installed and the files fingerprinted, tell the
         // world (tests and scripts read the address from here; useful with port 0).
