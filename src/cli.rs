@@ -100,9 +100,6 @@ impl VmFlags {
 /// Arguments of `luapool run`.
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// Settings of the script's VM.
-    #[command(flatten)]
-    pub(crate) vm: VmFlags,
     /// Run CODE instead of a file (the chunk is named `(command line)`).
     #[arg(short = 'e', value_name = "CODE")]
     pub(crate) code: Option<String>,
@@ -116,6 +113,10 @@ pub(crate) struct RunArgs {
         allow_hyphen_values = true
     )]
     pub(crate) script_and_args: Vec<String>,
+    /// Settings of the script's VM (last: the flattened group's help heading applies to
+    /// the arguments after it).
+    #[command(flatten)]
+    pub(crate) vm: VmFlags,
 }
 
 /// Where the script of `luapool run` comes from.
