@@ -53,31 +53,35 @@ fn config(args: &ServeArgs) -> Result<ServerConfig, luapool_http::Error> {
         None if default_file.is_file() => ServerConfig::from_file(&default_file)?,
         None => ServerConfig::default(),
     };
+    // Each flag given wins over the file.
     macro_rules! flag {
-        ($field:ident) => {
-            if let Some(v) = args.$field.clone() {
-                c.$field = v;
+        ($field:ident, $setter:ident) => {
+            if let Some(v) = args.$field {
+                c = c.$setter(v);
             }
         };
     }
-    flag!(listen);
-    flag!(workers);
-    flag!(concurrency);
-    flag!(max_queued);
-    flag!(max_body_size);
-    flag!(header_read_timeout);
-    flag!(body_read_timeout);
-    flag!(keep_alive_timeout);
-    flag!(shutdown_timeout);
-    c.vm = args.vm.apply(std::mem::take(&mut c.vm));
-    if args.admin.is_some() {
-        c.admin = args.admin;
-    }
+    flag!(listen, with_listen);
+    flag!(workers, with_workers);
+    flag!(concurrency, with_concurrency);
+    flag!(max_queued, with_max_queued);
+    flag!(max_body_size, with_max_body_size);
+    flag!(header_read_timeout, with_header_read_timeout);
+    flag!(body_read_timeout, with_body_read_timeout);
+    flag!(keep_alive_timeout, with_keep_alive_timeout);
+    flag!(shutdown_timeout, with_shutdown_timeout);
+    flag!(admin, with_admin);
     for (name, capacity) in &args.shared_dicts {
-        c.shared_dicts.insert(name.clone(), *capacity);
+        c = c.with_shared_dict(name, *capacity);
     }
-    c.access_log |= args.access_log;
-    c.dev |= args.dev;
+    if args.access_log {
+        c = c.with_access_log(true);
+    }
+    if args.dev {
+        c = c.with_dev(true);
+    }
+    let vm = args.vm.apply(c.vm.clone());
+    let c = c.with_vm(vm);
     c.validate()?;
     Ok(c)
 }
