@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use luapool::VmConfig;
 
 /// Version line: the crate version and the Lua engine of this build, e.g. `0.1.0 (Lua 5.4)`.
 static VERSION: LazyLock<String> =
@@ -33,21 +34,72 @@ pub(crate) enum Command {
     Serve(Box<ServeArgs>),
 }
 
+/// The VM settings, one flag per [`VmConfig`] field that a command line may set, shared
+/// by `run` and `serve` (for `serve` they win over `luapool.toml`). A flag left out keeps
+/// the setting of the command (and, for `serve`, of the configuration file). Adding a
+/// VM setting: its field in `VmConfig`, one flag here, one line in [`VmFlags::apply`].
+#[derive(Debug, Args)]
+#[command(next_help_heading = "VM settings")]
+pub(crate) struct VmFlags {
+    /// Run scripts you own as the `lua` interpreter would: full standard library (io,
+    /// os, package, debug), with luapool's limits.
+    #[arg(long)]
+    trusted: bool,
+    /// Wall-clock limit of one execution (for serve: of one request's handler), awaits
+    /// included [run: none; serve: 30].
+    #[arg(long, visible_alias = "request-timeout", value_name = "SECONDS", value_parser = parse_seconds)]
+    timeout: Option<Duration>,
+    /// CPU-time limit of one execution [default: none].
+    #[arg(long = "cpu-limit", value_name = "SECONDS", value_parser = parse_seconds)]
+    cpu_limit: Option<Duration>,
+    /// Lua instructions one execution may run, counted in steps of 1000 (deterministic,
+    /// but about 2x slower) [default: none].
+    #[arg(long = "instruction-limit", value_name = "N")]
+    instruction_limit: Option<u64>,
+    /// Most memory scripts may allocate, e.g. `64MiB`, `512KiB`, `1000000` (for serve:
+    /// in one worker's VM) [default: none].
+    #[arg(long = "memory-limit", value_name = "SIZE", value_parser = luapool::bytes::parse)]
+    memory_limit: Option<usize>,
+    /// Time an execution runs before it yields to the other ones on its thread; 0 turns
+    /// slicing off [run: off; serve: 0.002].
+    #[arg(long = "time-slice", value_name = "SECONDS", value_parser = parse_seconds_or_zero)]
+    time_slice: Option<Duration>,
+    /// A directory `require` searches before the script's (APP's) own (repeatable).
+    #[arg(long = "module-path", value_name = "DIR")]
+    module_paths: Vec<PathBuf>,
+}
+
+impl VmFlags {
+    /// `vm` with the settings given on the command line.
+    pub(crate) fn apply(&self, mut vm: VmConfig) -> VmConfig {
+        if self.trusted {
+            vm = vm.with_trusted(true);
+        }
+        if let Some(timeout) = self.timeout {
+            vm = vm.with_timeout(timeout);
+        }
+        if let Some(limit) = self.cpu_limit {
+            vm = vm.with_cpu_limit(limit);
+        }
+        if let Some(limit) = self.instruction_limit {
+            vm = vm.with_instruction_limit(limit);
+        }
+        if let Some(limit) = self.memory_limit {
+            vm = vm.with_memory_limit(limit);
+        }
+        if let Some(slice) = self.time_slice {
+            vm = vm.with_time_slice(slice);
+        }
+        if !self.module_paths.is_empty() {
+            vm = vm.with_module_paths(&self.module_paths);
+        }
+        vm
+    }
+}
+
 /// Arguments of `luapool run`.
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// Open the full standard library (io, os, package, debug) for a script you trust.
-    #[arg(long)]
-    pub(crate) trusted: bool,
-    /// Stop the script after this many seconds of wall-clock time (awaits included).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    pub(crate) timeout: Option<Duration>,
-    /// Stop the script after this many seconds of CPU time.
-    #[arg(long = "cpu-limit", value_name = "SECONDS", value_parser = parse_seconds)]
-    pub(crate) cpu_limit: Option<Duration>,
-    /// Most memory the script may allocate, e.g. `64MiB`, `512KiB`, `1000000`.
-    #[arg(long = "memory-limit", value_name = "SIZE", value_parser = luapool::bytes::parse)]
-    pub(crate) memory_limit: Option<usize>,
     /// Run CODE instead of a file (the chunk is named `(command line)`).
     #[arg(short = 'e', value_name = "CODE")]
     pub(crate) code: Option<String>,
@@ -61,6 +113,10 @@ pub(crate) struct RunArgs {
         allow_hyphen_values = true
     )]
     pub(crate) script_and_args: Vec<String>,
+    /// Settings of the script's VM (last: the flattened group's help heading applies to
+    /// the arguments after it).
+    #[command(flatten)]
+    pub(crate) vm: VmFlags,
 }
 
 /// Where the script of `luapool run` comes from.
@@ -144,19 +200,6 @@ pub(crate) struct ServeArgs {
     /// Requests a worker lets wait when all its slots are busy [default: 1024].
     #[arg(long = "max-queued", value_name = "N")]
     pub(crate) max_queued: Option<usize>,
-    /// Wall-clock limit of one request's handler, awaits included [default: 30].
-    #[arg(long = "request-timeout", value_name = "SECONDS", value_parser = parse_seconds)]
-    pub(crate) request_timeout: Option<Duration>,
-    /// CPU-time limit of one request's handler [default: none].
-    #[arg(long = "cpu-limit", value_name = "SECONDS", value_parser = parse_seconds)]
-    pub(crate) cpu_limit: Option<Duration>,
-    /// Time slice of a handler before it yields to the worker's other requests; 0 turns
-    /// slicing off [default: 0.002].
-    #[arg(long = "time-slice", value_name = "SECONDS", value_parser = parse_seconds_or_zero)]
-    pub(crate) time_slice: Option<Duration>,
-    /// Memory scripts may allocate in one worker's VM, e.g. `64MiB` [default: none].
-    #[arg(long = "memory-limit", value_name = "SIZE", value_parser = luapool::bytes::parse)]
-    pub(crate) memory_limit: Option<usize>,
     /// Largest request body accepted, e.g. `1MiB` [default: 1MiB].
     #[arg(long = "max-body-size", value_name = "SIZE", value_parser = luapool::bytes::parse)]
     pub(crate) max_body_size: Option<usize>,
@@ -177,9 +220,6 @@ pub(crate) struct ServeArgs {
     /// A shared dictionary `shared.NAME` holding up to CAPACITY entries (repeatable).
     #[arg(long = "shared-dict", value_name = "NAME=CAPACITY", value_parser = parse_dict)]
     pub(crate) shared_dicts: Vec<(String, usize)>,
-    /// A directory `require` searches before APP's own (repeatable).
-    #[arg(long = "module-path", value_name = "DIR")]
-    pub(crate) module_paths: Vec<PathBuf>,
     /// Serve `/metrics` and `/healthz` on this address [default: off].
     #[arg(long, value_name = "ADDR")]
     pub(crate) admin: Option<SocketAddr>,
@@ -192,6 +232,9 @@ pub(crate) struct ServeArgs {
     /// Reload the app when a `.lua` file next to it changes.
     #[arg(long)]
     pub(crate) watch: bool,
+    /// Settings of each worker's VM.
+    #[command(flatten)]
+    pub(crate) vm: VmFlags,
 }
 
 /// Parses `NAME=CAPACITY`.

@@ -40,16 +40,14 @@ pub(crate) fn report(e: &Error) {
 /// Loads the script, builds the VM, runs the script on it and prints its results.
 ///
 /// The VM has shared globals: one script runs, as in one `lua` process (a trusted VM is
-/// then the interpreter itself, see `VmConfig::trusted`).
+/// then the interpreter itself, see `VmConfig::trusted`). `require` searches the
+/// `--module-path` directories, then the script's own.
 fn execute(args: &RunArgs, source: Source, script_args: &[String]) -> Result<(), Error> {
     let (script, module_dir) = load(source)?;
-    let mut config = VmConfig::default()
-        .with_trusted(args.trusted)
-        .with_isolation(Isolation::Shared)
+    let config = args
+        .vm
+        .apply(VmConfig::default().with_isolation(Isolation::Shared))
         .with_module_path(module_dir);
-    config.cpu_limit = args.cpu_limit;
-    config.timeout = args.timeout;
-    config.memory_limit = args.memory_limit;
     let vm = Vm::new(config)?;
     vm.set_global("arg", arg_table(script.name(), script_args))?;
     luapool_http::register_host_library(&vm)?;

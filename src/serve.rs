@@ -53,43 +53,35 @@ fn config(args: &ServeArgs) -> Result<ServerConfig, luapool_http::Error> {
         None if default_file.is_file() => ServerConfig::from_file(&default_file)?,
         None => ServerConfig::default(),
     };
+    // Each flag given wins over the file.
     macro_rules! flag {
-        ($field:ident) => {
-            if let Some(v) = args.$field.clone() {
-                c.$field = v;
+        ($field:ident, $setter:ident) => {
+            if let Some(v) = args.$field {
+                c = c.$setter(v);
             }
         };
     }
-    flag!(listen);
-    flag!(workers);
-    flag!(concurrency);
-    flag!(max_queued);
-    flag!(request_timeout);
-    flag!(max_body_size);
-    flag!(header_read_timeout);
-    flag!(body_read_timeout);
-    flag!(keep_alive_timeout);
-    flag!(shutdown_timeout);
-    if args.cpu_limit.is_some() {
-        c.cpu_limit = args.cpu_limit;
-    }
-    if args.time_slice.is_some() {
-        c.time_slice = args.time_slice;
-    }
-    if args.memory_limit.is_some() {
-        c.memory_limit = args.memory_limit;
-    }
-    if args.admin.is_some() {
-        c.admin = args.admin;
-    }
+    flag!(listen, with_listen);
+    flag!(workers, with_workers);
+    flag!(concurrency, with_concurrency);
+    flag!(max_queued, with_max_queued);
+    flag!(max_body_size, with_max_body_size);
+    flag!(header_read_timeout, with_header_read_timeout);
+    flag!(body_read_timeout, with_body_read_timeout);
+    flag!(keep_alive_timeout, with_keep_alive_timeout);
+    flag!(shutdown_timeout, with_shutdown_timeout);
+    flag!(admin, with_admin);
     for (name, capacity) in &args.shared_dicts {
-        c.shared_dicts.insert(name.clone(), *capacity);
+        c = c.with_shared_dict(name, *capacity);
     }
-    if !args.module_paths.is_empty() {
-        c.module_paths = args.module_paths.clone();
+    if args.access_log {
+        c = c.with_access_log(true);
     }
-    c.access_log |= args.access_log;
-    c.dev |= args.dev;
+    if args.dev {
+        c = c.with_dev(true);
+    }
+    let vm = args.vm.apply(c.vm.clone());
+    let c = c.with_vm(vm);
     c.validate()?;
     Ok(c)
 }
@@ -106,7 +98,7 @@ fn serve_until_stopped(server: &Server, args: &ServeArgs) -> std::io::Result<()>
         let mut hup = signal(SignalKind::hangup())?;
         let watched = args
             .watch
-            .then(|| watch_dirs(&args.app, &server.config().module_paths));
+            .then(|| watch_dirs(&args.app, &server.config().vm.module_paths));
         let mut stamp = watched.as_ref().map(|dirs| fingerprint(dirs));
         // Only now, with the handlers installed and the files fingerprinted, tell the
         // world (tests and scripts read the address from here; useful with port 0).

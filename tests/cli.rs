@@ -271,6 +271,49 @@ fn require_finds_modules_next_to_the_script() {
 }
 
 #[test]
+fn vm_settings_flags_of_run() {
+    // The VM settings group is shared with `serve`: --module-path, --instruction-limit,
+    // --time-slice and --request-timeout (the alias of --timeout) work for `run` too.
+    let dir = scripts(&[("lib.lua", "return { v = 'from lib' }")]);
+    luapool()
+        .current_dir(std::env::temp_dir())
+        .arg("run")
+        .arg("--module-path")
+        .arg(dir.path())
+        .args(["-e", "return require('lib').v"])
+        .assert()
+        .success()
+        .stdout("from lib\n");
+    luapool()
+        .args([
+            "run",
+            "--instruction-limit",
+            "1000",
+            "-e",
+            "while true do end",
+        ])
+        .assert()
+        .code(1)
+        .stderr(contains("instruction limit"));
+    luapool()
+        .args([
+            "run",
+            "--time-slice",
+            "0.001",
+            "-e",
+            "local x = 0 for i = 1, 1e5 do x = x + i end return x",
+        ])
+        .assert()
+        .success()
+        .stdout("5000050000\n");
+    luapool()
+        .args(["run", "--request-timeout", "0.2", "-e", "sleep(5)"])
+        .assert()
+        .code(1)
+        .stderr(contains("timed out"));
+}
+
+#[test]
 fn usage_errors_exit_2() {
     luapool().assert().code(2);
     luapool().arg("run").assert().code(2);

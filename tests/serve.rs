@@ -152,6 +152,25 @@ fn flags_win_over_the_config_file() {
     assert_eq!(r.status(), 200);
 }
 
+#[test]
+fn vm_flags_win_over_the_config_file() {
+    let dir =
+        app_dir("function handle(req) if req.path == '/slow' then sleep(2) end return 'ok' end");
+    std::fs::write(
+        dir.path().join("luapool.toml"),
+        "request_timeout = \"5s\"\n",
+    )
+    .unwrap();
+    let serve = Serve::start(&["--request-timeout", "0.2", &app(&dir)]);
+    let status = |path: &str| {
+        reqwest::blocking::get(format!("{}{path}", serve.base))
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!((status("/"), status("/slow")), (200, 504));
+}
+
 /// Runs `luapool serve ARGS` expecting a startup failure: exit 1 and one line.
 fn fails_to_start(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_luapool"))

@@ -33,14 +33,10 @@ impl App {
     }
 
     /// The configuration of a VM serving this app.
+    /// The configured one, with the app's directory searched after the configured module
+    /// paths.
     fn vm_config(&self, config: &ServerConfig) -> VmConfig {
-        let mut vm = VmConfig::default().with_timeout(config.request_timeout);
-        vm.cpu_limit = config.cpu_limit;
-        vm.time_slice = config.time_slice.filter(|s| !s.is_zero());
-        vm.memory_limit = config.memory_limit;
-        vm.module_paths = config.module_paths.clone();
-        vm.module_paths.push(self.dir());
-        vm
+        config.vm.clone().with_module_path(self.dir())
     }
 }
 
@@ -87,8 +83,9 @@ impl Host {
     }
 
     fn check_here(&self, app: &App) -> Result<()> {
-        let mut config = app.vm_config(&self.config);
-        config.isolation = Isolation::Shared;
+        let config = app
+            .vm_config(&self.config)
+            .with_isolation(Isolation::Shared);
         let vm = self.build(app, config)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use luapool::VmConfig;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -25,7 +26,8 @@ use crate::error::{Error, Result};
 ///     cache = 1000
 /// "#)?;
 /// assert_eq!(config.workers, 2);
-/// assert_eq!(config.memory_limit, Some(64 << 20));
+/// assert_eq!(config.vm.memory_limit, Some(64 << 20));
+/// assert_eq!(config.vm.timeout, Some(std::time::Duration::from_secs(5)));
 /// assert_eq!(config.shared_dicts["cache"], 1000);
 /// assert_eq!(config.max_body_size, ServerConfig::default().max_body_size);
 /// # Ok::<(), luapool_http::Error>(())
@@ -43,24 +45,6 @@ pub struct ServerConfig {
     /// Requests a worker lets wait when all its slots are busy; past this it answers
     /// `503 Service Unavailable` with `Retry-After`. Default: `1024`.
     pub max_queued: usize,
-    /// Wall-clock time a request's handler may take, awaits included; past it the
-    /// request gets `504 Gateway Timeout`. Default: `30s`.
-    #[serde(with = "humantime_serde")]
-    pub request_timeout: Duration,
-    /// CPU time a request's handler may spend running Lua; past it `504`. Default: none
-    /// (the request timeout still stops a runaway handler).
-    #[serde(with = "humantime_serde")]
-    pub cpu_limit: Option<Duration>,
-    /// Time slice of a request's handler: a handler that has run this long without
-    /// awaiting is suspended and resumed after the other requests ready on its worker,
-    /// so one long handler does not stall the short ones (`"0s"` turns slicing off).
-    /// Default: `2ms`.
-    #[serde(with = "humantime_serde")]
-    pub time_slice: Option<Duration>,
-    /// Memory scripts may allocate in one worker's VM (`"64MiB"` or a number of bytes);
-    /// a request that exceeds it gets `500` and the VM is rebuilt. Default: none.
-    #[serde(deserialize_with = "luapool::bytes::deserialize")]
-    pub memory_limit: Option<usize>,
     /// Largest request body accepted (`"1MiB"` or bytes); larger ones get `413`.
     /// Default: `1MiB`.
     #[serde(deserialize_with = "deserialize_size")]
@@ -87,9 +71,6 @@ pub struct ServerConfig {
     /// Shared dictionaries (`shared.NAME` in handlers) and their capacities in entries.
     /// Default: none.
     pub shared_dicts: BTreeMap<String, usize>,
-    /// Directories `require` searches for modules, before the app's own directory.
-    /// Default: empty (only the app's directory).
-    pub module_paths: Vec<PathBuf>,
     /// Address of the admin listener (`/metrics`, `/healthz`). Default: none (off).
     pub admin: Option<SocketAddr>,
     /// Log every request (target `luapool::access`). Default: `false`.
@@ -97,6 +78,20 @@ pub struct ServerConfig {
     /// Development mode: error responses carry the Lua error and traceback. Never use it
     /// in production. Default: `false`.
     pub dev: bool,
+    /// The settings of each worker's VM, whose keys are keys of this file too
+    /// (`cpu_limit = "50ms"`, not under a table): limits, time slice, module paths,
+    /// isolation, trusted mode; see [`VmConfig`]. In a request: `timeout` (written
+    /// `request_timeout`) is the wall-clock time a handler may take, awaits included,
+    /// then `504 Gateway Timeout`; `cpu_limit` the CPU time it may spend running Lua,
+    /// then `504`; `memory_limit` the memory scripts may allocate in the worker's VM,
+    /// then `500` and the VM is rebuilt; `module_paths` are searched before the app's
+    /// own directory. The server's defaults differ from [`VmConfig::default`] in two
+    /// settings: `request_timeout` is `30s` (and required), and `time_slice` is
+    /// [`luapool::DEFAULT_TIME_SLICE`] (`"0s"` turns slicing off), so that one long
+    /// handler does not stall the short ones on its worker. A VM setting left out of
+    /// the file (or `None` when deserialized) gets the server's default.
+    #[serde(flatten, deserialize_with = "deserialize_vm")]
+    pub vm: VmConfig,
 }
 
 impl Default for ServerConfig {
@@ -106,25 +101,105 @@ impl Default for ServerConfig {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             concurrency: 1024,
             max_queued: 1024,
-            request_timeout: Duration::from_secs(30),
-            cpu_limit: None,
-            time_slice: Some(luapool::DEFAULT_TIME_SLICE),
-            memory_limit: None,
             max_body_size: 1 << 20,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             keep_alive_timeout: Duration::from_secs(75),
             shutdown_timeout: Duration::from_secs(30),
             shared_dicts: BTreeMap::new(),
-            module_paths: Vec::new(),
             admin: None,
             access_log: false,
             dev: false,
+            vm: with_server_defaults(VmConfig::default()),
         }
     }
 }
 
 impl ServerConfig {
+    /// Sets the address to listen on.
+    pub fn with_listen(mut self, listen: SocketAddr) -> Self {
+        self.listen = listen;
+        self
+    }
+
+    /// Sets the number of worker threads.
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Sets how many requests a worker runs at once.
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// Sets how many requests a worker lets wait.
+    pub fn with_max_queued(mut self, max_queued: usize) -> Self {
+        self.max_queued = max_queued;
+        self
+    }
+
+    /// Sets the largest request body accepted, in bytes.
+    pub fn with_max_body_size(mut self, max_body_size: usize) -> Self {
+        self.max_body_size = max_body_size;
+        self
+    }
+
+    /// Sets the time a client has to send a request's headers.
+    pub fn with_header_read_timeout(mut self, header_read_timeout: Duration) -> Self {
+        self.header_read_timeout = header_read_timeout;
+        self
+    }
+
+    /// Sets the time a client has to send a request's body.
+    pub fn with_body_read_timeout(mut self, body_read_timeout: Duration) -> Self {
+        self.body_read_timeout = body_read_timeout;
+        self
+    }
+
+    /// Sets how long a keep-alive connection may stay idle.
+    pub fn with_keep_alive_timeout(mut self, keep_alive_timeout: Duration) -> Self {
+        self.keep_alive_timeout = keep_alive_timeout;
+        self
+    }
+
+    /// Sets how long a graceful shutdown waits.
+    pub fn with_shutdown_timeout(mut self, shutdown_timeout: Duration) -> Self {
+        self.shutdown_timeout = shutdown_timeout;
+        self
+    }
+
+    /// Adds a shared dictionary `shared.NAME` holding up to `capacity` entries.
+    pub fn with_shared_dict(mut self, name: impl Into<String>, capacity: usize) -> Self {
+        self.shared_dicts.insert(name.into(), capacity);
+        self
+    }
+
+    /// Sets (or, with `None`, turns off) the admin listener's address.
+    pub fn with_admin(mut self, addr: impl Into<Option<SocketAddr>>) -> Self {
+        self.admin = addr.into();
+        self
+    }
+
+    /// Sets whether every request is logged.
+    pub fn with_access_log(mut self, access_log: bool) -> Self {
+        self.access_log = access_log;
+        self
+    }
+
+    /// Sets development mode.
+    pub fn with_dev(mut self, dev: bool) -> Self {
+        self.dev = dev;
+        self
+    }
+
+    /// Sets the settings of each worker's VM (start from `config.vm` to keep the server's defaults).
+    pub fn with_vm(mut self, vm: VmConfig) -> Self {
+        self.vm = vm;
+        self
+    }
+
     /// Parses a `luapool.toml` text.
     ///
     /// # Errors
@@ -149,10 +224,7 @@ impl ServerConfig {
         };
         let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
         let config: ServerConfig = toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-            file_error(match line {
+            file_error(match error_line(&text, &e) {
                 Some(line) => format!("line {line}: {}", e.message()),
                 None => e.message().to_string(),
             })
@@ -183,8 +255,13 @@ impl ServerConfig {
                 message: format!("`workers` must be at most 1024, got {}", self.workers),
             });
         }
+        let Some(request_timeout) = self.vm.timeout else {
+            return Err(Error::Config {
+                message: "`request_timeout` must be set".to_string(),
+            });
+        };
         let durations = [
-            ("request_timeout", self.request_timeout),
+            ("request_timeout", request_timeout),
             ("header_read_timeout", self.header_read_timeout),
             ("body_read_timeout", self.body_read_timeout),
             ("keep_alive_timeout", self.keep_alive_timeout),
@@ -215,6 +292,65 @@ impl ServerConfig {
         }
         Ok(())
     }
+}
+
+/// The line of `text` a parse error is about. toml places errors in the VM settings
+/// (deserialized after the whole root table was read, since they are flattened) on the
+/// root table; for those, the line of the first top-level key that fails on its own.
+fn error_line(text: &str, e: &toml::de::Error) -> Option<usize> {
+    let line_at = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let span = e.span()?;
+    if span.start > 0 {
+        return Some(line_at(span.start));
+    }
+    let table: toml::Table = toml::from_str(text).ok()?;
+    let fails = |key: &String, value: &toml::Value| {
+        let alone = toml::Table::from_iter([(key.clone(), value.clone())]);
+        toml::Value::Table(alone)
+            .try_into::<ServerConfig>()
+            .is_err()
+    };
+    let key_line = |key: &str| {
+        let mut offset = 0;
+        for line in text.split_inclusive('\n') {
+            let rest = line.trim_start();
+            let named = rest
+                .strip_prefix(key)
+                .is_some_and(|after| after.trim_start().starts_with(['=', '.']))
+                || rest
+                    .strip_prefix('[')
+                    .is_some_and(|r| r.trim_start().starts_with(key));
+            if named {
+                return Some(line_at(offset));
+            }
+            offset += line.len();
+        }
+        None
+    };
+    table
+        .iter()
+        .filter(|(key, value)| fails(key, value))
+        .filter_map(|(key, _)| key_line(key))
+        .min()
+        .or(Some(1))
+}
+
+/// The request timeout a server has unless configured otherwise.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Gives the VM settings left unset the server's defaults: the request timeout and the
+/// time slice.
+fn with_server_defaults(vm: VmConfig) -> VmConfig {
+    let timeout = vm.timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+    let slice = vm.time_slice.unwrap_or(luapool::DEFAULT_TIME_SLICE);
+    vm.with_timeout(timeout).with_time_slice(slice)
+}
+
+/// The VM settings of a `luapool.toml`, with the server's defaults for those left out.
+fn deserialize_vm<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<VmConfig, D::Error> {
+    VmConfig::deserialize(d).map(with_server_defaults)
 }
 
 /// A size: a number of bytes or a string like `"1MiB"`, required (not optional).
@@ -255,6 +391,61 @@ mod tests {
     }
 
     #[test]
+    fn file_errors_name_the_line_of_the_bad_key() {
+        let dir = std::env::temp_dir().join(format!("luapool-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases = [
+            (
+                "workers = 2\ncpu_limit = \"50ms\"\nwrokers = 3\n",
+                "line 3: unknown field `wrokers`",
+            ),
+            (
+                "workers = 2\ncpu_limit = \"soon\"\n\n[shared_dicts]\na = 1\n",
+                "line 2: ",
+            ),
+            ("workers = 2\n\nmax_body_size = \"lots\"\n", "line 3: "),
+            (
+                "cpu_limit = \"50ms\"\n[shared_dicts]\n\"a-b\" = 3\n",
+                "shared dictionary name 'a-b'",
+            ),
+        ];
+        for (i, (text, expected)) in cases.into_iter().enumerate() {
+            let path = dir.join(format!("{i}.toml"));
+            std::fs::write(&path, text).unwrap();
+            let err = ServerConfig::from_file(&path).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn vm_settings_are_top_level_keys_with_the_server_defaults() {
+        let c = ServerConfig::from_toml("memory_limit = \"8MiB\"").unwrap();
+        assert_eq!(c.vm.memory_limit, Some(8 << 20));
+        assert_eq!(c.vm.timeout, Some(Duration::from_secs(30)));
+        assert_eq!(c.vm.time_slice, Some(luapool::DEFAULT_TIME_SLICE));
+        let c = ServerConfig::from_toml(
+            "request_timeout = \"5s\"\ntime_slice = \"0s\"\nmodule_paths = [\"lib\"]\ninstruction_limit = 1000\nisolation = \"shared\"",
+        )
+        .unwrap();
+        assert_eq!(c.vm.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(c.vm.time_slice, Some(Duration::ZERO));
+        assert_eq!(c.vm.module_paths, vec![std::path::PathBuf::from("lib")]);
+        assert_eq!(c.vm.instruction_limit, Some(1000));
+        assert_eq!(c.vm.isolation, luapool::Isolation::Shared);
+        let c = ServerConfig::from_toml("timeout = \"2s\"").unwrap();
+        assert_eq!(c.vm.timeout, Some(Duration::from_secs(2)));
+        assert!(ServerConfig::from_toml("request_timeout = \"0s\"").is_err());
+        let mut c = ServerConfig::default();
+        c.vm = c.vm.with_timeout(None);
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("request_timeout"));
+    }
+
+    #[test]
     fn sizes_and_durations_parse() {
         let c = ServerConfig::from_toml(
             "max_body_size = \"2MiB\"\nkeep_alive_timeout = \"5s\"\ncpu_limit = \"50ms\"\nbody_read_timeout = \"2s\"",
@@ -263,6 +454,6 @@ mod tests {
         assert_eq!(c.body_read_timeout, Duration::from_secs(2));
         assert_eq!(c.max_body_size, 2 << 20);
         assert_eq!(c.keep_alive_timeout, Duration::from_secs(5));
-        assert_eq!(c.cpu_limit, Some(Duration::from_millis(50)));
+        assert_eq!(c.vm.cpu_limit, Some(Duration::from_millis(50)));
     }
 }

@@ -97,21 +97,21 @@ impl CheckoutConfig {
         self
     }
 
-    /// Sets how long `get` waits for a VM.
-    pub fn with_wait_timeout(mut self, timeout: Duration) -> Self {
-        self.wait_timeout = Some(timeout);
+    /// Sets (or, with `None`, clears) how long `get` waits for a VM.
+    pub fn with_wait_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.wait_timeout = timeout.into();
         self
     }
 
-    /// Sets the checkouts after which a VM is retired.
-    pub fn with_max_uses(mut self, uses: u64) -> Self {
-        self.max_uses = Some(uses);
+    /// Sets (or clears) the checkouts after which a VM is retired.
+    pub fn with_max_uses(mut self, uses: impl Into<Option<u64>>) -> Self {
+        self.max_uses = uses.into();
         self
     }
 
-    /// Sets the memory above which a returned VM is retired.
-    pub fn with_max_memory(mut self, bytes: usize) -> Self {
-        self.max_memory = Some(bytes);
+    /// Sets (or clears) the memory above which a returned VM is retired.
+    pub fn with_max_memory(mut self, bytes: impl Into<Option<usize>>) -> Self {
+        self.max_memory = bytes.into();
         self
     }
 }

@@ -40,6 +40,11 @@ pub enum Isolation {
 /// assert_eq!(config.cpu_limit, Some(std::time::Duration::from_millis(50)));
 /// assert!(!config.trusted);
 /// ```
+// The one home of every VM setting. Adding one: a field here (its doc says its default and
+// its config-file form), its value in `Default`, its `with_*` setter below, one flag in
+// the CLI's `VmFlags` (`src/cli.rs`), and its rows in docs/configuration.md and
+// docs/cli.md. The server's `ServerConfig` embeds this struct (its keys are
+// `luapool.toml` keys), and so do the pools' configurations.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -78,8 +83,9 @@ pub struct VmConfig {
     pub instruction_limit: Option<u64>,
     /// Most wall-clock time one execution may take, awaits included, e.g. `"2s"`. An
     /// execution that awaits past it is dropped, cancelling the pending host call.
+    /// Also accepted as `request_timeout`, its name in the server's `luapool.toml`.
     /// Default: none.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "humantime_serde", alias = "request_timeout")]
     pub timeout: Option<Duration>,
     /// Time slice of async executions, e.g. `"2ms"`: an execution that has run this
     /// long without awaiting is suspended at its next instruction and resumed after the
@@ -107,6 +113,20 @@ impl Default for VmConfig {
     }
 }
 
+/// The construction style of every configuration in luapool (`VmConfig`,
+/// `WorkerPoolConfig`, `CheckoutConfig`, the server's `ServerConfig`): public fields, a
+/// `Default`, and one consuming `with_*` setter per field. Setters of optional settings
+/// take `impl Into<Option<T>>`, so that they set a value (`with_cpu_limit(d)`) or clear
+/// it (`with_cpu_limit(None)`).
+///
+/// ```
+/// use std::time::Duration;
+/// use luapool::VmConfig;
+///
+/// let config = VmConfig::default().with_cpu_limit(Duration::from_millis(50));
+/// assert_eq!(config.cpu_limit, Some(Duration::from_millis(50)));
+/// assert_eq!(config.with_cpu_limit(None).cpu_limit, None);
+/// ```
 impl VmConfig {
     /// Sets the isolation mode.
     pub fn with_isolation(mut self, isolation: Isolation) -> Self {
@@ -120,9 +140,18 @@ impl VmConfig {
         self
     }
 
-    /// Adds a directory to the module search path.
+    /// Adds a directory to the end of the module search path.
     pub fn with_module_path(mut self, dir: impl Into<PathBuf>) -> Self {
         self.module_paths.push(dir.into());
+        self
+    }
+
+    /// Replaces the module search path.
+    pub fn with_module_paths<P: Into<PathBuf>>(
+        mut self,
+        dirs: impl IntoIterator<Item = P>,
+    ) -> Self {
+        self.module_paths = dirs.into_iter().map(Into::into).collect();
         self
     }
 
@@ -132,33 +161,40 @@ impl VmConfig {
         self
     }
 
-    /// Sets the memory limit in bytes.
-    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
-        self.memory_limit = Some(bytes);
+    /// Sets how many compiled chunks a VM keeps.
+    pub fn with_chunk_cache_capacity(mut self, capacity: usize) -> Self {
+        self.chunk_cache_capacity = capacity;
         self
     }
 
-    /// Sets the CPU time limit of each execution.
-    pub fn with_cpu_limit(mut self, limit: Duration) -> Self {
-        self.cpu_limit = Some(limit);
+    /// Sets (or, with `None`, clears) the memory limit in bytes.
+    pub fn with_memory_limit(mut self, bytes: impl Into<Option<usize>>) -> Self {
+        self.memory_limit = bytes.into();
         self
     }
 
-    /// Sets the instruction budget of each execution.
-    pub fn with_instruction_limit(mut self, budget: u64) -> Self {
-        self.instruction_limit = Some(budget);
+    /// Sets (or clears) the CPU time limit of each execution.
+    pub fn with_cpu_limit(mut self, limit: impl Into<Option<Duration>>) -> Self {
+        self.cpu_limit = limit.into();
         self
     }
 
-    /// Sets the wall-clock timeout of each execution.
-    pub fn with_timeout(mut self, limit: Duration) -> Self {
-        self.timeout = Some(limit);
+    /// Sets (or clears) the instruction budget of each execution.
+    pub fn with_instruction_limit(mut self, budget: impl Into<Option<u64>>) -> Self {
+        self.instruction_limit = budget.into();
         self
     }
 
-    /// Sets the time slice of async executions (see [`VmConfig::time_slice`]).
-    pub fn with_time_slice(mut self, slice: Duration) -> Self {
-        self.time_slice = Some(slice);
+    /// Sets (or clears) the wall-clock timeout of each execution.
+    pub fn with_timeout(mut self, limit: impl Into<Option<Duration>>) -> Self {
+        self.timeout = limit.into();
+        self
+    }
+
+    /// Sets (or clears) the time slice of async executions (see
+    /// [`VmConfig::time_slice`]).
+    pub fn with_time_slice(mut self, slice: impl Into<Option<Duration>>) -> Self {
+        self.time_slice = slice.into();
         self
     }
 }

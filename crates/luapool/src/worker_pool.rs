@@ -117,15 +117,15 @@ impl WorkerPoolConfig {
         self
     }
 
-    /// Sets how long `submit` waits for room in a full queue.
-    pub fn with_submit_timeout(mut self, timeout: Duration) -> Self {
-        self.submit_timeout = Some(timeout);
+    /// Sets (or, with `None`, clears) how long `submit` waits for room in a full queue.
+    pub fn with_submit_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.submit_timeout = timeout.into();
         self
     }
 
-    /// Sets when a worker stuck in one call is replaced.
-    pub fn with_stuck_after(mut self, after: Duration) -> Self {
-        self.stuck_after = Some(after);
+    /// Sets (or clears) when a worker stuck in one call is replaced.
+    pub fn with_stuck_after(mut self, after: impl Into<Option<Duration>>) -> Self {
+        self.stuck_after = after.into();
         self
     }
 

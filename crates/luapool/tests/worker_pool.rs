@@ -254,9 +254,9 @@ async fn dead_worker_thread_is_respawned() {
     let r = Arc::clone(&rebuilds);
     // No time slice: printing the host panic (with a backtrace) can outlast one, and a
     // sliced job finishes in a task of its own, where tokio would catch the panic.
-    let mut config = one_worker();
-    config.vm.time_slice = None;
-    let pool = WorkerPool::builder(config)
+    let config = one_worker();
+    let vm = config.vm.clone().with_time_slice(None);
+    let pool = WorkerPool::builder(config.with_vm(vm))
         .init(move |vm| {
             if r.fetch_add(1, Ordering::SeqCst) == 1 {
                 panic!("recipe failed");

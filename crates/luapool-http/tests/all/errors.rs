@@ -43,7 +43,7 @@ async fn a_bad_reply_is_500() {
 #[tokio::test]
 async fn the_request_timeout_is_504_and_cancels_the_handler() {
     let mut c = test_config();
-    c.request_timeout = Duration::from_millis(200);
+    c.vm = c.vm.with_timeout(Duration::from_millis(200));
     let t = start_with(
         "function handle(req) if req.path == '/slow' then sleep(60) end return 'fast' end",
         &[],
@@ -58,7 +58,7 @@ async fn the_request_timeout_is_504_and_cancels_the_handler() {
 #[tokio::test]
 async fn a_runaway_loop_is_stopped_by_the_cpu_limit() {
     let mut c = test_config();
-    c.cpu_limit = Some(Duration::from_millis(50));
+    c.vm = c.vm.with_cpu_limit(Duration::from_millis(50));
     let t = start_with(
         "function handle(req) if req.path == '/spin' then while true do end end return 'ok' end",
         &[],
@@ -73,7 +73,7 @@ async fn a_runaway_loop_is_stopped_by_the_cpu_limit() {
 #[tokio::test]
 async fn the_memory_limit_is_500_and_the_vm_is_rebuilt() {
     let mut c = test_config();
-    c.memory_limit = Some(8 << 20);
+    c.vm = c.vm.with_memory_limit(8 << 20);
     let t = start_with(
         r#"local counter = require("counter")
            function handle(req)

@@ -7,7 +7,7 @@ use crate::{get, start_with, test_config};
 /// One worker with the issue's `64MiB` memory limit, in dev mode (errors in bodies).
 fn config() -> luapool_http::ServerConfig {
     let mut c = test_config();
-    c.memory_limit = Some(64 << 20);
+    c.vm = c.vm.with_memory_limit(64 << 20);
     c.dev = true;
     c.shared_dicts.insert("cache".to_string(), 100_000);
     c

@@ -394,9 +394,9 @@ function handle(req)
 end
 "#;
     let mut c = config();
-    c.memory_limit = Some(32 << 20);
+    c.vm = c.vm.with_memory_limit(32 << 20);
     c.concurrency = 32;
-    c.time_slice = Some(Duration::from_millis(1));
+    c.vm = c.vm.with_time_slice(Duration::from_millis(1));
     let t = start_with(BOMBS, &[], c);
     let client = reqwest::Client::new();
     let mut bombs = Vec::new();

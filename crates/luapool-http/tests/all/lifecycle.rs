@@ -67,7 +67,7 @@ async fn a_thousand_sleeping_requests_are_served_concurrently() {
     // holds them all at once (a serial server would time out every request).
     rlimit::increase_nofile_limit(8192).unwrap();
     let mut c = test_config();
-    c.request_timeout = Duration::from_secs(60);
+    c.vm = c.vm.with_timeout(Duration::from_secs(60));
     let t = start_with(
         r#"local barrier = require("barrier")
            function handle(req)

@@ -54,10 +54,9 @@ impl TestServer {
 
 /// One worker on a free port; `tweak` adjusts the configuration.
 pub fn test_config() -> ServerConfig {
-    let mut c = ServerConfig::default();
-    c.listen = "127.0.0.1:0".parse().unwrap();
-    c.workers = 1;
-    c
+    ServerConfig::default()
+        .with_listen("127.0.0.1:0".parse().unwrap())
+        .with_workers(1)
 }
 
 /// Writes `app.lua` (and `files`, as name/source pairs) to a temp dir.

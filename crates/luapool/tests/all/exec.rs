@@ -220,9 +220,7 @@ fn same_source_under_different_names_reports_each_name() {
 
 #[test]
 fn cache_capacity_is_respected() {
-    let mut config = VmConfig::default();
-    config.chunk_cache_capacity = 2;
-    let vm = Vm::new(config).unwrap();
+    let vm = Vm::new(VmConfig::default().with_chunk_cache_capacity(2)).unwrap();
     for i in 0..5 {
         let script = Script::new(format!("s{i}.lua"), format!("return {i}"));
         assert_eq!(vm.exec(&script).unwrap(), vec![Value::Integer(i)]);
@@ -232,9 +230,7 @@ fn cache_capacity_is_respected() {
 
 #[test]
 fn zero_cache_capacity_still_runs_scripts() {
-    let mut config = VmConfig::default();
-    config.chunk_cache_capacity = 0;
-    let vm = Vm::new(config).unwrap();
+    let vm = Vm::new(VmConfig::default().with_chunk_cache_capacity(0)).unwrap();
     let script = Script::new("z.lua", "return 7");
     assert_eq!(vm.exec(&script).unwrap(), vec![Value::Integer(7)]);
     assert_eq!(vm.exec(&script).unwrap(), vec![Value::Integer(7)]);
