@@ -86,7 +86,7 @@ return function(...)
     -- one level more: this function's own frame
     if n < 2 then level = 1 end
     if type(level) == "number" then level = level + 1 end
-    if msg == nil and n < 2 then
+    if n == 0 then
       -- no message: passing a nil one with a level would make LuaJIT return it
       tb = traceback("", level)
       if type(tb) == "string" then tb = sub(tb, 2) end
