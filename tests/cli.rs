@@ -468,12 +468,14 @@ fn amplified_copies_fail_cleanly_under_the_issue_limits() {
         "print((table.unpack or unpack)(t))",
     ] {
         luapool()
+            // The issue's memory limit; CPU and wall-clock room for a debug build on a
+            // loaded machine (the copy fails long before either).
             .args([
                 "run",
                 "--cpu-limit",
-                "1",
+                "5",
                 "--timeout",
-                "2",
+                "10",
                 "--memory-limit",
                 "64MiB",
             ])
