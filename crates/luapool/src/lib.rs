@@ -43,7 +43,8 @@
 //! | `sleep`, `json`, `log`, `time` (the host library) | |
 //! | `shared` (when the host registers [`SharedDicts`]) | |
 //!
-//! [`VmConfig::trusted`] opens the full standard library for scripts the operator owns.
+//! [`VmConfig::trusted`] makes a VM the `lua` interpreter (its own globals, the full standard
+//! library, Lua's `require`) for scripts the operator owns, limits included.
 //!
 //! ## Limits
 //!

@@ -20,7 +20,7 @@ use mlua::{Function, Lua, Table, Value};
 use super::shim::load_helper;
 
 const MAIN_THREAD: &str = r#"
-local running, isyieldable, yield, error, select, tops, OUTSIDE, JIT = ...
+local running, isyieldable, tops = ...
 -- mark(f): f, recording the coroutine that runs it as an execution's
 local function mark(f)
   return function(...)
@@ -29,33 +29,12 @@ local function mark(f)
     return f(...)
   end
 end
-local main_running
-if JIT then
-  main_running = function()
-    local co = running()
-    if tops[co] then return nil end -- LuaJIT's main thread has no coroutine object
-    return co
-  end
-else
-  main_running = function()
-    local co, main = running()
-    if tops[co] then return co, true end
-    return co, main
-  end
+-- LuaJIT's isyieldable (no argument): the C API has no lua_isyieldable there
+local main_isyieldable = isyieldable and function()
+  if tops[running()] then return false end
+  return isyieldable()
 end
-local main_isyieldable = isyieldable and function(...)
-  if select('#', ...) == 0 then
-    if tops[running()] then return false end
-    return isyieldable()
-  end
-  if tops[(...)] then return false end
-  return isyieldable(...)
-end
-local function main_yield(...)
-  if tops[running()] then error(OUTSIDE, 0) end
-  return yield(...)
-end
-return mark, main_running, main_isyieldable, main_yield
+return mark, main_isyieldable
 "#;
 
 /// The helpers that make an execution look like the main chunk.
@@ -75,22 +54,23 @@ impl MainThread {
         static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
         let globals = lua.globals();
         let coroutine: Table = globals.raw_get("coroutine")?;
-        let (mark, running, isyieldable, r#yield) = load_helper(lua, &BYTECODE, MAIN_THREAD)?
-            .call::<(Function, Function, Value, Function)>((
+        let real_isyieldable: Value = coroutine.raw_get("isyieldable")?;
+        let (mark, lua_isyieldable) = load_helper(lua, &BYTECODE, MAIN_THREAD)?
+            .call::<(Function, Value)>((
                 coroutine.raw_get::<Function>("running")?,
-                coroutine.raw_get::<Value>("isyieldable")?,
-                coroutine.raw_get::<Function>("yield")?,
-                globals.raw_get::<Function>("error")?,
-                globals.raw_get::<Function>("select")?,
+                real_isyieldable.clone(),
                 tops.clone(),
-                outside_message(),
-                cfg!(feature = "luajit"),
             ))?;
+        let isyieldable = match (real_isyieldable, cfg!(feature = "luajit")) {
+            (Value::Nil, _) => Value::Nil,
+            (_, true) => lua_isyieldable,
+            (_, false) => Value::Function(c_functions::isyieldable(lua, tops)?),
+        };
         Ok(MainThread {
             mark,
-            running,
+            running: c_functions::running(lua, tops)?,
             isyieldable,
-            r#yield,
+            r#yield: c_functions::yield_function(lua, tops, outside_message())?,
         })
     }
 
@@ -102,6 +82,140 @@ impl MainThread {
             coroutine.raw_set("isyieldable", &self.isyieldable)?;
         }
         coroutine.raw_set("yield", &self.r#yield)
+    }
+}
+
+/// `coroutine.running`, `isyieldable` and `yield` as C functions, like the engine's own:
+/// Lua functions in their place would show in debug hooks (call and line events), in
+/// tracebacks of a suspended coroutine and in `debug.getinfo`. Each has the `tops` table
+/// as upvalue 1.
+mod c_functions {
+    use std::ffi::c_int;
+
+    use mlua::ffi::{self, lua_State};
+    use mlua::{Function, Lua, Table};
+
+    /// True if the thread at `index` is an execution's coroutine.
+    ///
+    /// # Safety
+    /// Must run in a C function whose upvalue 1 is the `tops` table, with one free stack
+    /// slot.
+    unsafe fn is_top(l: *mut lua_State, index: c_int) -> bool {
+        // SAFETY: see the function's contract; the pushed value is popped before return.
+        unsafe {
+            let index = ffi::lua_absindex(l, index);
+            ffi::lua_pushvalue(l, index);
+            ffi::lua_rawget(l, ffi::lua_upvalueindex(1));
+            let top = ffi::lua_toboolean(l, -1) != 0;
+            ffi::lua_pop(l, 1);
+            top
+        }
+    }
+
+    /// Makes a C closure of `f` with `upvalues` (pushed in order).
+    fn closure(
+        lua: &Lua,
+        upvalues: impl mlua::IntoLuaMulti,
+        count: c_int,
+        f: ffi::lua_CFunction,
+    ) -> mlua::Result<Function> {
+        // SAFETY: `exec_raw` runs the closure in protected mode with the `count` upvalues
+        // alone on the stack; `lua_pushcclosure` pops them and pushes the closure, the one
+        // value left, which becomes the result. Each `f` follows the lua_CFunction protocol.
+        unsafe { lua.exec_raw(upvalues, |l| ffi::lua_pushcclosure(l, f, count)) }
+    }
+
+    /// `coroutine.running()`.
+    pub(super) fn running(lua: &Lua, tops: &Table) -> mlua::Result<Function> {
+        closure(lua, tops, 1, main_running)
+    }
+
+    /// `coroutine.isyieldable([co])` (Lua 5.4 and 5.5).
+    #[cfg(not(feature = "luajit"))]
+    pub(super) fn isyieldable(lua: &Lua, tops: &Table) -> mlua::Result<Function> {
+        closure(lua, tops, 1, main_isyieldable)
+    }
+
+    /// On LuaJIT the Lua version of `MAIN_THREAD` is used.
+    #[cfg(feature = "luajit")]
+    pub(super) fn isyieldable(_lua: &Lua, _tops: &Table) -> mlua::Result<Function> {
+        Err(mlua::Error::runtime("no C isyieldable on LuaJIT"))
+    }
+
+    /// `coroutine.yield(...)`; `outside` is the engine's message for a yield outside a
+    /// coroutine.
+    pub(super) fn yield_function(lua: &Lua, tops: &Table, outside: &str) -> mlua::Result<Function> {
+        closure(lua, (tops, outside), 2, main_yield)
+    }
+
+    /// Lua's `coroutine.running`, reporting an execution's coroutine as the main thread
+    /// (on LuaJIT, where the main thread has no coroutine object, as `nil`).
+    unsafe extern "C-unwind" fn main_running(l: *mut lua_State) -> c_int {
+        // SAFETY: Lua calls this with a valid state; the pushes use two of the
+        // LUA_MINSTACK slots every C function gets (`is_top` one more, popped).
+        unsafe {
+            let main = ffi::lua_pushthread(l) == 1 || is_top(l, -1);
+            if cfg!(feature = "luajit") {
+                if main {
+                    ffi::lua_pop(l, 1);
+                    ffi::lua_pushnil(l);
+                }
+                return 1;
+            }
+            ffi::lua_pushboolean(l, c_int::from(main));
+            2
+        }
+    }
+
+    /// Lua's `coroutine.isyieldable([co])`, false for an execution's coroutine.
+    #[cfg(not(feature = "luajit"))]
+    unsafe extern "C-unwind" fn main_isyieldable(l: *mut lua_State) -> c_int {
+        // SAFETY: Lua calls this with a valid state and its arguments; `lua_tothread`
+        // returns null for a non-thread; `luaL_argerror` raises (nothing here needs
+        // dropping). The pushes fit in the LUA_MINSTACK slots.
+        unsafe {
+            let co = if ffi::lua_isnone(l, 1) != 0 {
+                ffi::lua_pushthread(l);
+                l
+            } else {
+                let co = ffi::lua_tothread(l, 1);
+                if co.is_null() {
+                    let message = ffi::lua_pushfstring(
+                        l,
+                        c"coroutine expected, got %s".as_ptr(),
+                        ffi::luaL_typename(l, 1),
+                    );
+                    return ffi::luaL_argerror(l, 1, message);
+                }
+                ffi::lua_pushvalue(l, 1);
+                co
+            };
+            let yieldable = !is_top(l, -1) && ffi::lua_isyieldable(co) != 0;
+            ffi::lua_pushboolean(l, c_int::from(yieldable));
+            1
+        }
+    }
+
+    /// Lua's `coroutine.yield(...)`, raising the engine's "outside a coroutine" message
+    /// in an execution's coroutine.
+    unsafe extern "C-unwind" fn main_yield(l: *mut lua_State) -> c_int {
+        // SAFETY: Lua calls this with a valid state; `lua_error` and `lua_yield` do not
+        // return normally, and this frame holds nothing that needs dropping. The pushes
+        // fit in the LUA_MINSTACK slots (checked: the arguments may fill them).
+        unsafe {
+            if ffi::lua_checkstack(l, 2) == 0 {
+                return ffi::luaL_error(l, c"stack overflow".as_ptr());
+            }
+            ffi::lua_pushthread(l);
+            let top = is_top(l, -1);
+            ffi::lua_pop(l, 1);
+            if top {
+                ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
+                ffi::lua_error(l)
+            } else {
+                ffi::lua_yield(l, ffi::lua_gettop(l))
+            }
+        }
     }
 }
 
