@@ -75,7 +75,7 @@ end
 /// luapool's Lua guards (`pcall`, `xpcall`, the execution's prologue; see
 /// `limits::GUARDS`), which the script would otherwise see where Lua shows C functions.
 const TRACEBACK: &str = r#"
-local traceback, type, select, gsub, sub = ...
+local traceback, type, select, gsub, sub, pcall, error = ...
 return function(...)
   local tb
   if type((...)) == "thread" then
@@ -91,7 +91,10 @@ return function(...)
       tb = traceback("", level)
       if type(tb) == "string" then tb = sub(tb, 2) end
     else
-      tb = traceback(msg, level)
+      local ok
+      ok, tb = pcall(traceback, msg, level)
+      -- an argument error, as from the caller's call (not this function's line)
+      if not ok then error((gsub(tb, "^luapool:%d+: ", "")), 2) end
     end
   end
   if type(tb) ~= "string" then return tb end
@@ -111,6 +114,8 @@ pub(crate) fn hide_guards_in_tracebacks(lua: &Lua) -> mlua::Result<()> {
         g.raw_get::<Function>("select")?,
         string.raw_get::<Function>("gsub")?,
         string.raw_get::<Function>("sub")?,
+        g.raw_get::<Function>("pcall")?,
+        g.raw_get::<Function>("error")?,
     ))?;
     debug.raw_set("traceback", traceback)
 }
