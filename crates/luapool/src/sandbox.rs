@@ -190,34 +190,54 @@ impl Guards {
     fn install(lua: &Lua, base: &Table) -> mlua::Result<Guards> {
         static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
         engine::open_coroutine(lua)?;
-        guard_close(lua)?;
         let globals = lua.globals();
         let coroutine: Table = globals.raw_get("coroutine")?;
+        // The engine's own (Lua 5.4 and 5.5 only; `nil` on LuaJIT): the guard decides
+        // which coroutines may close themselves.
+        let real_close = if lua.named_registry_value::<bool>(CLOSE_GUARDED)? {
+            lua.named_registry_value::<Value>(REAL_CLOSE)?
+        } else {
+            coroutine.raw_get::<Value>("close")?
+        };
+        guard_close(lua)?;
         let [set_current, trip_memory, tripped, handler] = limits::c_functions(lua)?;
         // The coroutines that run executions (weak keys: they are collected as usual).
         let tops = shim::weak_keyed_table(lua)?;
-        let (pcall, xpcall, resume, wrap, close, prologue) = shim::load_helper(
-            lua,
-            &BYTECODE,
-            limits::GUARDS,
-        )?
-        .call::<(Function, Function, Function, Function, Value, Function)>((
-            globals.raw_get::<Function>("pcall")?,
-            globals.raw_get::<Function>("xpcall")?,
-            coroutine.raw_get::<Function>("create")?,
-            coroutine.raw_get::<Function>("resume")?,
-            coroutine.raw_get::<Function>("running")?,
-            // Lua 5.4 and 5.5 only; `nil` on LuaJIT.
-            coroutine.raw_get::<Value>("close")?,
-            globals.raw_get::<Function>("error")?,
-            globals.raw_get::<Function>("type")?,
-            globals.raw_get::<Function>("select")?,
-            set_current,
-            trip_memory,
-            tripped,
-            handler,
-            tops,
-        ))?;
+        let (lua_pcall, lua_xpcall, resume, wrap, close, prologue, handler_for) =
+            shim::load_helper(lua, &BYTECODE, limits::GUARDS)?.call::<(
+                Function,
+                Function,
+                Function,
+                Function,
+                Value,
+                Function,
+                Function,
+            )>((
+                globals.raw_get::<Function>("pcall")?,
+                globals.raw_get::<Function>("xpcall")?,
+                coroutine.raw_get::<Function>("create")?,
+                coroutine.raw_get::<Function>("resume")?,
+                coroutine.raw_get::<Function>("running")?,
+                real_close,
+                globals.raw_get::<Function>("error")?,
+                globals.raw_get::<Function>("type")?,
+                globals.raw_get::<Function>("select")?,
+                set_current,
+                trip_memory,
+                tripped,
+                handler,
+                tops,
+            ))?;
+        // Lua 5.4 and 5.5: written in C, so that they take the engine's functions' place
+        // on the call stack (error levels); LuaJIT keeps the Lua ones.
+        #[cfg(not(feature = "luajit"))]
+        let (_, _, [pcall, xpcall]) = (
+            lua_pcall,
+            lua_xpcall,
+            limits::protected_calls(lua, handler_for)?,
+        );
+        #[cfg(feature = "luajit")]
+        let (pcall, xpcall, _) = (lua_pcall, lua_xpcall, handler_for);
         base.raw_set("pcall", pcall)?;
         base.raw_set("xpcall", xpcall)?;
         Ok(Guards {
@@ -586,18 +606,33 @@ fn lazy_metatable(lua: &Lua) -> mlua::Result<Table> {
     Ok(mt)
 }
 
-/// Replaces `coroutine.close` of the real library (where the engine has one) with one
-/// that refuses the running coroutine, as Lua 5.4 does. Lua 5.5 lets a coroutine close
-/// itself, which for an execution's own coroutine would end the execution as if it had
-/// returned. Runs once per state.
+/// Registry key: set once [`guard_close`] has run on a state.
+const CLOSE_GUARDED: &str = "luapool.close_guarded";
+/// Registry key: the engine's own `coroutine.close`, kept by [`guard_close`].
+const REAL_CLOSE: &str = "luapool.real_close";
+
+/// Lua 5.5: replaces `coroutine.close` of the real library with one that refuses the
+/// running coroutine, as Lua 5.4 does: Lua 5.5 lets a coroutine close itself, which for
+/// an execution's own coroutine would end the execution as if it had returned. (With
+/// limits, the sandbox's `coroutine.close` is the guards' instead, which knows the
+/// executions' coroutines and lets the script's own close themselves.) Runs once per
+/// state; nothing to do on Lua 5.4 (whose `close` refuses the running coroutine) and
+/// LuaJIT (which has no `close`).
 fn guard_close(lua: &Lua) -> mlua::Result<()> {
-    const DONE: &str = "luapool.close_guarded";
-    if lua.named_registry_value::<bool>(DONE)? {
+    if !cfg!(feature = "lua55") || lua.named_registry_value::<bool>(CLOSE_GUARDED)? {
         return Ok(());
     }
     const GUARD: &str = r#"
-local close, running, error = ...
-return function(co)
+local close, running, error, type, select = ...
+local V55 = _VERSION == "Lua 5.5"
+return function(...)
+  local co = ...
+  local n = select('#', ...)
+  if V55 and n == 0 then co = running() end -- 5.5: the running coroutine by default
+  if type(co) ~= "thread" then
+    error("bad argument #1 to 'close' (thread expected, got "
+      .. (n == 0 and "no value" or type(co)) .. ")", 2)
+  end
   if co == running() then error("cannot close a running coroutine", 2) end
   return close(co)
 end
@@ -606,14 +641,17 @@ end
     let globals = lua.globals();
     let coroutine: Table = globals.raw_get("coroutine")?;
     if let Value::Function(close) = coroutine.raw_get("close")? {
+        lua.set_named_registry_value(REAL_CLOSE, &close)?;
         let guarded: Function = shim::load_helper(lua, &BYTECODE, GUARD)?.call((
             close,
             coroutine.raw_get::<Function>("running")?,
             globals.raw_get::<Function>("error")?,
+            globals.raw_get::<Function>("type")?,
+            globals.raw_get::<Function>("select")?,
         ))?;
         coroutine.raw_set("close", guarded)?;
     }
-    lua.set_named_registry_value(DONE, true)
+    lua.set_named_registry_value(CLOSE_GUARDED, true)
 }
 
 /// Seeds `math.random` from OS entropy, so VMs do not share a sequence.

@@ -45,7 +45,11 @@ pub(crate) fn load_function(lua: &Lua) -> mlua::Result<Function> {
             }
             Value::String(_) | Value::Function(_) => {}
             other => {
-                let got = if present == 0 { "no value" } else { type_name(other) };
+                let got = if present == 0 {
+                    "no value"
+                } else {
+                    type_name(other)
+                };
                 return Err(argument_error(1, "function", got));
             }
         }
