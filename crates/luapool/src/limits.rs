@@ -493,9 +493,10 @@ local function handler_for(h)
     return h(m)
   end
 end
-local function guarded_xpcall(f, h, ...)
-  if type(h) ~= "function" then return xpcall(f, h, ...) end -- Lua's own argument error
-  return checked(xpcall(f, handler_for(h), ...))
+local function guarded_xpcall(f, ...)
+  local h = ...
+  if type(h) ~= "function" then return xpcall(f, ...) end -- Lua's own argument error
+  return checked(xpcall(f, handler_for(h), select(2, ...)))
 end
 local function restore(prev, ok, ...)
   set_current(prev)
