@@ -462,7 +462,13 @@ fn nanos(d: Duration) -> u64 {
 ///   host after the meter has gone, and so that the execution's to-be-closed variables
 ///   are closed while it is metered. It records the execution's coroutine in `tops`:
 ///   no execution may resume or close another's coroutine (or its own).
-/// - `coroutine.close` tells the interrupt which coroutine runs its `__close` handlers.
+/// - `coroutine.close` tells the interrupt which coroutine runs its `__close` handlers. On
+///   Lua 5.5 a script's coroutine may close itself (as in Lua); an execution's may not.
+/// - On Lua 5.4 and 5.5 the sandbox's `pcall` and `xpcall` are the C functions of
+///   `protected.rs` (with this `handler_for`), which take the engine's place on the call
+///   stack, so error levels read as in Lua; the Lua versions here are LuaJIT's, where an
+///   error level past the protected function names the guard.
+/// - Argument errors of the guards are raised at their caller's line, with Lua's messages.
 pub(crate) const GUARDS: &str = r#"
 -- The engine's functions keep their own names here, so that their argument errors read as
 -- in Lua ("bad argument #2 to 'xpcall'"); the guarded versions are the guarded_*.
