@@ -198,10 +198,10 @@ fn load_reader_function_cannot_smuggle_a_binary_chunk() {
 #[test]
 fn load_with_nil_env_is_lua_s() {
     let vm = vm();
-    let source = r#"return load("return string, print, os", "=x", "t", nil)()"#;
+    let source = r#"return load("return type(print)", "=x", "t", nil)()"#;
     if JIT {
         // LuaJIT's load ignores an env that is not a table: the caller's environment.
-        assert_eq!(ok(&vm, source).len(), 3);
+        assert_eq!(ok(&vm, source), vec![s("function")]);
     } else {
         // Lua 5.4, 5.5: the chunk's _ENV is nil.
         assert_contains(
