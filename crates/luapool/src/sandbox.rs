@@ -633,7 +633,10 @@ return function(...)
     error("bad argument #1 to 'close' (thread expected, got "
       .. (n == 0 and "no value" or type(co)) .. ")", 2)
   end
-  if co == running() then error("cannot close a running coroutine", 2) end
+  local current, main = running()
+  if co == current then
+    error(main and "cannot close main thread" or "cannot close a running coroutine", 2)
+  end
   return close(co)
 end
 "#;
