@@ -124,15 +124,13 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
-/// Lua's `nil, message` for a text chunk that `mode` does not allow.
+/// Lua's `nil, message` for a text chunk that `mode` does not allow. The message is made
+/// by the engine's `string.format`, in Lua memory: `mode` is script data of any size.
 fn wrong_mode(lua: &Lua, mode: &LuaString) -> mlua::Result<MultiValue> {
-    let mut message = b"attempt to load a text chunk (mode is '".to_vec();
-    message.extend_from_slice(&mode.as_bytes());
-    message.extend_from_slice(b"')");
-    Ok(MultiValue::from_iter([
-        Value::Nil,
-        Value::String(lua.create_string(message)?),
-    ]))
+    let string: Table = lua.globals().raw_get("string")?;
+    let format: Function = string.raw_get("format")?;
+    let message: LuaString = format.call(("attempt to load a text chunk (mode is '%s')", mode))?;
+    Ok(MultiValue::from_iter([Value::Nil, Value::String(message)]))
 }
 
 /// `nil, message`: how `load` reports a chunk it will not load.
