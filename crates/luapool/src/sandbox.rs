@@ -201,8 +201,7 @@ impl Guards {
         };
         guard_close(lua)?;
         let [set_current, trip_memory, tripped, handler] = limits::c_functions(lua)?;
-        // The coroutines that run executions (weak keys: they are collected as usual).
-        let tops = shim::weak_keyed_table(lua)?;
+        let tops = tops(lua)?;
         let (lua_pcall, lua_xpcall, resume, wrap, close, prologue, handler_for) =
             shim::load_helper(lua, &BYTECODE, limits::GUARDS)?.call::<(
                 Function,
@@ -610,33 +609,79 @@ fn lazy_metatable(lua: &Lua) -> mlua::Result<Table> {
 const CLOSE_GUARDED: &str = "luapool.close_guarded";
 /// Registry key: the engine's own `coroutine.close`, kept by [`guard_close`].
 const REAL_CLOSE: &str = "luapool.real_close";
+/// Registry key: the set of [`tops`].
+const TOPS: &str = "luapool.tops";
+/// Registry key: the maker of [`mark_top`]'s functions.
+const MARK_TOP: &str = "luapool.mark_top";
 
-/// Lua 5.5: replaces `coroutine.close` of the real library with one that refuses the
-/// running coroutine, as Lua 5.4 does: Lua 5.5 lets a coroutine close itself, which for
-/// an execution's own coroutine would end the execution as if it had returned. (With
-/// limits, the sandbox's `coroutine.close` is the guards' instead, which knows the
-/// executions' coroutines and lets the script's own close themselves.) Runs once per
-/// state; nothing to do on Lua 5.4 (whose `close` refuses the running coroutine) and
-/// LuaJIT (which has no `close`).
+/// The coroutines that run executions, recorded by the guards' prologue (VMs with
+/// limits) or by [`mark_top`] (Lua 5.5 without limits): a weak-keyed set, one per state.
+fn tops(lua: &Lua) -> mlua::Result<Table> {
+    if let Some(tops) = lua.named_registry_value::<Option<Table>>(TOPS)? {
+        return Ok(tops);
+    }
+    let tops = shim::weak_keyed_table(lua)?;
+    lua.set_named_registry_value(TOPS, &tops)?;
+    Ok(tops)
+}
+
+/// `f`, recording the coroutine it runs on as an execution's own, for the sandbox's
+/// `coroutine.close` (see [`guard_close`]): Lua 5.5 VMs without limits only (the guards'
+/// prologue records it on VMs with limits; Lua 5.4 and LuaJIT need no record).
+pub(crate) fn mark_top(lua: &Lua, f: Function) -> mlua::Result<Function> {
+    if !cfg!(feature = "lua55") {
+        return Ok(f);
+    }
+    const MARK: &str = r#"
+local running, tops = ...
+return function(f)
+  return function(...)
+    tops[running()] = true
+    return f(...)
+  end
+end
+"#;
+    let maker = match lua.named_registry_value::<Option<Function>>(MARK_TOP)? {
+        Some(maker) => maker,
+        None => {
+            static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+            engine::open_coroutine(lua)?;
+            let coroutine: Table = lua.globals().raw_get("coroutine")?;
+            let maker: Function = shim::load_helper(lua, &BYTECODE, MARK)?
+                .call((coroutine.raw_get::<Function>("running")?, tops(lua)?))?;
+            lua.set_named_registry_value(MARK_TOP, &maker)?;
+            maker
+        }
+    };
+    maker.call(f)
+}
+
+/// Lua 5.5: replaces `coroutine.close` of the real library with one that refuses to close
+/// an execution's own coroutine (recorded in [`tops`]): Lua 5.5 lets a coroutine close
+/// itself, which for an execution's coroutine would end the execution as if it had
+/// returned, and closing another execution's would end that one. The script's own
+/// coroutines close (themselves too) as in Lua 5.5. (With limits, the sandbox's
+/// `coroutine.close` is the guards' instead, which does the same and tells the interrupt
+/// which coroutine runs the `__close` handlers.) Runs once per state; nothing to do on
+/// Lua 5.4 (whose `close` refuses the running coroutine) and LuaJIT (which has no
+/// `close`).
 fn guard_close(lua: &Lua) -> mlua::Result<()> {
     if !cfg!(feature = "lua55") || lua.named_registry_value::<bool>(CLOSE_GUARDED)? {
         return Ok(());
     }
     const GUARD: &str = r#"
-local close, running, error, type, select = ...
-local V55 = _VERSION == "Lua 5.5"
+local close, running, error, type, select, tops = ...
 return function(...)
   local co = ...
   local n = select('#', ...)
-  if V55 and n == 0 then co = running() end -- 5.5: the running coroutine by default
+  if n == 0 then co = running() end -- the running coroutine by default
   if type(co) ~= "thread" then
     error("bad argument #1 to 'close' (thread expected, got "
       .. (n == 0 and "no value" or type(co)) .. ")", 2)
   end
   local current, main = running()
-  if co == current then
-    error(main and "cannot close main thread" or "cannot close a running coroutine", 2)
-  end
+  if co == current and (main or tops[co]) then error("cannot close main thread", 2) end
+  if tops[co] then error("cannot close a normal coroutine", 2) end
   return close(co)
 end
 "#;
@@ -651,6 +696,7 @@ end
             globals.raw_get::<Function>("error")?,
             globals.raw_get::<Function>("type")?,
             globals.raw_get::<Function>("select")?,
+            tops(lua)?,
         ))?;
         coroutine.raw_set("close", guarded)?;
     }

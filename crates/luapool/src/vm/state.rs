@@ -167,11 +167,12 @@ impl State {
         Ok(cell.get_or_init(|| f).clone())
     }
 
-    /// `f`, preceded by the limits' prologue when the VM has limits.
+    /// `f`, preceded by the limits' prologue when the VM has limits (else, on Lua 5.5, by
+    /// the record of the execution's coroutine that `coroutine.close` checks).
     pub(crate) fn guarded(&self, f: Function) -> Result<Function> {
         match &self.data().guards {
             Some(guards) => guards.prologue.call(f).map_err(|e| classify(e, None)),
-            None => Ok(f),
+            None => sandbox::mark_top(self.lua(), f).map_err(|e| classify(e, None)),
         }
     }
 
