@@ -207,32 +207,53 @@ impl Guards {
     fn install(lua: &Lua, base: &Table, tops: &Table) -> mlua::Result<Guards> {
         static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
         engine::open_coroutine(lua)?;
-        guard_close(lua)?;
         let globals = lua.globals();
         let coroutine: Table = globals.raw_get("coroutine")?;
+        // The engine's own (Lua 5.4 and 5.5 only; `nil` on LuaJIT): the guard decides
+        // which coroutines may close themselves.
+        let real_close = if lua.named_registry_value::<bool>(CLOSE_GUARDED)? {
+            lua.named_registry_value::<Value>(REAL_CLOSE)?
+        } else {
+            coroutine.raw_get::<Value>("close")?
+        };
+        guard_close(lua)?;
         let [set_current, trip_memory, tripped, handler] = limits::c_functions(lua)?;
-        let (pcall, xpcall, resume, wrap, close, prologue) = shim::load_helper(
-            lua,
-            &BYTECODE,
-            limits::GUARDS,
-        )?
-        .call::<(Function, Function, Function, Function, Value, Function)>((
-            globals.raw_get::<Function>("pcall")?,
-            globals.raw_get::<Function>("xpcall")?,
-            coroutine.raw_get::<Function>("create")?,
-            coroutine.raw_get::<Function>("resume")?,
-            coroutine.raw_get::<Function>("running")?,
-            // Lua 5.4 and 5.5 only; `nil` on LuaJIT.
-            coroutine.raw_get::<Value>("close")?,
-            globals.raw_get::<Function>("error")?,
-            globals.raw_get::<Function>("type")?,
-            globals.raw_get::<Function>("select")?,
-            set_current,
-            trip_memory,
-            tripped,
-            handler,
-            tops.clone(),
-        ))?;
+        let tops = tops.clone();
+        let (lua_pcall, lua_xpcall, resume, wrap, close, prologue, handler_for) =
+            shim::load_helper(lua, &BYTECODE, limits::GUARDS)?.call::<(
+                Function,
+                Function,
+                Function,
+                Function,
+                Value,
+                Function,
+                Function,
+            )>((
+                globals.raw_get::<Function>("pcall")?,
+                globals.raw_get::<Function>("xpcall")?,
+                coroutine.raw_get::<Function>("create")?,
+                coroutine.raw_get::<Function>("resume")?,
+                coroutine.raw_get::<Function>("running")?,
+                real_close,
+                globals.raw_get::<Function>("error")?,
+                globals.raw_get::<Function>("type")?,
+                globals.raw_get::<Function>("select")?,
+                set_current,
+                trip_memory,
+                tripped,
+                handler,
+                tops,
+            ))?;
+        // Lua 5.4 and 5.5: written in C, so that they take the engine's functions' place
+        // on the call stack (error levels); LuaJIT keeps the Lua ones.
+        #[cfg(not(feature = "luajit"))]
+        let (_, _, [pcall, xpcall]) = (
+            lua_pcall,
+            lua_xpcall,
+            limits::protected_calls(lua, handler_for)?,
+        );
+        #[cfg(feature = "luajit")]
+        let (pcall, xpcall, _) = (lua_pcall, lua_xpcall, handler_for);
         base.raw_set("pcall", pcall)?;
         base.raw_set("xpcall", xpcall)?;
         Ok(Guards {
@@ -589,7 +610,7 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
         globals::install(&lua, &env_mt, &base)?;
     }
     // The coroutines that run executions (weak keys: they are collected as usual).
-    let tops = shim::weak_keyed_table(&lua)?;
+    let tops = tops(&lua)?;
     let guards = if Limits::from_config(config).any() {
         Some(Guards::install(&lua, &base, &tops)?)
     } else {
@@ -696,19 +717,51 @@ fn lazy_metatable(lua: &Lua) -> mlua::Result<Table> {
     Ok(mt)
 }
 
-/// Replaces `coroutine.close` of the real library (where the engine has one) with one
-/// that refuses the running coroutine, as Lua 5.4 does. Lua 5.5 lets a coroutine close
-/// itself, which for an execution's own coroutine would end the execution as if it had
-/// returned. Runs once per state.
+/// Registry key: set once [`guard_close`] has run on a state.
+const CLOSE_GUARDED: &str = "luapool.close_guarded";
+/// Registry key: the engine's own `coroutine.close`, kept by [`guard_close`].
+const REAL_CLOSE: &str = "luapool.real_close";
+/// Registry key: the set of [`tops`].
+const TOPS: &str = "luapool.tops";
+
+/// The coroutines that run executions, recorded by the guards' prologue (VMs with
+/// limits) or by `main_thread.rs`'s `mark` (without limits): a weak-keyed set, one per
+/// state.
+fn tops(lua: &Lua) -> mlua::Result<Table> {
+    if let Some(tops) = lua.named_registry_value::<Option<Table>>(TOPS)? {
+        return Ok(tops);
+    }
+    let tops = shim::weak_keyed_table(lua)?;
+    lua.set_named_registry_value(TOPS, &tops)?;
+    Ok(tops)
+}
+
+/// Lua 5.5: replaces `coroutine.close` of the real library with one that refuses to close
+/// an execution's own coroutine (recorded in [`tops`]): Lua 5.5 lets a coroutine close
+/// itself, which for an execution's coroutine would end the execution as if it had
+/// returned, and closing another execution's would end that one. The script's own
+/// coroutines close (themselves too) as in Lua 5.5. (With limits, the sandbox's
+/// `coroutine.close` is the guards' instead, which does the same and tells the interrupt
+/// which coroutine runs the `__close` handlers.) Runs once per state; nothing to do on
+/// Lua 5.4 (whose `close` refuses the running coroutine) and LuaJIT (which has no
+/// `close`).
 fn guard_close(lua: &Lua) -> mlua::Result<()> {
-    const DONE: &str = "luapool.close_guarded";
-    if lua.named_registry_value::<bool>(DONE)? {
+    if !cfg!(feature = "lua55") || lua.named_registry_value::<bool>(CLOSE_GUARDED)? {
         return Ok(());
     }
     const GUARD: &str = r#"
-local close, running, error = ...
-return function(co)
-  if co == running() then error("cannot close a running coroutine", 2) end
+local close, running, error, type, select, tops = ...
+return function(...)
+  local co = ...
+  local n = select('#', ...)
+  if n == 0 then co = running() end -- the running coroutine by default
+  if type(co) ~= "thread" then
+    error("bad argument #1 to 'close' (thread expected, got "
+      .. (n == 0 and "no value" or type(co)) .. ")", 2)
+  end
+  local current, main = running()
+  if co == current and (main or tops[co]) then error("cannot close main thread", 2) end
+  if tops[co] then error("cannot close a normal coroutine", 2) end
   return close(co)
 end
 "#;
@@ -716,14 +769,18 @@ end
     let globals = lua.globals();
     let coroutine: Table = globals.raw_get("coroutine")?;
     if let Value::Function(close) = coroutine.raw_get("close")? {
+        lua.set_named_registry_value(REAL_CLOSE, &close)?;
         let guarded: Function = shim::load_helper(lua, &BYTECODE, GUARD)?.call((
             close,
             coroutine.raw_get::<Function>("running")?,
             globals.raw_get::<Function>("error")?,
+            globals.raw_get::<Function>("type")?,
+            globals.raw_get::<Function>("select")?,
+            tops(lua)?,
         ))?;
         coroutine.raw_set("close", guarded)?;
     }
-    lua.set_named_registry_value(DONE, true)
+    lua.set_named_registry_value(CLOSE_GUARDED, true)
 }
 
 /// Seeds `math.random` from OS entropy, so VMs do not share a sequence.

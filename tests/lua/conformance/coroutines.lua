@@ -91,16 +91,8 @@ local wdead = coroutine.wrap(function() return 1 end)
 wdead()
 ok, err = pcall(function() local x = wdead() return x end)
 check(not ok, "calling a dead wrap fails")
--- LUAPOOL-BUG: on LuaJIT without limits luapool's coroutine.wrap (the C stack guard of
--- sandbox/cstack.rs) re-raises with error(msg, 0), so the caller's position is missing:
--- "cannot resume dead coroutine" where LuaJIT says "coroutines.lua:N: cannot resume dead
--- coroutine". Lua 5.4/5.5 (and LuaJIT with limits) add the position.
-if err:find(POS) or not JIT then
-  check(err:find(POS .. "cannot resume dead coroutine$"),
-    "dead wrap error names the caller's line: " .. tostring(err))
-else
-  eq(err, "cannot resume dead coroutine", "dead wrap error (LuaJIT, luapool without limits)")
-end
+check(not ok and err:find(POS .. "cannot resume dead coroutine$"),
+  "dead wrap error names the caller's line: " .. tostring(err))
 ok, err = pcall(function() local x = w() return x end)
 check(not ok and err:find("cannot resume dead coroutine", 1, true), "a failed wrap is dead")
 
@@ -109,22 +101,13 @@ ok, err = pcall(coroutine.status, 5)
 check(not ok and err:find(THREAD_EXPECTED, 1, true), "status of a number: " .. tostring(err))
 ok, err = pcall(function() local x = coroutine.resume(5) return x end)
 check(not ok and err:find(THREAD_EXPECTED, 1, true), "resume of a number: " .. tostring(err))
--- LUAPOOL-BUG: with limits (guarded coroutine functions) the message comes from luapool's
--- helper: "luapool:18: bad argument #1 to 'native_resume' (thread expected, got number)"
--- instead of "coroutines.lua:N: bad argument #1 to 'resume' (...)".
-if not err:find("^luapool:") then
-  check(err:find(POS .. "bad argument #1 to 'resume'"),
-    "resume of a number names the caller and 'resume': " .. err)
-end
+check(err:find(POS .. "bad argument #1 to 'resume'"), "resume of a number names the caller and 'resume': " .. err)
 ok, err = pcall(function() local x = coroutine.wrap(1) return x end)
 check(not ok and err:find("function expected", 1, true), "wrap of a number: " .. tostring(err))
--- LUAPOOL-BUG: the wrap replacements call coroutine.create, so the message reads
--- "luapool:28: bad argument #1 to 'create' (function expected, got number)" (with limits,
--- and on LuaJIT without them) instead of "coroutines.lua:N: bad argument #1 to 'wrap'".
-if not err:find("^luapool:") then
-  check(err:find(POS .. "bad argument #1 to 'wrap'"),
-    "wrap of a number names the caller and 'wrap': " .. err)
-end
+eq((err:gsub(POS, "")), "bad argument #1 to 'wrap' (function expected, got number)", "wrap of a number")
+check(err:find(POS), "wrap of a number names the caller's line: " .. err)
+ok, err = pcall(function() local x = coroutine.wrap() return x end)
+eq((err:gsub(POS, "")), "bad argument #1 to 'wrap' (function expected, got no value)", "wrap()")
 ok, err = pcall(coroutine.create, 1)
 check(not ok and err:find("function expected", 1, true), "create of a number")
 
@@ -205,25 +188,52 @@ else
   ok, err = coroutine.close(c9)
   check(ok == false and err:find("e9", 1, true), "close a failed coroutine returns its error")
   eq(all(coroutine.close(coroutine.create(print))), "true", "close a new coroutine")
-  -- Closing the running coroutine: an error on 5.4. Lua 5.5 would end the coroutine at
-  -- once; luapool's sandbox refuses it there too (closing an execution's own coroutine
-  -- would end the execution as if it had returned; see the end of this file).
+  -- Closing the running coroutine: an error on 5.4; Lua 5.5 ends the coroutine at once
+  -- (as if it returned).
   local after = false
   local selfclose = coroutine.create(function()
     local r1, r2 = pcall(coroutine.close, coroutine.running())
     after = true
     return r1, r2
   end)
-  if V55 and io ~= nil then
-    -- trusted (where `io` exists), Lua 5.5's own close
-    eq(all(coroutine.resume(selfclose)), "true", "closing the running coroutine ends it (5.5, trusted)")
-    eq(after, false, "the closed coroutine does not go on (5.5, trusted)")
+  local resumed = all(coroutine.resume(selfclose))
+  if V55 then
+    eq(resumed, "true", "5.5: a coroutine that closes itself ends as if it returned")
+    eq(after, false, "5.5: a coroutine that closes itself ends at once")
   else
-    eq(all(coroutine.resume(selfclose)), "true|false|cannot close a running coroutine",
-      "closing the running coroutine fails")
+    eq(resumed, "true|false|cannot close a running coroutine", "closing the running coroutine fails")
     eq(after, true, "the coroutine goes on after the failed close")
   end
   eq(coroutine.status(selfclose), "dead", "the self-closing coroutine is dead")
+  -- close() without an argument: 5.5 closes the running coroutine; 5.4 wants one
+  local noarg = coroutine.wrap(function()
+    local r1, r2 = pcall(function() local x = coroutine.close() return x end)
+    return "went on", r1, r2
+  end)
+  local went, nok, nerr = noarg()
+  if V55 then
+    eq(went, nil, "5.5: close() ends the running coroutine")
+  else
+    check(went == "went on" and not nok
+      and nerr:find(POS .. "bad argument #1 to 'close' %(thread expected, got no value%)$"),
+      "5.4: close() wants a coroutine: " .. tostring(nerr))
+  end
+  -- 5.5: a coroutine may close itself from its own __close handler
+  if V55 then
+    local inner
+    local sc = coroutine.create(load([[
+      local get = ...
+      local x <close> = setmetatable({}, { __close = function() coroutine.close(get()) end })
+      coroutine.yield("open")
+    ]]))
+    coroutine.resume(sc, function() return inner end)
+    inner = sc
+    eq(all(coroutine.close(sc)), "true", "5.5: closing a coroutine whose __close closes it")
+    eq(coroutine.status(sc), "dead", "5.5: closed from its __close handler")
+  end
+  ok, err = pcall(function() local x = coroutine.close(5) return x end)
+  check(not ok and err:find(POS .. "bad argument #1 to 'close' %(thread expected, got number%)$"),
+    "close of a number names the caller and 'close': " .. tostring(err))
   -- close runs pending to-be-closed variables (syntax LuaJIT cannot parse)
   local log = {}
   local c10 = coroutine.create(load([[
@@ -245,4 +255,7 @@ print("ok " .. checks.count())
 if V55 then
   local closed, cerr = pcall(coroutine.close, coroutine.running())
   assert(not closed, "closing the execution's own coroutine must fail: " .. tostring(cerr))
+  closed, cerr = pcall(function() local x = coroutine.close() return x end)
+  assert(not closed and cerr:find(POS .. "cannot close "),
+    "close() at the top level must fail at the caller's line: " .. tostring(cerr))
 end

@@ -349,6 +349,24 @@ pub(crate) fn trip_memory_soon() {
 /// Lua's message for an allocation failure.
 const MEMORY_ERROR: &[u8] = b"not enough memory";
 
+/// True if the value at `index` of `l`'s stack is Lua's memory error message.
+///
+/// # Safety
+/// `index` must be a valid index of `l`'s current frame.
+#[cfg(not(feature = "luajit"))]
+pub(crate) unsafe fn is_memory_error(l: *mut lua_State, index: c_int) -> bool {
+    // SAFETY: see the function's contract; `lua_tolstring` is only called on a string,
+    // which it does not convert.
+    unsafe {
+        if ffi::lua_type(l, index) != ffi::LUA_TSTRING {
+            return false;
+        }
+        let mut len = 0;
+        let msg = ffi::lua_tolstring(l, index, &mut len);
+        std::slice::from_raw_parts(msg.cast::<u8>(), len) == MEMORY_ERROR
+    }
+}
+
 /// `tripped()`: true once a limit has stopped the running execution (the guards then skip
 /// script code that Lua would run with hooks disabled, such as an `xpcall` message
 /// handler called from inside the limit hook).

@@ -1,6 +1,6 @@
 //! The sandbox's `load`: text chunks only, with the caller's environment by default.
 
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Function, Lua, LuaString, MultiValue, Table, Value};
 
 use super::{host_function, SandboxData};
 
@@ -9,9 +9,15 @@ const MAX_STACK_SEARCH: usize = 64;
 
 /// Creates the sandboxed `load(chunk [, chunkname [, mode [, env]]])`.
 ///
-/// Binary chunks are refused whatever `mode` says. Without an `env` argument the chunk
-/// gets the environment of the Lua function that called `load` (its `_ENV` upvalue), so a
-/// chunk loaded during an execution sees that execution's globals and nothing else.
+/// It takes its arguments as Lua's `load` does: a string chunk (a number is converted to
+/// one), or a reader function whose chunk is named `=(load)` by default; any string as
+/// chunk name; any value as `env`, an explicit `nil` included (Lua 5.4, 5.5: the chunk's
+/// `_ENV` is that value; LuaJIT, like its own `load`, ignores an `env` that is not a
+/// table). Binary chunks are refused whatever `mode` says. Without an `env` argument the
+/// chunk gets the environment of the Lua function that called `load` (its `_ENV`
+/// upvalue), so a chunk loaded during an execution sees that execution's globals and
+/// nothing else. A chunk that does not compile, a reader that raises or returns a
+/// non-string: `nil` and a message, as in Lua.
 ///
 /// The engine compiles the chunk (through the shim's `compile`): the source stays in
 /// Lua memory, where the memory limit counts it, whether it is a string or the pieces a
@@ -19,52 +25,43 @@ const MAX_STACK_SEARCH: usize = 64;
 /// execution's CPU limit and timeout can stop it.
 pub(crate) fn load_function(lua: &Lua) -> mlua::Result<Function> {
     host_function(lua, |lua, args: MultiValue| {
+        let present = args.len();
         let mut args = args.into_iter();
         let chunk = args.next().unwrap_or(Value::Nil);
         let chunkname = args.next().unwrap_or(Value::Nil);
         let mode = args.next().unwrap_or(Value::Nil);
         let env = args.next();
 
-        let default_name = match &chunk {
-            Value::String(s) => {
-                if s.as_bytes().first() == Some(&0x1b) {
-                    return fail(lua, super::shim::BINARY);
-                }
-                chunk.clone()
-            }
-            Value::Function(_) => Value::String(lua.create_string("=(load)")?),
-            other => {
-                return Err(mlua::Error::runtime(format!(
-                    "bad argument #1 to 'load' (string expected, got {})",
-                    other.type_name()
-                )))
-            }
+        // Checked in Lua's order: the mode, the chunk name, the chunk.
+        let mode = optional_string(lua, 3, mode)?;
+        let (chunk, default_name) = match lua.coerce_string(chunk.clone())? {
+            Some(s) => (Value::String(s.clone()), s),
+            None => (chunk, lua.create_string("=(load)")?),
         };
-        if let Value::String(m) = &mode {
-            if !m.as_bytes().contains(&b't') {
-                return fail(lua, "attempt to load a text chunk (mode is 'b'): binary chunks are not allowed in the sandbox");
+        let name = optional_string(lua, 2, chunkname)?.unwrap_or(default_name);
+        match &chunk {
+            Value::String(s) if s.as_bytes().first() == Some(&0x1b) => {
+                return fail(lua, super::shim::BINARY)
+            }
+            Value::String(_) | Value::Function(_) => {}
+            other => {
+                let got = if present == 0 {
+                    "no value"
+                } else {
+                    type_name(other)
+                };
+                return Err(argument_error(1, "function", got));
             }
         }
-        let name = match chunkname {
-            Value::String(_) => chunkname,
-            _ => default_name,
-        };
-        let env: Table = match env {
-            Some(Value::Table(t)) => t,
-            Some(Value::Nil) => lua.create_table()?,
-            Some(other) => {
-                return Err(mlua::Error::runtime(format!(
-                    "bad argument #4 to 'load' (table expected, got {})",
-                    other.type_name()
-                )))
-            }
-            None => caller_env(lua)?,
-        };
+        if let Some(mode) = mode.filter(|m| !m.as_bytes().contains(&b't')) {
+            return wrong_mode(lua, &mode);
+        }
+        let (env, nil_env) = chunk_env(lua, env)?;
         let data = SandboxData::get(lua)?;
         let loaded: MultiValue = data
             .shim(lua)?
             .compile
-            .call((chunk, name, env))
+            .call((chunk, name, env, nil_env))
             .map_err(|e| match e {
                 // The call's own message handler found no stack left for the traceback
                 // of a stack overflow.
@@ -82,6 +79,58 @@ pub(crate) fn load_function(lua: &Lua) -> mlua::Result<Function> {
         }
         Ok(loaded)
     })
+}
+
+/// An optional string argument of `load` (Lua's `luaL_optstring`): `None` for `nil`, a
+/// number converted to a string, an argument error for any other value.
+fn optional_string(lua: &Lua, n: u8, value: Value) -> mlua::Result<Option<LuaString>> {
+    if value.is_nil() {
+        return Ok(None);
+    }
+    let got = type_name(&value);
+    match lua.coerce_string(value)? {
+        Some(s) => Ok(Some(s)),
+        None => Err(argument_error(n, "string", got)),
+    }
+}
+
+/// The environment the chunk gets, and whether it is an explicit `nil`: the `env`
+/// argument when there is one, else the caller's.
+fn chunk_env(lua: &Lua, env: Option<Value>) -> mlua::Result<(Value, bool)> {
+    match env {
+        None => Ok((Value::Table(caller_env(lua)?), false)),
+        // LuaJIT's `load` ignores an environment that is not a table.
+        Some(other) if cfg!(feature = "luajit") && !other.is_table() => {
+            Ok((Value::Table(caller_env(lua)?), false))
+        }
+        Some(Value::Nil) => Ok((Value::Nil, true)),
+        Some(env) => Ok((env, false)),
+    }
+}
+
+/// Lua's argument error of `load`.
+fn argument_error(n: u8, expected: &str, got: &str) -> mlua::Error {
+    mlua::Error::runtime(format!(
+        "bad argument #{n} to 'load' ({expected} expected, got {got})"
+    ))
+}
+
+/// The type name Lua's messages use for `value` ("number" for integers and floats).
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Integer(_) | Value::Number(_) => "number",
+        Value::LightUserData(_) => "light userdata",
+        other => other.type_name(),
+    }
+}
+
+/// Lua's `nil, message` for a text chunk that `mode` does not allow. The message is made
+/// by the engine's `string.format`, in Lua memory: `mode` is script data of any size.
+fn wrong_mode(lua: &Lua, mode: &LuaString) -> mlua::Result<MultiValue> {
+    let string: Table = lua.globals().raw_get("string")?;
+    let format: Function = string.raw_get("format")?;
+    let message: LuaString = format.call(("attempt to load a text chunk (mode is '%s')", mode))?;
+    Ok(MultiValue::from_iter([Value::Nil, Value::String(message)]))
 }
 
 /// `nil, message`: how `load` reports a chunk it will not load.

@@ -43,15 +43,27 @@ const CSTACK: &str = r#"
 -- Lua ("bad argument #1 to 'insert'"); the wrappers are the checked_*.
 local check_stack, error, type, select, create, resume, gsub, format,
   sort, insert, remove, move, sealed, FAIL, NO_MESSAGE = ...
+-- argument errors are raised here, at the line of the caller, as LuaJIT's own functions
+-- raise them
 local function checked_resume(co, ...)
+  if type(co) ~= "thread" then error("bad argument #1 to 'resume' (coroutine expected)", 2) end
   if not check_stack() then return false, "C stack overflow" end
   return resume(co, ...)
 end
+-- as LuaJIT's wrap: a string error gets the position of the caller (`unwrap` is called in
+-- tail position: level 2 is the wrapper's caller), other values pass unchanged
 local function unwrap(ok, ...)
   if ok then return ... end
-  error((...), 0)
+  local err = ...
+  if type(err) == "string" then error(err, 2) end
+  error(err, 0)
 end
-local function checked_wrap(f)
+local function checked_wrap(...)
+  local f = ...
+  if type(f) ~= "function" then
+    local got = select('#', ...) == 0 and "no value" or type(f)
+    error("bad argument #1 to 'wrap' (function expected, got " .. got .. ")", 2)
+  end
   local co = create(f)
   return function(...) return unwrap(checked_resume(co, ...)) end
 end

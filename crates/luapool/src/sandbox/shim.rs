@@ -57,6 +57,7 @@ local function drain(reader)
   while true do
     local piece = reader()
     if piece == nil or piece == "" then return concat(parts) end
+    if type(piece) == "number" then piece = concat({ piece }) end -- as LuaJIT's reader does
     if type(piece) ~= "string" then error("reader function must return a string", 0) end
     n = n + 1
     parts[n] = piece
@@ -105,10 +106,11 @@ return
   function(env, main)
     return function(name, ...) return call_global(env, main, name, ...) end
   end,
-  -- compile(chunk, name, env): the engine's `load` of a text chunk (a string or a reader
-  -- function), fed PIECE bytes at a time by a Lua reader so that the limit hook fires
-  -- while the compiler works
-  function(chunk, name, env)
+  -- compile(chunk, name, env, nil_env): the engine's `load` of a text chunk (a string or a
+  -- reader function), fed PIECE bytes at a time by a Lua reader so that the limit hook
+  -- fires while the compiler works; a nil `env` means none unless `nil_env` (then the
+  -- chunk's _ENV is nil)
+  function(chunk, name, env, nil_env)
     local reader = chunk
     if type(chunk) == "function" then
       local first = true
@@ -137,7 +139,7 @@ return
     end
     -- under pcall: the compiler runs with the message handler of its caller, which must
     -- not see the errors of the reader (a limit, raised in it)
-    if env == nil then return loaded(pcall(load, reader, name, "t")) end
+    if env == nil and not nil_env then return loaded(pcall(load, reader, name, "t")) end
     return loaded(pcall(load, reader, name, "t", env))
   end
 "#;
@@ -156,8 +158,9 @@ pub(crate) struct Shim {
     /// `shared_caller(env, main)`: a function `(name, ...)` running `main`, then calling
     /// the global `name` of `env`.
     pub(crate) shared_caller: Function,
-    /// `compile(chunk, name, env)`: the engine's `load(chunk, name, "t", env)` of a
-    /// string or a reader function; the compiler reads [`PIECE`] bytes at a time from a
+    /// `compile(chunk, name, env, nil_env)`: the engine's `load(chunk, name, "t", env)`
+    /// of a string or a reader function (a `nil` env means none, unless `nil_env` says it
+    /// is the chunk's `_ENV`); the compiler reads [`PIECE`] bytes at a time from a
     /// Lua function, so a long compilation is stopped by the execution's limits like any
     /// Lua code, and the source it holds is in Lua memory (counted by the memory limit).
     pub(crate) compile: Function,

@@ -75,7 +75,7 @@ end
 /// luapool's Lua guards (`pcall`, `xpcall`, the execution's prologue; see
 /// `limits::GUARDS`), which the script would otherwise see where Lua shows C functions.
 const TRACEBACK: &str = r#"
-local traceback, type, select, gsub, sub, pcall, error = ...
+local traceback, type, select, gsub, sub, error, tonumber = ...
 return function(...)
   local tb
   if type((...)) == "thread" then
@@ -91,10 +91,11 @@ return function(...)
       tb = traceback("", level)
       if type(tb) == "string" then tb = sub(tb, 2) end
     else
-      local ok
-      ok, tb = pcall(traceback, msg, level)
-      -- an argument error, as from the caller's call (not this function's line)
-      if not ok then error((gsub(tb, "^luapool:%d+: ", "")), 2) end
+      if type(level) ~= "number" and tonumber(level) == nil then
+        -- Lua's argument error, raised at the caller's call (not this function's line)
+        error("bad argument #2 to 'traceback' (number expected, got " .. type(level) .. ")", 2)
+      end
+      tb = traceback(msg, level)
     end
   end
   if type(tb) ~= "string" then return tb end
@@ -114,8 +115,8 @@ pub(crate) fn hide_guards_in_tracebacks(lua: &Lua) -> mlua::Result<()> {
         g.raw_get::<Function>("select")?,
         string.raw_get::<Function>("gsub")?,
         string.raw_get::<Function>("sub")?,
-        g.raw_get::<Function>("pcall")?,
         g.raw_get::<Function>("error")?,
+        g.raw_get::<Function>("tonumber")?,
     ))?;
     debug.raw_set("traceback", traceback)
 }
