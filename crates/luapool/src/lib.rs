@@ -90,6 +90,7 @@ mod error;
 mod host;
 mod hostlib;
 mod limits;
+mod live_vm;
 mod log_line;
 mod sandbox;
 mod script;
@@ -104,6 +105,7 @@ pub use copy_budget::{CopyBudget, DEFAULT_COPY_LIMIT, MIN_COPY_BUDGET};
 pub use engine::ENGINE;
 pub use error::{Error, Result};
 pub use host::{HostError, HostResult, Module};
+pub use live_vm::{Healed, LiveVm};
 pub use log_line::LogOutput;
 pub use script::Script;
 pub use shared_dict::{
