@@ -158,3 +158,66 @@ impl<S: std::fmt::Debug> std::fmt::Debug for LiveVm<S> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Isolation, Script, VmConfig};
+
+    fn config() -> VmConfig {
+        VmConfig::default()
+            .with_isolation(Isolation::Shared)
+            .with_memory_limit(2 << 20)
+    }
+
+    fn build(version: &u32) -> crate::Result<(Vm, u32)> {
+        Ok((Vm::new(config())?, *version))
+    }
+
+    fn poison(vm: &Vm) {
+        let bomb = Script::new("bomb", "local t = {} while true do t[#t + 1] = {} end");
+        assert!(vm.exec(&bomb).is_err());
+        assert!(vm.poisoned().is_some());
+    }
+
+    #[test]
+    fn a_healthy_vm_is_kept() -> crate::Result<()> {
+        let live = LiveVm::new(Vm::new(config())?, 1);
+        let vm = live.vm();
+        assert!(live.heal(&vm, build).is_none());
+        assert!(Rc::ptr_eq(&vm, &live.vm()));
+        Ok(())
+    }
+
+    #[test]
+    fn a_poisoned_vm_replaced_by_a_reload_is_not_rebuilt() -> crate::Result<()> {
+        let live = LiveVm::new(Vm::new(config())?, 1);
+        let old = live.vm();
+        live.replace(|_| build(&2))?;
+        let reloaded = live.vm();
+        poison(&old);
+        assert!(live.heal(&old, |_| build(&3)).is_none());
+        assert!(Rc::ptr_eq(&reloaded, &live.vm()));
+        assert_eq!(live.source(), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn a_failed_build_keeps_the_current_vm_and_source() -> crate::Result<()> {
+        let live = LiveVm::new(Vm::new(config())?, 1);
+        let vm = live.vm();
+        poison(&vm);
+        let failed = live.heal(&vm, |_| Err::<(Vm, u32), _>("no"));
+        assert!(matches!(
+            failed,
+            Some(Healed::Failed(Poison::MemoryLimit, "no"))
+        ));
+        assert!(Rc::ptr_eq(&vm, &live.vm()));
+        assert_eq!(live.replace(|_| Err::<(Vm, u32), _>("no")), Err("no"));
+        assert_eq!(live.source(), 1);
+        // The next execution to end on it tries again.
+        assert!(matches!(live.heal(&vm, build), Some(Healed::Rebuilt(_))));
+        assert!(!Rc::ptr_eq(&vm, &live.vm()));
+        Ok(())
+    }
+}
