@@ -28,8 +28,13 @@
 //! | an HTTP/1.1 request without `Host`, or with two | `400` |
 //!
 //! The host library of handlers adds to luapool's (`sleep`, `json`, `log`, `time`):
-//! `http.request{...}` (an async client, from the `luapool-http-client` crate) and `shared.NAME` (dictionaries shared by all
-//! workers, see [`ServerConfig::shared_dicts`]).
+//! `http.request{...}` (an async client, from the `luapool-http-client` crate, see
+//! [`register_host_library`]) and `shared.NAME` (dictionaries shared by all workers,
+//! see [`ServerConfig::shared_dicts`]).
+//!
+//! Inside, a worker's modules each do one job (start-up, connections, admission, the
+//! request, the reply, the VM); a worker keeps its VM in a [`luapool::LiveVm`], as the
+//! core crate's worker pool does.
 
 #![doc(test(attr(deny(warnings))))]
 
