@@ -1,29 +1,30 @@
 //! [`LiveVm`]: the VM a worker thread starts new work on, rebuilt when poisoned and
 //! replaced on reload, while work in flight finishes on the VM it started on.
-//!
-//! Both the [`WorkerPool`](crate::WorkerPool)'s workers and the HTTP server's workers
-//! (`luapool-http`) keep their VM in one: the rules below are theirs.
-//!
-//! - New work takes [`LiveVm::current`] (an `Rc<Vm>` and what that VM was built from,
-//!   the *source*: an app, the generation of an init recipe) and keeps it to the end,
-//!   so a reload or a rebuild never cuts a running execution short.
-//! - When work ends on a poisoned VM (see [`Vm::poisoned`]), [`LiveVm::heal`] builds a
-//!   new one, but only if the poisoned VM is still the current one: of many executions
-//!   that end on the same poisoned VM, the first rebuilds it and the others find it
-//!   replaced already; one that ends on a VM a reload has replaced rebuilds nothing.
-//! - [`LiveVm::replace`] (a reload) builds a VM from a new source and makes it
-//!   current; if that fails the current VM and source stay, and the caller decides
-//!   whether to try again later.
-//!
-//! A `LiveVm` is `!Send`: it lives on its worker's thread, like its VMs.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::vm::{Poison, Vm};
 
-/// The VM new work runs on, and what it was built from (`S`, the *source*). See the
-/// [module documentation](self).
+/// The VM a worker thread starts new work on, and what it was built from (`S`, the
+/// *source*): rebuilt when poisoned, replaced on reload, while work in flight finishes
+/// on the VM it started on.
+///
+/// Both the [`WorkerPool`](crate::WorkerPool)'s workers and the HTTP server's workers
+/// (`luapool-http`) keep their VM in one: the rules below are theirs.
+///
+/// - New work takes [`LiveVm::current`] (an `Rc<Vm>` and what that VM was built from,
+///   the *source*: an app, the generation of an init recipe) and keeps it to the end,
+///   so a reload or a rebuild never cuts a running execution short.
+/// - When work ends on a poisoned VM (see [`Vm::poisoned`]), [`LiveVm::heal`] builds a
+///   new one, but only if the poisoned VM is still the current one: of many executions
+///   that end on the same poisoned VM, the first rebuilds it and the others find it
+///   replaced already; one that ends on a VM a reload has replaced rebuilds nothing.
+/// - [`LiveVm::replace`] (a reload) builds a VM from a new source and makes it
+///   current; if that fails the current VM and source stay, and the caller decides
+///   whether to try again later.
+///
+/// A `LiveVm` is `!Send`: it lives on its worker's thread, like its VMs.
 ///
 /// ```
 /// use luapool::{Healed, Isolation, LiveVm, Script, Vm, VmConfig};
