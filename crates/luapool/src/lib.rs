@@ -64,7 +64,9 @@
 //! single long call into C (pattern matching on a huge subject, `table.sort` of a huge
 //! table) cannot be interrupted: the error comes when it returns, and
 //! [`WorkerPoolConfig::stuck_after`] replaces a worker stuck in one. [`Vm::poisoned`]
-//! says when a limit may have left state half-updated, so that pools discard the VM.
+//! says when a limit may have left state half-updated, so that pools discard the VM; a
+//! thread that runs work on one VM of its own keeps it in a [`LiveVm`], which rebuilds
+//! it then (the worker pool's workers and the HTTP server's do).
 //!
 //! ```
 //! use std::time::Duration;
