@@ -50,7 +50,7 @@ fn execute(args: &RunArgs, source: Source, script_args: &[String]) -> Result<(),
         .with_module_path(module_dir);
     let vm = Vm::new(config)?;
     vm.set_global("arg", arg_table(script.name(), script_args))?;
-    luapool_http::register_host_library(&vm)?;
+    luapool_http_client::register(&vm)?;
 
     // IO as well as time: `http.request` needs the IO driver.
     let runtime = tokio::runtime::Builder::new_current_thread()

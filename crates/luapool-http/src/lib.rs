@@ -28,8 +28,13 @@
 //! | an HTTP/1.1 request without `Host`, or with two | `400` |
 //!
 //! The host library of handlers adds to luapool's (`sleep`, `json`, `log`, `time`):
-//! `http.request{...}` (an async client) and `shared.NAME` (dictionaries shared by all
-//! workers, see [`ServerConfig::shared_dicts`]).
+//! `http.request{...}` (an async client, from the `luapool-http-client` crate, see
+//! [`register_host_library`]) and `shared.NAME` (dictionaries shared by all workers,
+//! see [`ServerConfig::shared_dicts`]).
+//!
+//! Inside, a worker's modules each do one job (start-up, connections, admission, the
+//! request, the reply, the VM); a worker keeps its VM in a [`luapool::LiveVm`], as the
+//! core crate's worker pool does.
 
 #![doc(test(attr(deny(warnings))))]
 
@@ -37,7 +42,6 @@ mod admin;
 mod app;
 mod config;
 mod error;
-mod http_client;
 mod intake;
 mod metrics;
 mod ratelog;
@@ -54,8 +58,9 @@ pub use server::{Server, ShutdownSummary};
 pub use status::status_for;
 
 /// Adds the server's host library that needs no server to a [`luapool::Vm`]: the `http`
-/// module (`http.request{ method, url, headers, body, timeout }`). `luapool run` uses it
-/// so that scripts get the same client as handlers.
+/// module (`http.request{ method, url, headers, body, timeout }`), which lives in the
+/// `luapool-http-client` crate ([`luapool_http_client::register`]): a program that
+/// wants the client without the server (as `luapool run` does) depends on that crate.
 ///
 /// ```
 /// let vm = luapool::Vm::new(luapool::VmConfig::default())?;
@@ -68,5 +73,5 @@ pub use status::status_for;
 /// # Errors
 /// As [`luapool::Vm::register_module`].
 pub fn register_host_library(vm: &luapool::Vm) -> luapool::Result<()> {
-    vm.register_module(http_client::module())
+    luapool_http_client::register(vm)
 }

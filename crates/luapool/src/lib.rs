@@ -65,7 +65,9 @@
 //! single long call into C (pattern matching on a huge subject, `table.sort` of a huge
 //! table) cannot be interrupted: the error comes when it returns, and
 //! [`WorkerPoolConfig::stuck_after`] replaces a worker stuck in one. [`Vm::poisoned`]
-//! says when a limit may have left state half-updated, so that pools discard the VM.
+//! says when a limit may have left state half-updated, so that pools discard the VM; a
+//! thread that runs work on one VM of its own keeps it in a [`LiveVm`], which rebuilds
+//! it then (the worker pool's workers and the HTTP server's do).
 //!
 //! ```
 //! use std::time::Duration;
@@ -91,6 +93,7 @@ mod error;
 mod host;
 mod hostlib;
 mod limits;
+mod live_vm;
 mod log_line;
 mod sandbox;
 mod script;
@@ -105,6 +108,7 @@ pub use copy_budget::{CopyBudget, DEFAULT_COPY_LIMIT, MIN_COPY_BUDGET};
 pub use engine::ENGINE;
 pub use error::{Error, Result};
 pub use host::{HostError, HostResult, Module};
+pub use live_vm::{Healed, LiveVm};
 pub use log_line::LogOutput;
 pub use script::Script;
 pub use shared_dict::{

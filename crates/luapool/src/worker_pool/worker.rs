@@ -1,7 +1,6 @@
 //! One worker: an OS thread owning a current-thread tokio runtime, a `LocalSet` and a
 //! `Vm`, running up to its concurrency of jobs at once as coroutines.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::rc::Rc;
@@ -16,6 +15,7 @@ use super::job::Envelope;
 use super::stats::{Finished, Stats};
 use super::Shared;
 use crate::error::{Error, Result};
+use crate::live_vm::LiveVm;
 use crate::vm::Vm;
 
 /// How long an idle worker with nothing running keeps polling the queue before it
@@ -101,20 +101,14 @@ pub(crate) fn run(
     local.block_on(&runtime, serve(shared, me, vm, generation));
 }
 
-/// The VM a worker runs new jobs on, replaced when poisoned or reloaded.
-struct Current {
-    vm: Rc<Vm>,
-    generation: u64,
-}
-
+/// Takes jobs and runs them on the worker's [`LiveVm`] until the pool is closed and
+/// drained or the worker is abandoned; then lets the running jobs finish.
 async fn serve(shared: Arc<Shared>, me: Arc<WorkerState>, vm: Vm, generation: u64) {
     let concurrency = shared.config.concurrency.max(1);
     let slots = Arc::new(Semaphore::new(concurrency));
     let finished = Rc::new(Notify::new());
-    let current = Rc::new(RefCell::new(Current {
-        vm: Rc::new(vm),
-        generation,
-    }));
+    // The source of the worker's VM is the generation of the recipe it was built from.
+    let live = Rc::new(LiveVm::new(vm, generation));
     loop {
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             break;
@@ -124,18 +118,19 @@ async fn serve(shared: Arc<Shared>, me: Arc<WorkerState>, vm: Vm, generation: u6
         let Some(envelope) = next_job(&shared, &me, idle, &finished).await else {
             break;
         };
-        refresh(&shared, &current);
-        let vm = Rc::clone(&current.borrow().vm);
-        let (shared, me, current, finished) = (
+        refresh(&shared, &live);
+        let vm = live.vm();
+        let (shared, me, live, finished) = (
             Arc::clone(&shared),
             Arc::clone(&me),
-            Rc::clone(&current),
+            Rc::clone(&live),
             Rc::clone(&finished),
         );
         let mut task = Box::pin(async move {
             run_job(&shared, &me, &vm, envelope).await;
-            if vm.poisoned().is_some() && Rc::ptr_eq(&vm, &current.borrow().vm) {
-                rebuild(&shared, &current);
+            let healed = live.heal(&vm, |_| shared.build_vm());
+            if let Some(healed) = healed {
+                record_rebuild(&shared, &live, healed.into_result().map(drop));
             }
             drop(slot);
             finished.notify_one();
@@ -151,26 +146,20 @@ async fn serve(shared: Arc<Shared>, me: Arc<WorkerState>, vm: Vm, generation: u6
 }
 
 /// Rebuilds the VM if the init recipe was reloaded since it was built.
-fn refresh(shared: &Shared, current: &RefCell<Current>) {
-    if current.borrow().generation != shared.generation() {
-        rebuild(shared, current);
+fn refresh(shared: &Shared, live: &LiveVm<u64>) {
+    if live.source() != shared.generation() {
+        let rebuilt = live.replace(|_| shared.build_vm());
+        record_rebuild(shared, live, rebuilt);
     }
 }
 
-/// Replaces the worker's VM with one built from the current recipe; keeps the old one
-/// (and logs) if that fails.
-fn rebuild(shared: &Shared, current: &RefCell<Current>) {
-    match shared.build_vm() {
-        Ok((vm, generation)) => {
-            *current.borrow_mut() = Current {
-                vm: Rc::new(vm),
-                generation,
-            };
-            Stats::count(&shared.stats.rebuilt, "luapool_vms_rebuilt_total");
-        }
+/// Counts a new VM, or logs why it could not be built and keeps the old one: the
+/// current recipe is then not tried again until it changes or the VM is poisoned.
+fn record_rebuild(shared: &Shared, live: &LiveVm<u64>, rebuilt: Result<()>) {
+    match rebuilt {
+        Ok(()) => Stats::count(&shared.stats.rebuilt, "luapool_vms_rebuilt_total"),
         Err(e) => {
-            let generation = shared.generation();
-            current.borrow_mut().generation = generation;
+            live.set_source(shared.generation());
             tracing::error!(error = %e, "cannot rebuild a worker VM; keeping the old one");
         }
     }

@@ -1,14 +1,30 @@
-//! `http.request{ method, url, headers, body, timeout }`: an async HTTP client for
-//! scripts, on reqwest with rustls.
+//! # luapool-http-client: `http.request` for luapool's scripts
+//!
+//! `http.request{ method, url, headers, body, timeout }`: an async HTTP client for Lua
+//! scripts on [`luapool`] VMs, on reqwest with rustls (HTTP/1.1 and HTTP/2). The HTTP
+//! server (`luapool-http`) gives it to its handlers and `luapool run` to its scripts;
+//! an embedder adds it to its own VMs with [`register`], without the server.
+//!
+//! ```
+//! let vm = luapool::Vm::new(luapool::VmConfig::default())?;
+//! luapool_http_client::register(&vm)?;
+//! let t: String = vm.eval(&luapool::Script::new("t", "return type(http.request)"))?;
+//! assert_eq!(t, "function");
+//! # Ok::<(), luapool::Error>(())
+//! ```
 //!
 //! Returns `{ status = 200, headers = { ... }, body = "..." }`, or `nil, message` when
 //! the request fails (connection refused, timeout, too large a response). Bad arguments
 //! are Lua errors. Response header names are lower case; a repeated header is an array.
+//! The request is async: the script waits, its thread does not, so the VM must run on
+//! a tokio runtime with IO and time enabled (the `_async` calls of [`luapool::Vm`]).
 //!
 //! What the request copies out of the VM (url, headers, body) is charged to one
 //! [`CopyBudget`]; the response body is read up to the budget left (at most
 //! [`MAX_RESPONSE_BYTES`]). There is no destination policy: scripts can reach any
 //! address the host can, loopback included.
+
+#![doc(test(attr(deny(warnings))))]
 
 use std::cell::OnceCell;
 use std::time::Duration;
@@ -19,7 +35,7 @@ use luapool::{CopyBudget, HostError, HostResult, Module, Value};
 /// Longest a request may take when the script gives no `timeout`.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response body read; larger responses fail with `nil, message`.
-const MAX_RESPONSE_BYTES: usize = 64 << 20;
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
 thread_local! {
     /// One client per thread: its connection pool lives on that thread's runtime.
@@ -66,8 +82,16 @@ impl FromLuaMulti for Request {
     }
 }
 
-/// The `http` module.
-pub(crate) fn module() -> Module {
+/// Adds the `http` module (`http.request`) to `vm`.
+///
+/// # Errors
+/// As [`luapool::Vm::register_module`].
+pub fn register(vm: &luapool::Vm) -> luapool::Result<()> {
+    vm.register_module(module())
+}
+
+/// The `http` module, for [`luapool::Vm::register_module`] (what [`register`] adds).
+pub fn module() -> Module {
     Module::new("http").async_function("request", |Request(spec)| async move {
         let spec = spec?;
         Ok(match send(spec).await {

@@ -1,0 +1,108 @@
+//! One request, from hyper's service call to its response: its id, the access log and
+//! the request metrics ([`Worker::handle`]); admission, the handler's call on the
+//! worker's current VM, and the outcome as a response ([`Worker::respond`]).
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use tracing::info;
+
+use super::admission::Admitted;
+use super::Worker;
+use crate::metrics::{CountIfDropped, Raised, StatusLabels};
+use crate::request::LuaRequest;
+use crate::response::Reply;
+
+impl Worker {
+    /// Answers one request and records it.
+    pub(super) async fn handle(
+        &self,
+        req: Request<Incoming>,
+        remote: Rc<str>,
+    ) -> Response<Full<Bytes>> {
+        let start = Instant::now();
+        let unanswered = CountIfDropped::new(&self.shared.metrics.cancelled);
+        let access = self
+            .shared
+            .host
+            .config
+            .access_log
+            .then(|| (req.method().clone(), req.uri().clone()));
+        let id = self.next_id();
+        let response = self.respond(req, Rc::clone(&remote), &id).await;
+        unanswered.disarm();
+        let status = response.status().as_u16();
+        self.count(status);
+        let elapsed = start.elapsed();
+        self.metrics.latency.observe(elapsed.as_secs_f64());
+        if let Some((method, uri)) = access {
+            info!(
+                target: "luapool::access",
+                id = %id,
+                remote = %remote,
+                method = %method,
+                uri = %uri,
+                status,
+                micros = elapsed.as_micros() as u64,
+            );
+        }
+        response
+    }
+
+    /// A new request id: the worker's prefix and a counter.
+    fn next_id(&self) -> String {
+        let n = self.next_id.get();
+        self.next_id.set(n + 1);
+        let mut id = self.id_prefix.clone();
+        id.push_str(&n.to_string());
+        id
+    }
+
+    /// Counts a response by status.
+    fn count(&self, status: u16) {
+        let mut by_status = self.metrics.by_status.borrow_mut();
+        by_status
+            .entry(status)
+            .or_insert_with(|| {
+                self.shared
+                    .metrics
+                    .requests
+                    .get_or_create(&StatusLabels { status })
+                    .clone()
+            })
+            .inc();
+    }
+
+    /// Admits the request, runs its handler on the current VM and maps the outcome to
+    /// a response; rebuilds the VM if the handler poisoned it.
+    async fn respond(
+        &self,
+        req: Request<Incoming>,
+        remote: Rc<str>,
+        id: &str,
+    ) -> Response<Full<Bytes>> {
+        let Admitted { parts, body, _slot } = match self.admit(req).await {
+            Ok(admitted) => admitted,
+            Err(refused) => return refused,
+        };
+        let (vm, app) = self.live.current();
+        let request = LuaRequest {
+            parts,
+            body,
+            remote,
+            id: id.to_string(),
+        };
+        let result = {
+            let _running = Raised::new(&self.metrics.in_flight);
+            vm.call_in_async::<Reply>(&app.script, "handle", request)
+                .await
+        };
+        self.metrics.vm_memory.set(vm.used_memory() as u64);
+        self.heal(&vm);
+        self.reply(result, id, &app)
+    }
+}
