@@ -35,11 +35,12 @@ impl Worker {
                 response
             }
             Ok(Reply::Invalid(why)) => {
-                let detail = format_args!("bad reply: {why}");
-                if self.may_log(detail) {
+                // (A `String`: a `format_args!` bound to a name needs Rust 1.89.)
+                let detail = format!("bad reply: {why}");
+                if self.may_log(&detail) {
                     error!(target: "luapool::handler", id, app = %app.path.display(), "{detail}");
                 }
-                self.failure(StatusCode::INTERNAL_SERVER_ERROR, detail)
+                self.failure(StatusCode::INTERNAL_SERVER_ERROR, &detail)
             }
             Err(e) => {
                 let status = status_for(&e);
