@@ -9,7 +9,7 @@
 //! | base functions | `assert error getmetatable ipairs next pairs pcall rawequal rawget rawlen select tonumber tostring type xpcall _VERSION` |
 //! | replaced | `print` (to the host's writer), `load` (text only, caller's environment, compiled under the execution's limits), `collectgarbage` (`"count"` only), `rawset` (refuses sealed tables), `require` (host modules), `setmetatable` (refuses `__gc`, see `bounded.rs`) |
 //! | `string` | everything but `string.dump`; `rep` bounded |
-//! | `table`, `math`, `utf8`, `coroutine` | everything (the RNG is seeded per VM from OS entropy); `table`'s looping functions bounded, see `bounded.rs` |
+//! | `table`, `math`, `utf8`, `coroutine` | everything (the RNG is seeded per VM from OS entropy); `table`'s looping functions bounded, see `bounded.rs`; `coroutine` sees each execution as the main thread, see `main_thread.rs` |
 //! | `os` | `time`, `clock`, `date`, `difftime` |
 //! | `debug` | `traceback` |
 //!
@@ -18,7 +18,11 @@
 //! read-only proxy, see [`seal`]); the string metatable's `__metatable` is `false`, so
 //! `getmetatable("")` does not expose it (string methods still work). Executions see the
 //! base through an environment table whose metatable (`__index = base`,
-//! `__metatable = false`) they can neither read nor replace.
+//! `__metatable = false`, and a `__newindex` for assignments to base names, see
+//! `globals.rs`) they can neither read nor replace.
+//!
+//! A trusted state (see `trusted.rs`) is the interpreter instead: its base is the state's
+//! own global table, with the engine's libraries as they are.
 
 mod bounded;
 mod globals;
