@@ -562,8 +562,9 @@ fn error_message(e: mlua::Error) -> String {
     }
 }
 
-/// Builds the Lua state described by `config`.
-pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> {
+/// Builds the Lua state described by `config`, with the limits' guards when `limits`
+/// meters executions.
+pub(crate) fn build(config: &VmConfig, limits: &Limits, output: Output) -> mlua::Result<Sandbox> {
     let lua = if config.trusted {
         engine::open_trusted()
     } else {
@@ -590,7 +591,7 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
     }
     // The coroutines that run executions (weak keys: they are collected as usual).
     let tops = shim::weak_keyed_table(&lua)?;
-    let guards = if Limits::from_config(config).any() {
+    let guards = if limits.any() {
         Some(Guards::install(&lua, &base, &tops)?)
     } else {
         None
