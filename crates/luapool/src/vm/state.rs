@@ -228,9 +228,10 @@ impl State {
             // too. A full collection now frees it on every engine.
             let _ = self.lua().gc_collect();
         }
-        // Lua's state is consistent after a memory error, and a script stopped at an
-        // arbitrary instruction leaves nothing behind but what outlives it: only state
-        // that outlives the execution can be half-built or half-updated.
+        // Lua's state is consistent after a memory error, and what a script stopped at an
+        // arbitrary instruction was updating goes with its execution: only state that
+        // outlives the execution (modules, shared globals) can be half-built or
+        // half-updated.
         if !(shared_globals || self.has_modules()) {
             return;
         }
