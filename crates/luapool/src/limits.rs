@@ -25,6 +25,11 @@
 //! plain table without a Lua comparator); it runs to its end, and the limit error is
 //! raised at the next Lua instruction after it. See `docs/limits.md`.
 //!
+//! Where: [`LimitKind`] (`kind.rs`) is the one list of the limits, with what differs by
+//! kind; the [`Driver`] (`driver.rs`) runs an execution's call under its [`Meter`] and
+//! [`MemoryShare`]; `interrupt.rs` and `watchdog.rs` stop a running script; `slice.rs`
+//! holds back an execution that used up its time slice.
+//!
 //! [`VmConfig::memory_limit`]: crate::VmConfig::memory_limit
 //! [`VmConfig::cpu_limit`]: crate::VmConfig::cpu_limit
 //! [`VmConfig::instruction_limit`]: crate::VmConfig::instruction_limit

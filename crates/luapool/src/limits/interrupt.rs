@@ -134,7 +134,7 @@ pub(crate) fn request(thread: libc::pthread_t, request: &Request, stretch: u64, 
     }
 }
 
-/// The calling thread's id, for [`signal_thread`].
+/// The calling thread's id, for [`request`].
 pub(crate) fn current_thread() -> libc::pthread_t {
     // SAFETY: `pthread_self` has no preconditions.
     unsafe { libc::pthread_self() }

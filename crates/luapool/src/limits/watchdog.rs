@@ -42,7 +42,7 @@ pub(crate) fn note_slice(slice: Duration) {
 
 /// A worker thread as the watchdog sees it.
 pub(crate) struct Watch {
-    /// Deadline of the running stretch in nanoseconds since [`epoch`]; 0 when not running.
+    /// Deadline of the running stretch in nanoseconds (see [`now_ns`]); 0 when not running.
     deadline: AtomicU64,
     /// What the deadline is for (a [`LimitKind`] code).
     trip: AtomicU8,
