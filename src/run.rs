@@ -81,7 +81,7 @@ fn load(source: Source) -> Result<(Script, PathBuf), Error> {
                 .read_to_end(&mut text)
                 .map_err(|source| Error::Io {
                     path: "stdin".to_string(),
-                    source,
+                    source: source.into(),
                 })?;
             (Script::new("stdin", text), here)
         }

@@ -6,7 +6,7 @@ use http::StatusCode;
 ///
 /// | error | status |
 /// |---|---|
-/// | wall-clock timeout, CPU-time or instruction limit | `504 Gateway Timeout` |
+/// | wall-clock timeout, CPU-time or instruction limit ([`LimitKind::is_time`](luapool::LimitKind::is_time)) | `504 Gateway Timeout` |
 /// | pool busy | `503 Service Unavailable` |
 /// | anything else (Lua error, memory limit, missing `handle`) | `500 Internal Server Error` |
 ///
@@ -16,10 +16,10 @@ use http::StatusCode;
 /// assert_eq!(status_for(&err).as_u16(), 504);
 /// ```
 pub fn status_for(err: &luapool::Error) -> StatusCode {
+    if err.limit_kind().is_some_and(luapool::LimitKind::is_time) {
+        return StatusCode::GATEWAY_TIMEOUT;
+    }
     match err {
-        luapool::Error::Timeout { .. }
-        | luapool::Error::CpuLimit { .. }
-        | luapool::Error::InstructionLimit { .. } => StatusCode::GATEWAY_TIMEOUT,
         luapool::Error::Busy { .. } | luapool::Error::WaitTimeout { .. } => {
             StatusCode::SERVICE_UNAVAILABLE
         }

@@ -1,5 +1,6 @@
 //! The error type of the crate and the one place that classifies mlua's errors.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::shared_dict::DictErrorKind;
@@ -10,7 +11,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong while building or running a [`Vm`](crate::Vm).
 ///
 /// Each variant says what happened; messages are lower-case, without a trailing period.
-/// The type is `Send + Sync + 'static`, so it crosses threads and fits in `Box<dyn Error>`.
+/// The type is `Send + Sync + 'static`, so it crosses threads and fits in `Box<dyn Error>`,
+/// and `Clone` (a shared source is in an [`Arc`]). [`limit_kind`](Error::limit_kind)
+/// says which limit a limit error is about.
 ///
 /// ```
 /// use luapool::{Error, Vm, VmConfig};
@@ -20,7 +23,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// assert!(matches!(err, Error::Syntax { ref chunk, line: Some(1), .. } if chunk == "bad.lua"));
 /// # Ok::<(), luapool::Error>(())
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The script does not compile.
@@ -94,7 +97,7 @@ pub enum Error {
         path: String,
         /// The underlying I/O error.
         #[source]
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
     /// The configuration is invalid.
     #[error("invalid configuration: {message}")]
@@ -313,7 +316,7 @@ pub(crate) fn classify(err: mlua::Error, chunk: Option<&str>) -> Error {
             }
         }
         mlua::Error::ExternalError(e) => match e.downcast_ref::<Error>() {
-            Some(inner) => clone_error(inner),
+            Some(inner) => inner.clone(),
             None => Error::Runtime {
                 message: e.to_string(),
                 traceback: None,
@@ -339,63 +342,13 @@ pub(crate) fn classify(err: mlua::Error, chunk: Option<&str>) -> Error {
     }
 }
 
-/// Rebuilds an error carried inside an mlua error (errors are not `Clone` because of
-/// `std::io::Error`).
-fn clone_error(e: &Error) -> Error {
-    match e {
-        Error::Io { path, source } => Error::Io {
-            path: path.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        Error::Syntax {
-            chunk,
-            line,
-            message,
-        } => Error::Syntax {
-            chunk: chunk.clone(),
-            line: *line,
-            message: message.clone(),
-        },
-        Error::Runtime { message, traceback } => Error::Runtime {
-            message: message.clone(),
-            traceback: traceback.clone(),
-        },
-        Error::MemoryLimit { limit } => Error::MemoryLimit { limit: *limit },
-        Error::CopyLimit { limit } => Error::CopyLimit { limit: *limit },
-        Error::CpuLimit { limit } => Error::CpuLimit { limit: *limit },
-        Error::InstructionLimit { budget } => Error::InstructionLimit { budget: *budget },
-        Error::Timeout { limit } => Error::Timeout { limit: *limit },
-        Error::Conversion { message } => Error::Conversion {
-            message: message.clone(),
-        },
-        Error::FunctionNotFound { name } => Error::FunctionNotFound { name: name.clone() },
-        Error::Config { message } => Error::Config {
-            message: message.clone(),
-        },
-        Error::Engine { message } => Error::Engine {
-            message: message.clone(),
-        },
-        Error::Busy { what } => Error::Busy { what: what.clone() },
-        Error::Closed => Error::Closed,
-        Error::WaitTimeout { waited } => Error::WaitTimeout { waited: *waited },
-        Error::WorkerLost { reason } => Error::WorkerLost {
-            reason: reason.clone(),
-        },
-        Error::SharedDict { dict, key, reason } => Error::SharedDict {
-            dict: dict.clone(),
-            key: key.clone(),
-            reason: *reason,
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn error_is_send_sync_static() {
-        fn check<T: Send + Sync + 'static + std::error::Error>() {}
+    fn error_is_send_sync_static_clone() {
+        fn check<T: Send + Sync + 'static + Clone + std::error::Error>() {}
         check::<Error>();
     }
 

@@ -108,6 +108,7 @@ pub use copy_budget::{CopyBudget, DEFAULT_COPY_LIMIT, MIN_COPY_BUDGET};
 pub use engine::ENGINE;
 pub use error::{Error, Result};
 pub use host::{HostError, HostResult, Module};
+pub use limits::LimitKind;
 pub use live_vm::{Healed, LiveVm};
 pub use log_line::LogOutput;
 pub use script::Script;

@@ -25,6 +25,11 @@
 //! plain table without a Lua comparator); it runs to its end, and the limit error is
 //! raised at the next Lua instruction after it. See `docs/limits.md`.
 //!
+//! Where: [`LimitKind`] (`kind.rs`) is the one list of the limits, with what differs by
+//! kind; the [`Driver`] (`driver.rs`) runs an execution's call under its [`Meter`] and
+//! [`MemoryShare`]; `interrupt.rs` and `watchdog.rs` stop a running script; `slice.rs`
+//! holds back an execution that used up its time slice.
+//!
 //! [`VmConfig::memory_limit`]: crate::VmConfig::memory_limit
 //! [`VmConfig::cpu_limit`]: crate::VmConfig::cpu_limit
 //! [`VmConfig::instruction_limit`]: crate::VmConfig::instruction_limit
@@ -34,7 +39,9 @@
 //! [`Error::InstructionLimit`]: crate::Error::InstructionLimit
 //! [`Error::Timeout`]: crate::Error::Timeout
 
+mod driver;
 mod interrupt;
+mod kind;
 #[cfg(not(feature = "luajit"))]
 mod protected;
 mod slice;
@@ -47,9 +54,10 @@ use mlua::ffi::lua_State;
 
 use crate::config::VmConfig;
 use crate::error::Error;
-use interrupt::{Trip, ARMED, BUDGET, CURRENT, SLICED, STRETCH, TOP, TRIPPED, YIELD};
+use interrupt::{ARMED, BUDGET, CURRENT, SLICED, STRETCH, TOP, TRIPPED, YIELD};
 
-pub(crate) use slice::AfterDriver;
+pub(crate) use driver::Driver;
+pub use kind::LimitKind;
 
 pub(crate) use interrupt::{c_functions, trip_memory_soon};
 #[cfg(not(feature = "luajit"))]
@@ -183,25 +191,14 @@ impl MemoryShare {
     }
 }
 
-/// What an execution's limits said when it ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// No limit tripped.
-    Within,
-    /// A CPU, instruction or wall-clock limit stopped the script at an arbitrary
-    /// instruction.
-    Interrupted,
-    /// The memory limit was hit.
-    OutOfMemory,
-}
-
 /// Meters one execution across the stretches in which it runs (one per poll for an async
 /// execution, one for a sync execution).
 pub(crate) struct Meter {
     limits: Limits,
     started: Instant,
     cpu_used: Duration,
-    tripped: Trip,
+    /// The limit that stopped the execution, once one has.
+    tripped: Option<LimitKind>,
     budget: i64,
     /// The execution's coroutine, learnt from the first stretch.
     thread: *mut lua_State,
@@ -235,7 +232,7 @@ impl Meter {
             limits,
             started: Instant::now(),
             cpu_used: Duration::ZERO,
-            tripped: Trip::None,
+            tripped: None,
             budget: limits
                 .instructions
                 .map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX - 1)),
@@ -261,7 +258,7 @@ impl Meter {
         let stretch = next_stretch();
         let saved = Stretch {
             current: CURRENT.with(|c| c.swap(l, Ordering::AcqRel)),
-            tripped: TRIPPED.with(|t| t.swap(self.tripped as u8, Ordering::AcqRel)),
+            tripped: TRIPPED.with(|t| t.swap(interrupt::code(self.tripped), Ordering::AcqRel)),
             budget: BUDGET.with(|b| b.swap(self.budget, Ordering::AcqRel)),
             stretch: STRETCH.with(|s| s.swap(stretch, Ordering::AcqRel)),
             armed: ARMED.with(|a| a.swap(std::ptr::null_mut(), Ordering::AcqRel)),
@@ -270,7 +267,7 @@ impl Meter {
             top: TOP.with(|t| t.swap(self.thread, Ordering::AcqRel)),
             entered: Instant::now(),
         };
-        if self.tripped != Trip::None {
+        if self.tripped.is_some() {
             interrupt::arm(l, 1);
             self.armed.push(l);
             return saved;
@@ -283,26 +280,26 @@ impl Meter {
         let now = watchdog::now_ns();
         let cpu = self.limits.cpu.map(|limit| {
             let left = limit.saturating_sub(self.cpu_used);
-            (now.saturating_add(nanos(left)), Trip::Cpu)
+            (now.saturating_add(nanos(left)), LimitKind::Cpu)
         });
         let wall = self.limits.timeout.map(|limit| {
             (
                 now.saturating_add(nanos(limit.saturating_sub(self.started.elapsed()))),
-                Trip::Timeout,
+                LimitKind::Timeout,
             )
         });
         let deadline = match (cpu, wall) {
             (Some(c), Some(w)) => Some(if w.0 < c.0 { w } else { c }),
             (c, w) => c.or(w),
         };
-        if let Some((at, trip)) = deadline {
+        if let Some((at, kind)) = deadline {
             if at <= now {
-                TRIPPED.with(|t| t.store(trip as u8, Ordering::Release));
+                TRIPPED.with(|t| t.store(kind as u8, Ordering::Release));
                 interrupt::arm(l, 1);
                 self.armed.push(l);
                 return saved;
             }
-            watchdog::set_deadline(at, trip, stretch);
+            watchdog::set_deadline(at, kind, stretch);
         }
         if let (true, Some(slice)) = (self.yieldable, self.limits.slice) {
             watchdog::set_slice(now.saturating_add(nanos(slice)), stretch);
@@ -317,7 +314,8 @@ impl Meter {
         watchdog::clear();
         let sliced = SLICED.with(|s| s.swap(saved.sliced, Ordering::AcqRel));
         self.cpu_used += saved.entered.elapsed();
-        self.tripped = Trip::from_u8(TRIPPED.with(|t| t.swap(saved.tripped, Ordering::AcqRel)));
+        self.tripped =
+            LimitKind::from_code(TRIPPED.with(|t| t.swap(saved.tripped, Ordering::AcqRel)));
         self.budget = BUDGET.with(|b| b.swap(saved.budget, Ordering::AcqRel));
         let current = CURRENT.with(|c| c.swap(saved.current, Ordering::AcqRel));
         // A slice that ran out while the stretch could not yield does not carry over:
@@ -336,46 +334,36 @@ impl Meter {
         sliced
     }
 
-    /// Ends the execution: removes the hooks it armed and, if a limit tripped, replaces
-    /// the execution's result with the limit error.
-    pub(crate) fn finish<T>(&mut self, result: Result<T, Error>) -> (Result<T, Error>, Outcome) {
+    /// Ends the execution: removes the hooks it armed and, if a limit stopped it,
+    /// replaces its result with that limit's error. Returns the result and the limit
+    /// that stopped the execution, if one did.
+    ///
+    /// A memory error is the memory limit whatever way it reached the host: the
+    /// allocator's own error, or, under a memory limit, a plain runtime error (raised
+    /// again by a script's function, or turned into "error in error handling" when the
+    /// message handler itself found no memory).
+    pub(crate) fn finish<T>(
+        &mut self,
+        result: Result<T, Error>,
+    ) -> (Result<T, Error>, Option<LimitKind>) {
         for l in self.armed.drain(..) {
             interrupt::disarm(l);
         }
-        let limits = self.limits;
-        let error = match self.tripped {
-            Trip::None => {
-                return match result {
-                    Err(Error::MemoryLimit { .. }) => (
-                        Err(Error::MemoryLimit {
-                            limit: limits.memory,
-                        }),
-                        Outcome::OutOfMemory,
-                    ),
-                    other => (other, Outcome::Within),
-                }
+        let stopped = self.tripped.or_else(|| match &result {
+            Err(Error::MemoryLimit { .. }) => Some(LimitKind::Memory),
+            Err(Error::Runtime { message, .. })
+                if self.limits.memory.is_some()
+                    && (message.ends_with("not enough memory")
+                        || message.ends_with("error in error handling")) =>
+            {
+                Some(LimitKind::Memory)
             }
-            Trip::Memory => {
-                return (
-                    Err(Error::MemoryLimit {
-                        limit: limits.memory,
-                    }),
-                    Outcome::OutOfMemory,
-                )
-            }
-            Trip::Cpu => Error::CpuLimit {
-                limit: limits.cpu.unwrap_or_default(),
-            },
-            Trip::Timeout => Error::Timeout {
-                limit: limits.timeout.unwrap_or_default(),
-            },
-            Trip::Instructions => Error::InstructionLimit {
-                budget: limits.instructions.unwrap_or_default(),
-            },
-            // Never stored as a trip; a slice is not a limit.
-            Trip::Slice => return (result, Outcome::Within),
-        };
-        (Err(error), Outcome::Interrupted)
+            _ => None,
+        });
+        match stopped {
+            Some(kind) => (Err(kind.error(&self.limits)), Some(kind)),
+            None => (result, None),
+        }
     }
 
     /// Runs `f` in a stretch on the main state `main` that is not the execution's own
@@ -392,7 +380,7 @@ impl Meter {
 
     /// True once a limit has stopped the execution.
     pub(crate) fn tripped(&self) -> bool {
-        self.tripped != Trip::None
+        self.tripped.is_some()
     }
 
     /// Runs `release` (which releases the execution's coroutine) in a stretch in which
@@ -402,8 +390,8 @@ impl Meter {
     /// the execution had before is kept for [`finish`](Meter::finish).
     pub(crate) fn release(&mut self, main: *mut lua_State, release: impl FnOnce()) {
         let before = self.tripped;
-        if before == Trip::None {
-            self.tripped = Trip::Timeout;
+        if before.is_none() {
+            self.tripped = Some(LimitKind::Timeout);
         }
         let thread = if self.thread.is_null() {
             main
@@ -430,17 +418,15 @@ impl Meter {
             .map(|t| t.saturating_sub(self.started.elapsed()))
     }
 
-    /// The error for an execution dropped because it awaited past its timeout.
-    pub(crate) fn timed_out(&mut self) -> (Error, Outcome) {
+    /// Ends an execution dropped because it awaited past its timeout: removes the hooks
+    /// it armed and returns the timeout error. Its script was not stopped at an
+    /// arbitrary instruction but where it awaited, so this is not an interruption (see
+    /// [`Driver`]).
+    pub(crate) fn timed_out(&mut self) -> Error {
         for l in self.armed.drain(..) {
             interrupt::disarm(l);
         }
-        (
-            Error::Timeout {
-                limit: self.limits.timeout.unwrap_or_default(),
-            },
-            Outcome::Within,
-        )
+        LimitKind::Timeout.error(&self.limits)
     }
 }
 

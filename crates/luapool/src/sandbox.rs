@@ -587,8 +587,9 @@ fn error_message(e: mlua::Error) -> String {
     }
 }
 
-/// Builds the Lua state described by `config`.
-pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> {
+/// Builds the Lua state described by `config`, with the limits' guards when `limits`
+/// meters executions.
+pub(crate) fn build(config: &VmConfig, limits: &Limits, output: Output) -> mlua::Result<Sandbox> {
     let lua = if config.trusted {
         engine::open_trusted()
     } else {
@@ -615,7 +616,7 @@ pub(crate) fn build(config: &VmConfig, output: Output) -> mlua::Result<Sandbox> 
     }
     // The coroutines that run executions (weak keys: they are collected as usual).
     let tops = tops(&lua)?;
-    let guards = if Limits::from_config(config).any() {
+    let guards = if limits.any() {
         Some(Guards::install(&lua, &base, &tops)?)
     } else {
         None

@@ -65,7 +65,7 @@ impl Script {
         let path = path.as_ref();
         let source = std::fs::read(path).map_err(|source| Error::Io {
             path: path.display().to_string(),
-            source,
+            source: source.into(),
         })?;
         Ok(Script::new(path.display().to_string(), source))
     }

@@ -7,15 +7,13 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::io::Write;
 use std::rc::Rc;
-use std::task::Poll;
-use std::time::Duration;
 
 use mlua::{FromLuaMulti, Function, IntoLua, IntoLuaMulti, MultiValue, Table, Variadic};
 
 use crate::config::{Isolation, VmConfig};
 use crate::error::{classify, Error, Result};
 use crate::host::{async_maker, sync_maker, HostResult, Maker, Module};
-use crate::limits::{AfterDriver, Limits, MemoryShare, Meter};
+use crate::limits::{Driver, LimitKind, Limits, Meter};
 use crate::sandbox::{fail_marker, seal, Output, Sandbox};
 use crate::script::Script;
 use crate::shared_dict::{self, SharedDicts};
@@ -145,6 +143,17 @@ pub enum Poison {
     HostPanic,
 }
 
+impl Poison {
+    /// The poison of a VM whose state outlives executions after the limit `kind` stopped
+    /// one.
+    pub(crate) fn after(kind: LimitKind) -> Poison {
+        match kind {
+            LimitKind::Memory => Poison::MemoryLimit,
+            _ => Poison::Interrupted,
+        }
+    }
+}
+
 /// An execution ready to start: one call of `func` with `args` on `state`.
 struct Plan {
     state: Rc<State>,
@@ -152,191 +161,72 @@ struct Plan {
     args: MultiValue,
     /// The global function called, to report it missing.
     calls: Option<String>,
-    /// Meters the execution when the VM has limits.
-    meter: Option<Meter>,
-    /// The execution's share of the VM's memory, when it has a memory limit.
-    memory: Option<MemoryShare>,
+    /// Runs the execution under the VM's limits, when it has any.
+    driver: Option<Driver>,
     shared_globals: bool,
 }
 
 impl Plan {
-    /// Converts the results, turning the failure marker into [`Error::FunctionNotFound`].
-    fn finish<R: FromLuaMulti>(self, results: mlua::Result<MultiValue>) -> Result<R> {
-        let results = results.map_err(|e| classify(e, None))?;
-        if let (Some(name), Some(first)) = (self.calls, results.front()) {
-            if *first == fail_marker() {
-                return Err(Error::FunctionNotFound { name });
-            }
-        }
-        // One budget for all the results: many results sharing one huge string are
-        // bounded together.
-        let lua = self.state.lua();
-        crate::copy_budget::CopyBudget::scope(lua, || R::from_lua_multi(results, lua))
-            .map_err(|e| classify(e, None))
+    /// Runs the execution (under the limits' [`Driver`] when the VM has limits), records
+    /// the limit that stopped it, if one did, and converts its results.
+    fn run<R: FromLuaMulti>(self) -> Result<R> {
+        let Plan {
+            state,
+            func,
+            args,
+            calls,
+            driver,
+            shared_globals,
+        } = self;
+        let convert = |results: mlua::Result<MultiValue>| convert_results(&state, calls, results);
+        let Some(driver) = driver else {
+            return convert(func.call(args));
+        };
+        let (result, stopped) = driver.run(state.lua(), || func.call(args), convert);
+        state.note(stopped, shared_globals);
+        result
     }
 
-    fn run<R: FromLuaMulti>(mut self) -> Result<R> {
-        let Some(mut meter) = self.meter.take() else {
-            let results = self.func.call(self.args.clone());
-            return self.finish(results);
+    /// Async variant of [`run`](Plan::run): the execution runs as a coroutine, which may
+    /// await host futures.
+    async fn run_async<R: FromLuaMulti>(self) -> Result<R> {
+        let Plan {
+            state,
+            func,
+            args,
+            calls,
+            driver,
+            shared_globals,
+        } = self;
+        let convert = |results: mlua::Result<MultiValue>| convert_results(&state, calls, results);
+        let Some(driver) = driver else {
+            return convert(func.call_async(args).await);
         };
-        let lua = self.state.lua();
-        let stretch = meter.enter(lua.state());
-        if let Some(m) = self.memory.as_mut() {
-            m.open(lua);
-        }
-        let results = self.func.call(self.args.clone());
-        if let Some(m) = self.memory.as_mut() {
-            m.close(lua);
-        }
-        meter.leave(stretch);
-        self.metered(meter, results)
-    }
-
-    async fn run_async<R: FromLuaMulti>(mut self) -> Result<R> {
-        let Some(mut meter) = self.meter.take() else {
-            let results = self.func.call_async(self.args.clone()).await;
-            return self.finish(results);
-        };
-        meter.allow_yield();
-        let main_state = self.state.lua().state();
-        let wall_left = meter.wall_left();
-        let mut exec = Execution {
-            call: Some(Box::pin(
-                self.func.call_async::<MultiValue>(self.args.clone()),
-            )),
-            meter,
-            main: main_state,
-        };
-        let results = {
-            let Execution { call, meter, .. } = &mut exec;
-            let lua = self.state.lua();
-            let memory = &mut self.memory;
-            // Set while the execution waits out the rest of its thread's tasks after its
-            // time slice ran out.
-            let mut held: Option<AfterDriver> = None;
-            let metered = std::future::poll_fn(|cx| {
-                let Some(call) = call.as_mut() else {
-                    return Poll::Ready(None);
-                };
-                if meter.wall_left() == Some(Duration::ZERO) {
-                    // Out of time while awaiting: drop the call (which cancels the pending
-                    // host future) rather than resume it only to interrupt it.
-                    return Poll::Ready(None);
-                }
-                let mut released = false;
-                if let Some(wait) = held.as_mut() {
-                    if std::pin::Pin::new(wait).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    held = None;
-                    released = true;
-                }
-                let stretch = meter.enter(main_state);
-                if let Some(m) = memory.as_mut() {
-                    m.open(lua);
-                }
-                let poll = call.as_mut().poll(cx);
-                if let Some(m) = memory.as_mut() {
-                    m.close(lua);
-                }
-                let sliced = meter.leave(stretch);
-                if sliced && poll.is_pending() {
-                    let mut wait = AfterDriver::new();
-                    if std::pin::Pin::new(&mut wait).poll(cx).is_pending() {
-                        held = Some(wait);
-                    }
-                } else if released && poll.is_pending() {
-                    // While held, a wake-up meant for a host future the execution awaits
-                    // may have come and gone; poll once more so that the execution looks
-                    // at that future again instead of waiting for a wake-up that was
-                    // already delivered.
-                    cx.waker().wake_by_ref();
-                }
-                poll.map(Some)
-            });
-            match wall_left {
-                Some(left) => tokio::time::timeout(left, metered).await.ok().flatten(),
-                None => metered.await,
-            }
-        };
-        let clean = matches!(results, Some(Ok(_)));
-        let meter = exec.end(clean);
-        match results {
-            Some(results) => self.metered(meter, results),
-            None => {
-                let mut meter = meter;
-                let (err, outcome) = meter.timed_out();
-                self.state.note(outcome, self.shared_globals);
-                Err(err)
-            }
-        }
-    }
-
-    fn metered<R: FromLuaMulti>(
-        self,
-        mut meter: Meter,
-        results: mlua::Result<MultiValue>,
-    ) -> Result<R> {
-        let (state, shared) = (Rc::clone(&self.state), self.shared_globals);
-        let memory_limited = self.memory.is_some();
-        let result = match self.finish(results) {
-            // A memory error that reached the host as a plain runtime error (raised again
-            // by a script's function, or turned into "error in error handling" when the
-            // message handler itself found no memory) is still the memory limit.
-            Err(Error::Runtime { message, .. })
-                if memory_limited
-                    && (message.ends_with("not enough memory")
-                        || message.ends_with("error in error handling")) =>
-            {
-                Err(Error::MemoryLimit { limit: None })
-            }
-            other => other,
-        };
-        let (result, outcome) = meter.finish(result);
-        state.note(outcome, shared);
+        let call = func.call_async::<MultiValue>(args);
+        let (result, stopped) = driver.run_async(state.lua(), call, convert).await;
+        state.note(stopped, shared_globals);
         result
     }
 }
 
-/// An async execution's coroutine call and its meter.
-///
-/// However the execution ends (it returns, fails, times out, or its caller drops it),
-/// the call is released inside a stretch in which the execution's limit has already
-/// tripped: releasing it may run Lua code (mlua resumes a coroutine dropped while it
-/// awaited so that it unwinds, and Lua then closes its pending to-be-closed variables),
-/// and that code must stop at its first instruction instead of running unmetered.
-struct Execution<F> {
-    call: Option<std::pin::Pin<Box<F>>>,
-    meter: Meter,
-    main: *mut mlua::ffi::lua_State,
-}
-
-impl<F> Execution<F> {
-    /// Releases the call (see the type's docs) and gives the meter back. A call that
-    /// returned cleanly has nothing left to run: it is released as is.
-    fn end(mut self, clean: bool) -> Meter {
-        let call = self.call.take();
-        if clean {
-            drop(call);
-        } else {
-            self.meter.release(self.main, move || drop(call));
-        }
-        // The meter moves out; `Drop` then finds no call.
-        std::mem::replace(
-            &mut self.meter,
-            Meter::new(crate::limits::Limits::default()),
-        )
-    }
-}
-
-impl<F> Drop for Execution<F> {
-    fn drop(&mut self) {
-        // The caller dropped the execution while it was suspended.
-        if let Some(call) = self.call.take() {
-            self.meter.release(self.main, move || drop(call));
+/// Converts an execution's results, turning the failure marker into
+/// [`Error::FunctionNotFound`] (when it `calls` a global function).
+fn convert_results<R: FromLuaMulti>(
+    state: &State,
+    calls: Option<String>,
+    results: mlua::Result<MultiValue>,
+) -> Result<R> {
+    let results = results.map_err(|e| classify(e, None))?;
+    if let (Some(name), Some(first)) = (calls, results.front()) {
+        if *first == fail_marker() {
+            return Err(Error::FunctionNotFound { name });
         }
     }
+    // One budget for all the results: many results sharing one huge string are
+    // bounded together.
+    let lua = state.lua();
+    crate::copy_budget::CopyBudget::scope(lua, || R::from_lua_multi(results, lua))
+        .map_err(|e| classify(e, None))
 }
 
 impl Vm {
@@ -347,13 +237,14 @@ impl Vm {
     /// cannot be created.
     pub fn new(config: VmConfig) -> Result<Vm> {
         let output: Output = Rc::new(RefCell::new(None));
-        let state = Rc::new(State::build(&config, output.clone(), &[])?);
+        let limits = Limits::from_config(&config);
+        let state = Rc::new(State::build(&config, &limits, output.clone(), &[])?);
         Ok(Vm {
             state,
             registrations: RefCell::new(Vec::new()),
             fresh: RefCell::new(None),
             output,
-            limits: Limits::from_config(&config),
+            limits,
             config,
         })
     }
@@ -732,6 +623,7 @@ impl Vm {
         }
         let state = Rc::new(State::build(
             &self.config,
+            &self.limits,
             self.output.clone(),
             &self.registrations.borrow(),
         )?);
@@ -774,13 +666,13 @@ impl Vm {
                 (state.guarded(env_function(&scope, name)?)?, None)
             }
         };
+        let driver = meter.map(|meter| Driver::new(meter, state.memory_share(self.limits.memory)));
         Ok(Plan {
-            memory: state.memory_share(self.limits.memory),
             state,
             func,
             args,
             calls,
-            meter,
+            driver,
             shared_globals: shared,
         })
     }

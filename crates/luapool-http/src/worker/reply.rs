@@ -69,13 +69,7 @@ impl Worker {
 
 /// The kind label of a limit error, for the limit counter.
 fn limit_kind(e: &luapool::Error) -> Option<&'static str> {
-    Some(match e {
-        luapool::Error::Timeout { .. } => "timeout",
-        luapool::Error::CpuLimit { .. } => "cpu",
-        luapool::Error::InstructionLimit { .. } => "instructions",
-        luapool::Error::MemoryLimit { .. } => "memory",
-        _ => return None,
-    })
+    e.limit_kind().map(luapool::LimitKind::as_str)
 }
 
 /// A handler error as logged (and shown in development mode): the error, then its

@@ -19,45 +19,30 @@ use std::sync::Once;
 
 use mlua::ffi::{self, lua_Debug, lua_State};
 
+use super::LimitKind;
+
 /// The signal the watchdog sends: `SIGURG` is ignored by default, so a stray one is
 /// harmless.
 pub(crate) const SIGNAL: c_int = libc::SIGURG;
 
-/// Why an execution was stopped; stored in [`TRIPPED`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Trip {
-    None = 0,
-    Cpu = 1,
-    Timeout = 2,
-    Instructions = 3,
-    Memory = 4,
-    /// Not a limit: the execution used up its time slice and should yield to the other
-    /// tasks of its thread (see [`YIELD`]). Never stored in [`TRIPPED`].
-    Slice = 5,
+/// What [`TRIPPED`] holds while no limit has stopped the running execution; otherwise it
+/// holds the [`LimitKind`] that did, as `kind as u8`.
+pub(crate) const NOT_TRIPPED: u8 = 0;
+
+/// What the watchdog asks of a thread whose execution used up its time slice: not a
+/// limit, the execution should yield to the other tasks of its thread (see [`YIELD`]).
+/// Travels in a [`Request`], never stored in [`TRIPPED`]; distinct from every
+/// `LimitKind` code.
+pub(crate) const SLICE: u8 = u8::MAX;
+
+/// `kind` as [`TRIPPED`] holds it.
+pub(crate) fn code(kind: Option<LimitKind>) -> u8 {
+    kind.map_or(NOT_TRIPPED, |k| k as u8)
 }
 
-impl Trip {
-    pub(crate) fn from_u8(v: u8) -> Trip {
-        match v {
-            1 => Trip::Cpu,
-            2 => Trip::Timeout,
-            3 => Trip::Instructions,
-            4 => Trip::Memory,
-            5 => Trip::Slice,
-            _ => Trip::None,
-        }
-    }
-
-    fn message(self) -> &'static [u8] {
-        match self {
-            Trip::Cpu => b"cpu time limit exceeded",
-            Trip::Timeout => b"execution timed out",
-            Trip::Instructions => b"instruction limit exceeded",
-            Trip::Memory => b"not enough memory (memory limit exceeded)",
-            Trip::None | Trip::Slice => b"",
-        }
-    }
+/// The limit [`TRIPPED`] holds, if any.
+pub(crate) fn tripped_kind() -> Option<LimitKind> {
+    LimitKind::from_code(TRIPPED.with(|t| t.load(Ordering::Acquire)))
 }
 
 /// Instructions a released coroutine may run before the hook stops it (see
@@ -114,7 +99,8 @@ pub(crate) fn install_handler() {
     });
 }
 
-/// What the watchdog asks of one worker thread: stop stretch `stretch` for `trip`.
+/// What the watchdog asks of one worker thread: stop stretch `stretch` for `trip` (a
+/// [`LimitKind`] code, or [`SLICE`]).
 pub(crate) struct Request {
     stretch: AtomicU64,
     trip: AtomicU8,
@@ -148,7 +134,7 @@ pub(crate) fn request(thread: libc::pthread_t, request: &Request, stretch: u64, 
     }
 }
 
-/// The calling thread's id, for [`signal_thread`].
+/// The calling thread's id, for [`request`].
 pub(crate) fn current_thread() -> libc::pthread_t {
     // SAFETY: `pthread_self` has no preconditions.
     unsafe { libc::pthread_self() }
@@ -169,7 +155,7 @@ extern "C" fn on_signal(_sig: c_int) {
             return;
         }
         let trip = request.trip.load(Ordering::Acquire);
-        if trip == Trip::Slice as u8 {
+        if trip == SLICE {
             YIELD.with(|y| y.store(true, Ordering::Release));
         } else {
             TRIPPED.with(|t| t.store(trip, Ordering::Release));
@@ -200,7 +186,7 @@ fn arm_sticky(l: *mut lua_State) {
 
 /// True once a limit has stopped the running execution.
 fn is_tripped() -> bool {
-    TRIPPED.with(|t| t.load(Ordering::Acquire)) != Trip::None as u8
+    TRIPPED.with(|t| t.load(Ordering::Acquire)) != NOT_TRIPPED
 }
 
 /// Removes any hook from `l`.
@@ -214,13 +200,13 @@ pub(crate) fn disarm(l: *mut lua_State) {
     }
 }
 
-/// Raises the message of `trip` as a Lua error on `l`. Never returns.
+/// Raises the message of the limit `kind` as a Lua error on `l`. Never returns.
 ///
 /// # Safety
 /// Must be called from a hook or C function running on `l`, with no Rust value that needs
 /// dropping alive in the calling frames (`lua_error` longjmps over them).
-unsafe fn raise(l: *mut lua_State, trip: Trip) -> ! {
-    let msg = trip.message();
+unsafe fn raise(l: *mut lua_State, kind: LimitKind) -> ! {
+    let msg = kind.lua_message();
     ffi::lua_pushlstring(l, msg.as_ptr().cast(), msg.len());
     ffi::lua_error(l)
 }
@@ -229,12 +215,11 @@ unsafe fn raise(l: *mut lua_State, trip: Trip) -> ! {
 /// used up; counts the instruction budget; removes itself when it is left over from an
 /// execution that has ended.
 unsafe extern "C-unwind" fn limit_hook(l: *mut lua_State, _ar: *mut lua_Debug) {
-    let trip = Trip::from_u8(TRIPPED.with(|t| t.load(Ordering::Acquire)));
-    if trip != Trip::None {
+    if let Some(kind) = tripped_kind() {
         // From now on at every instruction (the hook may have been armed with a grace).
         arm(l, 1);
         // SAFETY: called by Lua as a hook on `l`; this frame holds nothing to drop.
-        unsafe { raise(l, trip) }
+        unsafe { raise(l, kind) }
     }
     if YIELD.with(|y| y.load(Ordering::Acquire)) {
         let top = TOP.with(|t| t.load(Ordering::Acquire));
@@ -268,10 +253,10 @@ unsafe extern "C-unwind" fn limit_hook(l: *mut lua_State, _ar: *mut lua_Debug) {
     let left = left - step;
     BUDGET.with(|b| b.store(left, Ordering::Relaxed));
     if left < 0 {
-        TRIPPED.with(|t| t.store(Trip::Instructions as u8, Ordering::Release));
+        TRIPPED.with(|t| t.store(LimitKind::Instructions as u8, Ordering::Release));
         arm_sticky(l);
         // SAFETY: as above.
-        unsafe { raise(l, Trip::Instructions) }
+        unsafe { raise(l, LimitKind::Instructions) }
     }
 }
 
@@ -319,10 +304,10 @@ pub(crate) unsafe extern "C-unwind" fn set_current(l: *mut lua_State) -> c_int {
 
 /// `trip_memory()`: a script caught a memory error; make it stick like the other limits.
 pub(crate) unsafe extern "C-unwind" fn trip_memory(l: *mut lua_State) -> c_int {
-    TRIPPED.with(|t| t.store(Trip::Memory as u8, Ordering::Release));
+    TRIPPED.with(|t| t.store(LimitKind::Memory as u8, Ordering::Release));
     arm_sticky(l);
     // SAFETY: called by Lua as a C function on `l`; this frame holds nothing to drop.
-    unsafe { raise(l, Trip::Memory) }
+    unsafe { raise(l, LimitKind::Memory) }
 }
 
 /// A host function saw the running execution run out of memory (a compilation that
@@ -337,8 +322,8 @@ pub(crate) fn trip_memory_soon() {
     }
     let _ = TRIPPED.with(|t| {
         t.compare_exchange(
-            Trip::None as u8,
-            Trip::Memory as u8,
+            NOT_TRIPPED,
+            LimitKind::Memory as u8,
             Ordering::AcqRel,
             Ordering::Acquire,
         )

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use super::interrupt;
+use super::{interrupt, LimitKind};
 
 /// Lateness allowed past a deadline: the watchdog sleeps this much beyond the earliest
 /// deadline, so that deadlines close together are handled in one wake-up.
@@ -42,9 +42,9 @@ pub(crate) fn note_slice(slice: Duration) {
 
 /// A worker thread as the watchdog sees it.
 pub(crate) struct Watch {
-    /// Deadline of the running stretch in nanoseconds since [`epoch`]; 0 when not running.
+    /// Deadline of the running stretch in nanoseconds (see [`now_ns`]); 0 when not running.
     deadline: AtomicU64,
-    /// What the deadline is for ([`interrupt::Trip`]).
+    /// What the deadline is for (a [`LimitKind`] code).
     trip: AtomicU8,
     /// The running stretch.
     stretch: AtomicU64,
@@ -107,7 +107,7 @@ fn check(dog: &Watchdog, now: u64) -> Option<u64> {
                         w.thread,
                         &w.request,
                         w.stretch.load(Ordering::Acquire),
-                        interrupt::Trip::Slice as u8,
+                        interrupt::SLICE,
                     );
                 }
             } else {
@@ -212,10 +212,10 @@ thread_local! {
 }
 
 /// Asks the watchdog to interrupt this thread at `deadline_ns` (see [`now_ns`]) for
-/// `trip`, unless [`clear`] is called first.
-pub(crate) fn set_deadline(deadline_ns: u64, trip: interrupt::Trip, stretch: u64) {
+/// the limit `kind`, unless [`clear`] is called first.
+pub(crate) fn set_deadline(deadline_ns: u64, kind: LimitKind, stretch: u64) {
     REGISTRATION.with(|r| {
-        r.0.trip.store(trip as u8, Ordering::Release);
+        r.0.trip.store(kind as u8, Ordering::Release);
         r.0.stretch.store(stretch, Ordering::Release);
         r.0.deadline.store(deadline_ns.max(1), Ordering::SeqCst);
     });

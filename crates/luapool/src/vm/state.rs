@@ -6,7 +6,7 @@ use std::rc::Rc;
 use mlua::{Function, Lua, Table};
 
 use crate::error::{classify, Result};
-use crate::limits::{MemoryShare, Meter, Outcome};
+use crate::limits::{LimitKind, Limits, MemoryShare, Meter};
 use crate::sandbox::{self, Output, Sandbox, SandboxData, Shim};
 use crate::script::Script;
 use crate::vm::cache::ChunkCache;
@@ -75,10 +75,11 @@ pub(crate) struct State {
 impl State {
     pub(crate) fn build(
         config: &VmConfig,
+        limits: &Limits,
         output: Output,
         registrations: &[Registration],
     ) -> Result<State> {
-        let sandbox = sandbox::build(config, output).map_err(|e| classify(e, None))?;
+        let sandbox = sandbox::build(config, limits, output).map_err(|e| classify(e, None))?;
         for reg in registrations {
             reg.apply(&sandbox)?;
         }
@@ -98,7 +99,7 @@ impl State {
             None
         };
         let mut memory_cap = None;
-        if let Some(limit) = config.memory_limit {
+        if let Some(limit) = limits.memory {
             // Counted from here, so that the sandbox itself does not eat the budget.
             let lua = &sandbox.lua;
             let cap = lua
@@ -150,8 +151,8 @@ impl State {
                 });
                 if meter.tripped() {
                     // The limit error replaces whatever the compiler reported.
-                    let (result, outcome) = meter.finish(result);
-                    self.note(outcome, false);
+                    let (result, stopped) = meter.finish(result);
+                    self.note(stopped, false);
                     result?
                 } else {
                     result?
@@ -216,29 +217,26 @@ impl State {
         self.poison.get()
     }
 
-    /// Records how an execution's limits ended.
-    pub(crate) fn note(&self, outcome: Outcome, shared_globals: bool) {
-        let poison = match outcome {
-            Outcome::Within => return,
-            Outcome::OutOfMemory => {
-                // Lua 5.4 collects garbage before it reports an allocation failure;
-                // LuaJIT does not, so the failed execution's garbage would make the next
-                // one fail too. A full collection now frees it on every engine.
-                let _ = self.lua().gc_collect();
-                // Lua's state is consistent after a memory error: only state that
-                // outlives the execution can be half-built.
-                if !(shared_globals || self.has_modules()) {
-                    return;
-                }
-                Poison::MemoryLimit
-            }
-            // Interrupted at an arbitrary instruction: only state that outlives the
-            // execution can be half-updated.
-            Outcome::Interrupted if shared_globals || self.has_modules() => Poison::Interrupted,
-            Outcome::Interrupted => return,
+    /// Records that the limit `stopped`, if any, stopped an execution.
+    pub(crate) fn note(&self, stopped: Option<LimitKind>, shared_globals: bool) {
+        let Some(kind) = stopped else {
+            return;
         };
+        if kind == LimitKind::Memory {
+            // Lua 5.4 collects garbage before it reports an allocation failure; LuaJIT
+            // does not, so the failed execution's garbage would make the next one fail
+            // too. A full collection now frees it on every engine.
+            let _ = self.lua().gc_collect();
+        }
+        // Lua's state is consistent after a memory error, and what a script stopped at an
+        // arbitrary instruction was updating goes with its execution: only state that
+        // outlives the execution (modules, shared globals) can be half-built or
+        // half-updated.
+        if !(shared_globals || self.has_modules()) {
+            return;
+        }
         if self.poison.get().is_none() {
-            self.poison.set(Some(poison));
+            self.poison.set(Some(Poison::after(kind)));
         }
     }
 

@@ -1,0 +1,215 @@
+//! The metering driver: runs one execution's call under its limits and says which limit,
+//! if any, stopped it.
+//!
+//! An execution runs in *stretches*: a sync execution in one, an async one in one per
+//! poll of its coroutine. Around each stretch the driver
+//! 1. starts the [`Meter`]'s stretch (CPU and wall-clock deadlines for the watchdog,
+//!    instruction budget, time slice) and opens the execution's [`MemoryShare`];
+//! 2. runs the stretch (calls the function, or polls the coroutine once);
+//! 3. closes the memory share and ends the meter's stretch, which accounts the CPU time
+//!    and tells whether the time slice ran out.
+//!
+//! An async execution also has, between its stretches:
+//! - its wall-clock timeout while it awaits: past it, the coroutine is dropped (which
+//!   cancels the host future it awaits) rather than resumed only to be interrupted;
+//! - its time slice: an execution that yielded because its slice ran out is held back
+//!   until the runtime has been around its loop once ([`AfterDriver`]), so that the
+//!   thread's other tasks run;
+//! - its release: however it ends, its coroutine is dropped in a stretch in which a
+//!   limit has already tripped (see [`Call`]).
+//!
+//! When the call is over, its results are converted (by the caller's `convert`, outside
+//! any stretch) and [`Meter::finish`] replaces them with the limit error if a limit
+//! stopped the execution.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use mlua::ffi::lua_State;
+use mlua::Lua;
+
+use super::slice::AfterDriver;
+use super::{LimitKind, MemoryShare, Meter};
+use crate::error::Result;
+
+/// Runs one execution under its limits: its [`Meter`] and, under a memory limit, its
+/// share of the VM's memory.
+pub(crate) struct Driver {
+    meter: Meter,
+    memory: Option<MemoryShare>,
+}
+
+/// What a [`Driver`] returns: the execution's converted result (the limit error if a
+/// limit stopped it), and that limit.
+pub(crate) type Driven<R> = (Result<R>, Option<LimitKind>);
+
+impl Driver {
+    /// A driver for an execution metered by `meter` (which may already have metered its
+    /// compilation), with `memory` its share of the VM's memory.
+    pub(crate) fn new(meter: Meter, memory: Option<MemoryShare>) -> Driver {
+        Driver { meter, memory }
+    }
+
+    /// Runs a sync execution: `call` in one stretch on `lua`, then `convert` its results.
+    pub(crate) fn run<T, R>(
+        mut self,
+        lua: &Lua,
+        call: impl FnOnce() -> mlua::Result<T>,
+        convert: impl FnOnce(mlua::Result<T>) -> Result<R>,
+    ) -> Driven<R> {
+        let (results, _sliced) = stretch(&mut self.meter, &mut self.memory, lua, lua.state(), call);
+        self.meter.finish(convert(results))
+    }
+
+    /// Runs an async execution: polls `call` (the execution's coroutine) in stretches on
+    /// `lua` until it is done or its wall-clock timeout passes, releases it, then
+    /// `convert`s its results.
+    ///
+    /// Dropping the returned future releases the coroutine as well (see [`Call`]).
+    pub(crate) async fn run_async<T, R>(
+        mut self,
+        lua: &Lua,
+        call: impl Future<Output = mlua::Result<T>>,
+        convert: impl FnOnce(mlua::Result<T>) -> Result<R>,
+    ) -> Driven<R> {
+        self.meter.allow_yield();
+        let timeout = self.meter.wall_left();
+        let mut call = Call {
+            call: Some(Box::pin(call)),
+            meter: self.meter,
+            main: lua.state(),
+        };
+        let stretches = Stretches {
+            call: &mut call,
+            memory: &mut self.memory,
+            lua,
+            held: None,
+        };
+        let results = match timeout {
+            Some(left) => tokio::time::timeout(left, stretches).await.ok().flatten(),
+            None => stretches.await,
+        };
+        call.release(matches!(results, Some(Ok(_))));
+        match results {
+            Some(results) => call.meter.finish(convert(results)),
+            // Timed out while awaiting: stopped where it awaited, not interrupted.
+            None => (Err(call.meter.timed_out()), None),
+        }
+    }
+}
+
+/// Runs `f` in one stretch of the execution metered by `meter` on `lua` (whose main
+/// state is `main`). Returns what `f` returned, and whether the time slice ran out
+/// (the execution yielded and wants to run again after the thread's other tasks).
+fn stretch<T>(
+    meter: &mut Meter,
+    memory: &mut Option<MemoryShare>,
+    lua: &Lua,
+    main: *mut lua_State,
+    f: impl FnOnce() -> T,
+) -> (T, bool) {
+    let stretch = meter.enter(main);
+    if let Some(m) = memory.as_mut() {
+        m.open(lua);
+    }
+    let out = f();
+    if let Some(m) = memory.as_mut() {
+        m.close(lua);
+    }
+    let sliced = meter.leave(stretch);
+    (out, sliced)
+}
+
+/// An async execution's call (its coroutine) and its meter.
+///
+/// However the execution ends (it returns, fails, times out, or its caller drops it),
+/// the call is released inside a stretch in which the execution's limit has already
+/// tripped: releasing it may run Lua code (mlua resumes a coroutine dropped while it
+/// awaited so that it unwinds, and Lua then closes its pending to-be-closed variables),
+/// and that code must stop at its first instruction instead of running unmetered.
+struct Call<F> {
+    call: Option<Pin<Box<F>>>,
+    meter: Meter,
+    /// The VM's main state, on which the stretches run.
+    main: *mut lua_State,
+}
+
+impl<F> Call<F> {
+    /// Releases the call (see the type's docs). A call that returned cleanly has
+    /// nothing left to run: it is dropped as is.
+    fn release(&mut self, clean: bool) {
+        let call = self.call.take();
+        if clean {
+            drop(call);
+        } else {
+            self.meter.release(self.main, move || drop(call));
+        }
+    }
+}
+
+impl<F> Drop for Call<F> {
+    fn drop(&mut self) {
+        // The caller dropped the execution while it was suspended.
+        if let Some(call) = self.call.take() {
+            self.meter.release(self.main, move || drop(call));
+        }
+    }
+}
+
+/// The stretches of an async execution: each poll of this future polls the call once,
+/// in one stretch. Resolves to the call's results, or to `None` when the wall-clock
+/// timeout has passed while the call awaited.
+struct Stretches<'a, F> {
+    call: &'a mut Call<F>,
+    memory: &'a mut Option<MemoryShare>,
+    lua: &'a Lua,
+    /// Set while the execution waits out the rest of its thread's tasks after its time
+    /// slice ran out.
+    held: Option<AfterDriver>,
+}
+
+impl<F: Future> Future for Stretches<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Call { call, meter, main } = &mut *this.call;
+        let Some(call) = call.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if meter.wall_left() == Some(Duration::ZERO) {
+            // Out of time while awaiting: drop the call (which cancels the pending host
+            // future) rather than resume it only to interrupt it.
+            return Poll::Ready(None);
+        }
+        let mut released = false;
+        if let Some(wait) = this.held.as_mut() {
+            if Pin::new(wait).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.held = None;
+            released = true;
+        }
+        let (poll, sliced) = stretch(meter, this.memory, this.lua, *main, || {
+            call.as_mut().poll(cx)
+        });
+        if poll.is_pending() {
+            if sliced {
+                // Hold the execution back until the runtime has been around its loop.
+                let mut wait = AfterDriver::new();
+                if Pin::new(&mut wait).poll(cx).is_pending() {
+                    this.held = Some(wait);
+                }
+            } else if released {
+                // While held, a wake-up meant for a host future the execution awaits
+                // may have come and gone; poll once more so that the execution looks at
+                // that future again instead of waiting for a wake-up that was already
+                // delivered.
+                cx.waker().wake_by_ref();
+            }
+        }
+        poll.map(Some)
+    }
+}
