@@ -115,7 +115,7 @@ function makers.table(insert, remove, move, concat, sort)
       error("bad argument #3 to 'move' (too many elements to move)", 2)
     end
     local n = e - f + 1
-    if not (t <= MAXINT - n + 1) then
+    if t > MAXINT - n + 1 then
       error("bad argument #4 to 'move' (destination wrap around)", 2)
     end
     local same = a2 == nil or a2 == a1

@@ -3,9 +3,10 @@
 -- with `_G` pointing at it, and `load`, `loadstring`, `loadfile` and `dofile` setting the
 -- environment of the chunks they load to it. See `sandbox/trusted.rs`, which loads it.
 --
--- ...: G (the state's globals), next, select, error, load, loadfile, loadstring, setfenv
+-- ...: G (the state's globals), next, select (unused here), error, load, loadfile,
+--   loadstring, setfenv
 -- Returns: fresh(), which returns a new global table.
-local G, next, select, error, load, loadfile, loadstring, setfenv = ...
+local G, next, _, error, load, loadfile, loadstring, setfenv = ...
 return function()
   local env = {}
   for k, v in next, G do env[k] = v end

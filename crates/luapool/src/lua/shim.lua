@@ -6,11 +6,13 @@
 --   failure marker of host functions), load, string.sub, PIECE (bytes the compiler gets
 --   at a time), error, BINARY (the message refusing a binary chunk), PIECEWISE (false on
 --   LuaJIT: a reader function is drained in Lua, then compiled in one call), concat (the
---   engine's table.concat on LuaJIT; nil elsewhere)
+--   engine's table.concat on LuaJIT; nil elsewhere), pcall (the state's, as the helper
+--   is loaded: a trusted script may change the global later)
 -- Returns: runner, caller, shared_caller, compile (described where each is made, below).
 -- The "caller" helpers return FAIL alone when the chunk defines no function of the
 -- requested name.
-local setmetatable, type, env_mt, FAIL, load, sub, PIECE, error, BINARY, PIECEWISE, concat = ...
+local setmetatable, type, env_mt, FAIL, load, sub, PIECE, error, BINARY, PIECEWISE, concat,
+  pcall = ...
 -- LuaJIT: the whole source of a reader function, read in Lua
 local function drain(reader)
   local parts, n = {}, 0

@@ -86,6 +86,7 @@ impl Shim {
                 BINARY,
                 PIECEWISE,
                 table_concat(lua)?,
+                globals.raw_get::<Function>("pcall")?,
             ))?;
         Ok(Shim {
             runner,
