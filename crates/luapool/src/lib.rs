@@ -95,6 +95,7 @@ mod hostlib;
 mod limits;
 mod live_vm;
 mod log_line;
+mod lua_helpers;
 mod sandbox;
 mod script;
 mod shared_dict;

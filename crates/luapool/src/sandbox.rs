@@ -46,10 +46,9 @@ use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
 use crate::config::VmConfig;
 use crate::copy_budget::{self, CopyBudget};
 use crate::limits::{self, Limits};
+use crate::lua_helpers::{self, Helper};
 use crate::{engine, hostlib};
 pub(crate) use main_thread::with_real_coroutine;
-#[cfg(feature = "luajit")]
-pub(crate) use shim::load_helper;
 pub(crate) use shim::{fail_marker, Shim};
 
 /// Base-library functions a sandboxed script keeps as they are.
@@ -194,7 +193,7 @@ pub(crate) struct SandboxData {
 
 /// Replacements of `pcall`, `xpcall`, `coroutine.resume`, `coroutine.wrap` and
 /// `coroutine.close`, and the prologue of every execution, which keep the limits on every
-/// path that runs script code (see `limits::GUARDS`).
+/// path that runs script code (see `src/lua/guards.lua`).
 pub(crate) struct Guards {
     resume: Function,
     wrap: Function,
@@ -209,7 +208,6 @@ impl Guards {
     /// Loads the guards and installs `pcall` and `xpcall` into `base`. `tops` records
     /// the executions' coroutines (see `main_thread.rs`).
     fn install(lua: &Lua, base: &Table, tops: &Table) -> mlua::Result<Guards> {
-        static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
         engine::open_coroutine(lua)?;
         let globals = lua.globals();
         let coroutine: Table = globals.raw_get("coroutine")?;
@@ -224,7 +222,7 @@ impl Guards {
         let [set_current, trip_memory, tripped, handler] = limits::c_functions(lua)?;
         let tops = tops.clone();
         let (lua_pcall, lua_xpcall, resume, wrap, close, prologue, handler_for) =
-            shim::load_helper(lua, &BYTECODE, limits::GUARDS)?.call::<(
+            lua_helpers::load(lua, Helper::Guards)?.call::<(
                 Function,
                 Function,
                 Function,
@@ -749,33 +747,16 @@ fn tops(lua: &Lua) -> mlua::Result<Table> {
 /// `coroutine.close` is the guards' instead, which does the same and tells the interrupt
 /// which coroutine runs the `__close` handlers.) Runs once per state; nothing to do on
 /// Lua 5.4 (whose `close` refuses the running coroutine) and LuaJIT (which has no
-/// `close`).
+/// `close`). The guard is written in Lua: `src/lua/close_guard.lua`.
 fn guard_close(lua: &Lua) -> mlua::Result<()> {
     if !cfg!(feature = "lua55") || lua.named_registry_value::<bool>(CLOSE_GUARDED)? {
         return Ok(());
     }
-    const GUARD: &str = r#"
-local close, running, error, type, select, tops = ...
-return function(...)
-  local co = ...
-  local n = select('#', ...)
-  if n == 0 then co = running() end -- the running coroutine by default
-  if type(co) ~= "thread" then
-    error("bad argument #1 to 'close' (thread expected, got "
-      .. (n == 0 and "no value" or type(co)) .. ")", 2)
-  end
-  local current, main = running()
-  if co == current and (main or tops[co]) then error("cannot close main thread", 2) end
-  if tops[co] then error("cannot close a normal coroutine", 2) end
-  return close(co)
-end
-"#;
-    static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     let globals = lua.globals();
     let coroutine: Table = globals.raw_get("coroutine")?;
     if let Value::Function(close) = coroutine.raw_get("close")? {
         lua.set_named_registry_value(REAL_CLOSE, &close)?;
-        let guarded: Function = shim::load_helper(lua, &BYTECODE, GUARD)?.call((
+        let guarded: Function = lua_helpers::load(lua, Helper::CloseGuard)?.call((
             close,
             coroutine.raw_get::<Function>("running")?,
             globals.raw_get::<Function>("error")?,

@@ -403,7 +403,7 @@ pub(crate) unsafe extern "C-unwind" fn message_handler(l: *mut lua_State) -> c_i
     }
 }
 
-/// The C functions the guards (`limits::GUARDS`) call: `set_current`, `trip_memory`,
+/// The C functions the guards (`src/lua/guards.lua`) call: `set_current`, `trip_memory`,
 /// `tripped` and `message_handler`.
 pub(crate) fn c_functions(lua: &mlua::Lua) -> mlua::Result<[mlua::Function; 4]> {
     // SAFETY: the four functions follow the lua_CFunction protocol: they read their

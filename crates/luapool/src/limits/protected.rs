@@ -7,7 +7,7 @@
 //! and Lua 5.4 keeps the guard's frame even when it calls `pcall` in tail position. These
 //! are `pcall` and `xpcall` themselves, as the engine writes them (`luaB_pcall`,
 //! `luaB_xpcall`: `lua_pcallk` with a continuation, so scripts may yield across them),
-//! plus what the guards add (see `limits::GUARDS`): a memory error they catch trips the
+//! plus what the guards add (see `src/lua/guards.lua`): a memory error they catch trips the
 //! memory limit, and `xpcall`'s message handler is the guarded one. LuaJIT keeps the
 //! guards written in Lua (a C function there cannot be yielded across).
 

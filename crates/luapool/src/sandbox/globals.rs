@@ -10,44 +10,11 @@
 //! environments, and environments that never assign a base name, keep the shared
 //! metatable, whose `__index` is the base table itself (the fast path of every global
 //! read). What this does not hide: `rawget(_G, name)` and `pairs(_G)` do not see the
-//! shadow.
-
-use std::sync::OnceLock;
+//! shadow. The `__newindex` is written in Lua: `src/lua/globals.lua`.
 
 use mlua::{Function, Lua, Table};
 
-use super::shim::load_helper;
-
-const GLOBALS: &str = r#"
-local base, lazy, setmetatable_raw, rawget, rawset = ...
-local REMOVED = {}
-local function of_base(k)
-  return rawget(base, k) ~= nil or lazy[k] ~= nil
-end
--- the metatable of one environment that assigned base names
-local function own_metatable(shadow)
-  return {
-    __index = function(_, k)
-      local v = shadow[k]
-      if v == nil then return base[k] end
-      if v == REMOVED then return nil end
-      return v
-    end,
-    __newindex = function(env, k, v)
-      if not of_base(k) then return rawset(env, k, v) end
-      if v == nil then v = REMOVED end
-      shadow[k] = v
-    end,
-    __metatable = false,
-  }
-end
--- the shared metatable's __newindex: a new global, or the first assignment to a base name
-return function(env, k, v)
-  if not of_base(k) then return rawset(env, k, v) end
-  if v == nil then v = REMOVED end
-  setmetatable_raw(env, own_metatable({ [k] = v }))
-end
-"#;
+use crate::lua_helpers::{self, Helper};
 
 /// Every name the base may provide on first use (see `SandboxData::open_lazy`): a
 /// superset is harmless (an assignment to such a name just takes the shadow's path).
@@ -76,7 +43,6 @@ const LAZY_NAMES: &[&str] = &[
 /// Makes assignments to base names through `env_mt` (`{ __index = base, __metatable =
 /// false }`) behave as in Lua (see the module docs).
 pub(crate) fn install(lua: &Lua, env_mt: &Table, base: &Table) -> mlua::Result<()> {
-    static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
     let globals = lua.globals();
     // Sets a metatable even where `__metatable` protects the old one (the script's own
     // `setmetatable` cannot replace an environment's metatable).
@@ -89,7 +55,7 @@ pub(crate) fn install(lua: &Lua, env_mt: &Table, base: &Table) -> mlua::Result<(
     for name in LAZY_NAMES {
         lazy.raw_set(*name, true)?;
     }
-    let newindex: Function = load_helper(lua, &BYTECODE, GLOBALS)?.call((
+    let newindex: Function = lua_helpers::load(lua, Helper::Globals)?.call((
         base.clone(),
         lazy,
         set_metatable,

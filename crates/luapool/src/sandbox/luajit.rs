@@ -23,98 +23,22 @@
 //! **Sealed tables** (see `seal.rs`). LuaJIT's `table.insert`, `table.remove`,
 //! `table.move` and `table.sort` write with raw access, so they would store into a sealed
 //! proxy itself, where every later execution would see the value. Their wrappers refuse sealed tables; [`note_sealed`] registers each proxy.
+//!
+//! The wrappers are written in Lua: `src/lua/cstack.lua`.
 
 use std::cell::Cell;
 use std::ffi::c_int;
-use std::sync::OnceLock;
 
 use mlua::ffi::{self, lua_State};
 use mlua::{Function, Lua, Table, Value};
 
-use super::shim::{fail_marker, load_helper};
+use super::shim::fail_marker;
+use crate::lua_helpers::{self, Helper};
 
 /// Stack that must be left when a wrapped function is entered: room for the deepest
 /// stretch of C frames between two checks (a `gsub` level with its buffer, an mlua
 /// callback, the engine's own error handling), with a wide margin.
 pub(crate) const RESERVE: usize = 256 * 1024;
-
-const CSTACK: &str = r#"
--- The engine's functions keep their own names, so that their argument errors read as in
--- Lua ("bad argument #1 to 'insert'"); the wrappers are the checked_*.
-local check_stack, error, type, select, create, resume, gsub, format,
-  sort, insert, remove, move, sealed, FAIL, NO_MESSAGE = ...
--- argument errors are raised here, at the line of the caller, as LuaJIT's own functions
--- raise them
-local function checked_resume(co, ...)
-  if type(co) ~= "thread" then error("bad argument #1 to 'resume' (coroutine expected)", 2) end
-  if not check_stack() then return false, "C stack overflow" end
-  return resume(co, ...)
-end
--- as LuaJIT's wrap: a string error gets the position of the caller (`unwrap` is called in
--- tail position: level 2 is the wrapper's caller), other values pass unchanged
-local function unwrap(ok, ...)
-  if ok then return ... end
-  local err = ...
-  if type(err) == "string" then error(err, 2) end
-  error(err, 0)
-end
-local function checked_wrap(...)
-  local f = ...
-  if type(f) ~= "function" then
-    local got = select('#', ...) == 0 and "no value" or type(f)
-    error("bad argument #1 to 'wrap' (function expected, got " .. got .. ")", 2)
-  end
-  local co = create(f)
-  return function(...) return unwrap(checked_resume(co, ...)) end
-end
-local function overflow() error("C stack overflow", 3) end
-local function checked_gsub(...)
-  if not check_stack() then overflow() end
-  return gsub(...)
-end
-local function checked_format(...)
-  if not check_stack() then overflow() end
-  return format(...)
-end
--- the table functions that write raw refuse sealed tables
-local function refuse(t, what)
-  error("attempt to modify read-only table '" .. sealed[t] .. "' with table." .. what, 3)
-end
-local function checked_sort(t, ...)
-  if not check_stack() then overflow() end
-  if sealed[t] then refuse(t, "sort") end
-  return sort(t, ...)
-end
-local function checked_insert(t, ...)
-  if sealed[t] then refuse(t, "insert") end
-  return insert(t, ...)
-end
-local function checked_remove(t, ...)
-  if sealed[t] then refuse(t, "remove") end
-  return remove(t, ...)
-end
-local function checked_move(a1, f, e, t, a2)
-  if sealed[a2 or a1] then refuse(a2 or a1, "move") end
-  return move(a1, f, e, t, a2)
-end
--- host functions: the failure protocol of `wrap.rs`
-local function check(...)
-  local first = ...
-  if first ~= FAIL then return ... end
-  local message = select(2, ...)
-  if type(message) ~= "string" then message = NO_MESSAGE end
-  -- `check` runs in the wrapper's frame (a tail call): level 2 is the wrapper's caller
-  error(message, 2)
-end
-local function host(f)
-  return function(...)
-    if not check_stack() then overflow() end
-    return check(f(...))
-  end
-end
-return { host, checked_resume, checked_wrap, checked_gsub, checked_format, checked_sort,
-  checked_insert, checked_remove, checked_move }
-"#;
 
 /// Registry key of `host(f)`, the host-function wrapper maker.
 const HOST: &str = "luapool.luajit.host";
@@ -127,7 +51,6 @@ const SEALED: &str = "luapool.sealed";
 /// host-function wrapper maker for [`wrap`]. Must run before any library table is copied
 /// or sealed.
 pub(crate) fn install(lua: &Lua, no_message: &str) -> mlua::Result<()> {
-    static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
     lua.load_std_libs(mlua::StdLib::TABLE)?;
     let globals = lua.globals();
     let coroutine: Table = globals.raw_get("coroutine")?;
@@ -138,7 +61,7 @@ pub(crate) fn install(lua: &Lua, no_message: &str) -> mlua::Result<()> {
     let check = unsafe { lua.create_c_function(check_stack)? };
     let sealed = super::shim::weak_keyed_table(lua)?;
     let f = |t: &Table, name: &str| t.raw_get::<Function>(name);
-    let wrappers = load_helper(lua, &BYTECODE, CSTACK)?.call::<[Function; 9]>((
+    let wrappers = lua_helpers::load(lua, Helper::CStack)?.call::<[Function; 9]>((
         check,
         f(&globals, "error")?,
         f(&globals, "type")?,

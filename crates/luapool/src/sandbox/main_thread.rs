@@ -6,7 +6,7 @@
 //! `coroutine.isyieldable()` is false, and `coroutine.yield()` raises Lua's "attempt to
 //! yield from outside a coroutine". Each execution's coroutine is recorded in a weak
 //! table (`tops`) when it starts, by the entry every execution goes through (or by the
-//! limits' prologue, see `limits::GUARDS`, which shares the table); the `coroutine`
+//! limits' prologue, see `src/lua/guards.lua`, which shares the table); the `coroutine`
 //! library scripts see consults it.
 //!
 //! Async host functions still yield: mlua's async wrapper keeps the engine's own `yield`,
@@ -17,25 +17,7 @@ use std::sync::OnceLock;
 
 use mlua::{Function, Lua, Table, Value};
 
-use super::shim::load_helper;
-
-const MAIN_THREAD: &str = r#"
-local running, isyieldable, tops = ...
--- mark(f): f, recording the coroutine that runs it as an execution's
-local function mark(f)
-  return function(...)
-    local co = running() -- nil on LuaJIT's main thread
-    if co then tops[co] = true end
-    return f(...)
-  end
-end
--- LuaJIT's isyieldable (no argument): the C API has no lua_isyieldable there
-local main_isyieldable = isyieldable and function()
-  if tops[running()] then return false end
-  return isyieldable()
-end
-return mark, main_isyieldable
-"#;
+use crate::lua_helpers::{self, Helper};
 
 /// The helpers that make an execution look like the main chunk.
 pub(crate) struct MainThread {
@@ -51,12 +33,11 @@ pub(crate) struct MainThread {
 impl MainThread {
     /// Loads the helpers; `tops` is the weak-keyed set of executions' coroutines.
     pub(crate) fn load(lua: &Lua, tops: &Table) -> mlua::Result<MainThread> {
-        static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
         let globals = lua.globals();
         let coroutine: Table = globals.raw_get("coroutine")?;
         let real_isyieldable: Value = coroutine.raw_get("isyieldable")?;
-        let (mark, lua_isyieldable) = load_helper(lua, &BYTECODE, MAIN_THREAD)?
-            .call::<(Function, Value)>((
+        let (mark, lua_isyieldable) =
+            lua_helpers::load(lua, Helper::MainThread)?.call::<(Function, Value)>((
                 coroutine.raw_get::<Function>("running")?,
                 real_isyieldable.clone(),
                 tops.clone(),
@@ -136,7 +117,7 @@ mod c_functions {
         closure(lua, tops, 1, main_isyieldable)
     }
 
-    /// On LuaJIT the Lua version of `MAIN_THREAD` is used.
+    /// On LuaJIT the Lua version of `src/lua/main_thread.lua` is used.
     #[cfg(feature = "luajit")]
     pub(super) fn isyieldable(_lua: &Lua, _tops: &Table) -> mlua::Result<Function> {
         Err(mlua::Error::runtime("no C isyieldable on LuaJIT"))

@@ -20,17 +20,9 @@ use crate::{Poison, VmConfig};
 const WRAP_PREFIX: &[u8] = b"local _ENV = ...; return function(...) ";
 /// On LuaJIT (no `_ENV`) the wrapped chunk returns a new closure of the script at each
 /// call, and the factory sets the chunk's environment first: a closure takes its
-/// environment from the function that creates it (see [`FACTORY`]).
+/// environment from the function that creates it (see `src/lua/factory.lua`).
 #[cfg(feature = "luajit")]
 const WRAP_PREFIX: &[u8] = b"return function(...) ";
-/// Makes the factory of a wrapped chunk on LuaJIT.
-#[cfg(feature = "luajit")]
-const FACTORY: &str = r#"
-local setfenv = ...
-return function(chunk)
-  return function(env) setfenv(chunk, env) return chunk() end
-end
-"#;
 /// Closes the function opened by [`WRAP_PREFIX`], on a line of its own so that a comment
 /// on the script's last line cannot swallow it.
 const WRAP_SUFFIX: &[u8] = b"\nend";
@@ -370,9 +362,10 @@ fn factory(lua: &Lua, chunk: Function) -> mlua::Result<Function> {
     let maker = match lua.named_registry_value::<Option<Function>>(MAKER)? {
         Some(maker) => maker,
         None => {
-            static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
             let setfenv: Function = lua.globals().raw_get("setfenv")?;
-            let maker: Function = sandbox::load_helper(lua, &BYTECODE, FACTORY)?.call(setfenv)?;
+            let maker: Function =
+                crate::lua_helpers::load(lua, crate::lua_helpers::Helper::Factory)?
+                    .call(setfenv)?;
             lua.set_named_registry_value(MAKER, &maker)?;
             maker
         }

@@ -107,6 +107,15 @@ fn shared_globals_persist_and_reset_restores_them() {
 }
 
 #[test]
+fn removing_a_global_does_not_break_compiling_later_scripts() {
+    // luapool compiles scripts with its own Lua helper, which must not depend on the
+    // state's globals a trusted script may change
+    let vm = trusted(Isolation::Shared);
+    ok(&vm, "pcall = nil; load = nil");
+    assert_eq!(ok(&vm, "return 1 + 1"), vec![Value::Integer(2)]);
+}
+
+#[test]
 fn reset_keeps_what_the_host_registered() {
     let vm = trusted(Isolation::Shared);
     vm.register("answer", |()| Ok(42)).unwrap();
