@@ -421,6 +421,9 @@ fn table_functions_with_huge_lengths_are_under_the_limit() {
 #[test]
 fn bounded_table_functions_behave_as_lua() {
     // A behaviour test, not a limit test: room for a slow debug build on a loaded machine.
+    // Serial all the same: it keeps a core busy for a while, which would slow the timing
+    // tests running beside it.
+    let _serial = serial();
     let vm = Vm::new(limited().with_cpu_limit(Duration::from_secs(5))).unwrap();
     let values = run(
         &vm,
