@@ -105,8 +105,16 @@ pub(crate) fn open_library(lua: &Lua, lib: StdLib) -> mlua::Result<()> {
     lua.load_std_libs(lib)
 }
 
-/// Opens the `coroutine` library (part of the base library on LuaJIT).
+/// Opens the `coroutine` library (part of the base library on LuaJIT), unless the state
+/// already has it: opening it again would make a new table in the state's globals.
 pub(crate) fn open_coroutine(lua: &Lua) -> mlua::Result<()> {
+    if lua
+        .globals()
+        .raw_get::<mlua::Value>("coroutine")?
+        .is_table()
+    {
+        return Ok(());
+    }
     match sandbox_library("coroutine") {
         Some(lib) => open_library(lua, lib),
         None => Ok(()),

@@ -308,11 +308,7 @@ impl SandboxData {
     /// functions when the VM has limits, and the main-thread view of `running`,
     /// `isyieldable` and `yield`.
     fn coroutine_library(&self, lua: &Lua, real: &Table) -> mlua::Result<Table> {
-        let copy = lua.create_table_with_capacity(0, 10)?;
-        for pair in real.pairs::<Value, Value>() {
-            let (k, v) = pair?;
-            copy.raw_set(k, v)?;
-        }
+        let copy = shallow_copy(lua, real)?;
         if let Some(guards) = &self.guards {
             guards.patch(&copy)?;
         }
@@ -767,6 +763,16 @@ fn guard_close(lua: &Lua) -> mlua::Result<()> {
         coroutine.raw_set("close", guarded)?;
     }
     lua.set_named_registry_value(CLOSE_GUARDED, true)
+}
+
+/// A new table holding `table`'s keys and values (raw accesses).
+pub(crate) fn shallow_copy(lua: &Lua, table: &Table) -> mlua::Result<Table> {
+    let copy = lua.create_table()?;
+    for pair in table.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        copy.raw_set(k, v)?;
+    }
+    Ok(copy)
 }
 
 /// Seeds `math.random` from OS entropy, so VMs do not share a sequence.

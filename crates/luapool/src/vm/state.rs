@@ -86,7 +86,7 @@ impl State {
                 .map_err(|e| classify(e, None))?
         };
         let pristine = if plain {
-            Some(copy_table(&sandbox.lua, &shared_env).map_err(|e| classify(e, None))?)
+            Some(sandbox::shallow_copy(&sandbox.lua, &shared_env).map_err(|e| classify(e, None))?)
         } else {
             None
         };
@@ -283,16 +283,6 @@ impl State {
     pub(crate) fn cached_chunks(&self) -> usize {
         self.cache.borrow().len()
     }
-}
-
-/// A shallow copy of `table`.
-fn copy_table(lua: &Lua, table: &Table) -> mlua::Result<Table> {
-    let copy = lua.create_table()?;
-    for pair in table.pairs::<mlua::Value, mlua::Value>() {
-        let (k, v) = pair?;
-        copy.raw_set(k, v)?;
-    }
-    Ok(copy)
 }
 
 /// Makes `table` hold exactly what `saved` holds (raw accesses).
