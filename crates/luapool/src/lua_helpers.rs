@@ -12,6 +12,8 @@ use std::sync::OnceLock;
 use mlua::chunk::ChunkMode;
 use mlua::{ErrorContext, Function, Lua};
 
+use crate::engine::EngineHelper;
+
 /// The chunk name of every helper.
 const CHUNK_NAME: &str = "=luapool";
 
@@ -33,40 +35,31 @@ pub(crate) enum Helper {
     MainThread,
     /// `globals.lua`: the `__newindex` of executions' globals (see `sandbox/globals.rs`).
     Globals,
-    /// `fresh.lua`, or `fresh_luajit.lua` on LuaJIT: a trusted state's per-execution
-    /// globals (see `sandbox/trusted.rs`).
-    Fresh,
     /// `traceback.lua`: a trusted state's `debug.traceback` without the guards' frames.
     Traceback,
-    /// `factory.lua` (LuaJIT): the factory of a wrapped chunk (see `vm/state.rs`).
-    #[cfg(feature = "luajit")]
-    Factory,
-    /// `cstack.lua` (LuaJIT): the C stack checks and sealed-table refusals (see
-    /// `sandbox/luajit.rs`).
-    #[cfg(feature = "luajit")]
-    CStack,
+    /// A helper whose source depends on the engine (see `engine/helpers.rs`).
+    Engine(EngineHelper),
 }
 
 impl Helper {
     /// Every helper of this build's engine.
     #[cfg(test)]
-    const ALL: &'static [Helper] = &[
-        Helper::Shim,
-        Helper::Guards,
-        Helper::CloseGuard,
-        Helper::Bounded,
-        Helper::MainThread,
-        Helper::Globals,
-        Helper::Fresh,
-        Helper::Traceback,
-        #[cfg(feature = "luajit")]
-        Helper::Factory,
-        #[cfg(feature = "luajit")]
-        Helper::CStack,
-    ];
+    fn all() -> Vec<Helper> {
+        let common = [
+            Helper::Shim,
+            Helper::Guards,
+            Helper::CloseGuard,
+            Helper::Bounded,
+            Helper::MainThread,
+            Helper::Globals,
+            Helper::Traceback,
+        ];
+        let engine = EngineHelper::ALL.iter().map(|&h| Helper::Engine(h));
+        common.into_iter().chain(engine).collect()
+    }
 
     /// Number of variants, whatever the engine (the size of the bytecode cache).
-    const COUNT: usize = 10;
+    const COUNT: usize = 7 + EngineHelper::COUNT;
 
     /// The file under `src/lua/` holding the helper's source.
     pub(crate) fn file(self) -> &'static str {
@@ -77,15 +70,8 @@ impl Helper {
             Helper::Bounded => "bounded.lua",
             Helper::MainThread => "main_thread.lua",
             Helper::Globals => "globals.lua",
-            #[cfg(not(feature = "luajit"))]
-            Helper::Fresh => "fresh.lua",
-            #[cfg(feature = "luajit")]
-            Helper::Fresh => "fresh_luajit.lua",
             Helper::Traceback => "traceback.lua",
-            #[cfg(feature = "luajit")]
-            Helper::Factory => "factory.lua",
-            #[cfg(feature = "luajit")]
-            Helper::CStack => "cstack.lua",
+            Helper::Engine(h) => h.file_and_source().0,
         }
     }
 
@@ -98,15 +84,8 @@ impl Helper {
             Helper::Bounded => include_str!("lua/bounded.lua"),
             Helper::MainThread => include_str!("lua/main_thread.lua"),
             Helper::Globals => include_str!("lua/globals.lua"),
-            #[cfg(not(feature = "luajit"))]
-            Helper::Fresh => include_str!("lua/fresh.lua"),
-            #[cfg(feature = "luajit")]
-            Helper::Fresh => include_str!("lua/fresh_luajit.lua"),
             Helper::Traceback => include_str!("lua/traceback.lua"),
-            #[cfg(feature = "luajit")]
-            Helper::Factory => include_str!("lua/factory.lua"),
-            #[cfg(feature = "luajit")]
-            Helper::CStack => include_str!("lua/cstack.lua"),
+            Helper::Engine(h) => h.file_and_source().1,
         }
     }
 
@@ -119,12 +98,8 @@ impl Helper {
             Helper::Bounded => 3,
             Helper::MainThread => 4,
             Helper::Globals => 5,
-            Helper::Fresh => 6,
-            Helper::Traceback => 7,
-            #[cfg(feature = "luajit")]
-            Helper::Factory => 8,
-            #[cfg(feature = "luajit")]
-            Helper::CStack => 9,
+            Helper::Traceback => 6,
+            Helper::Engine(h) => 7 + h.index(),
         }
     }
 }
@@ -162,7 +137,7 @@ mod tests {
     /// state: a syntax error in a `.lua` file fails here, naming the file.
     #[test]
     fn every_helper_compiles_and_loads() {
-        for &helper in Helper::ALL {
+        for helper in Helper::all() {
             let lua = Lua::new();
             if let Err(e) = load(&lua, helper) {
                 panic!("src/lua/{}: {e}", helper.file());
@@ -180,15 +155,10 @@ mod tests {
             files.push(entry?.file_name().to_string_lossy().into_owned());
         }
         files.sort();
-        let other_engine = if cfg!(feature = "luajit") {
-            &["fresh.lua"][..]
-        } else {
-            &["cstack.lua", "factory.lua", "fresh_luajit.lua"][..]
-        };
-        let mut known: Vec<String> = Helper::ALL
-            .iter()
+        let mut known: Vec<String> = Helper::all()
+            .into_iter()
             .map(|h| h.file())
-            .chain(other_engine.iter().copied())
+            .chain(EngineHelper::OTHER_ENGINES.iter().copied())
             .map(String::from)
             .collect();
         known.sort();
@@ -206,7 +176,7 @@ mod tests {
     #[test]
     fn indexes_are_distinct_and_in_range() {
         let mut seen = [false; Helper::COUNT];
-        for &helper in Helper::ALL {
+        for helper in Helper::all() {
             assert!(!seen[helper.index()], "{helper:?}");
             seen[helper.index()] = true;
         }

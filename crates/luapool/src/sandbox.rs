@@ -27,14 +27,12 @@
 mod bounded;
 mod globals;
 mod load;
-#[cfg(feature = "luajit")]
-mod luajit;
 mod main_thread;
 mod require;
 pub(crate) mod seal;
-mod shim;
+pub(crate) mod shim;
 mod trusted;
-mod wrap;
+pub(crate) mod wrap;
 
 use std::cell::{OnceCell, RefCell};
 use std::io::Write;
@@ -246,16 +244,7 @@ impl Guards {
                 handler,
                 tops,
             ))?;
-        // Lua 5.4 and 5.5: written in C, so that they take the engine's functions' place
-        // on the call stack (error levels); LuaJIT keeps the Lua ones.
-        #[cfg(not(feature = "luajit"))]
-        let (_, _, [pcall, xpcall]) = (
-            lua_pcall,
-            lua_xpcall,
-            limits::protected_calls(lua, handler_for)?,
-        );
-        #[cfg(feature = "luajit")]
-        let (pcall, xpcall, _) = (lua_pcall, lua_xpcall, handler_for);
+        let [pcall, xpcall] = engine::protected_calls(lua, [lua_pcall, lua_xpcall], handler_for)?;
         base.raw_set("pcall", pcall)?;
         base.raw_set("xpcall", xpcall)?;
         Ok(Guards {
@@ -419,9 +408,7 @@ impl SandboxData {
             Value::String(s) => charged(out, budget, &s.as_bytes()),
             Value::Nil => charged(out, budget, b"nil"),
             Value::Boolean(b) => charged(out, budget, if *b { b"true" } else { b"false" }),
-            // On LuaJIT an `Integer` is an integral float, which Lua prints as `1e+15`.
-            #[cfg(not(feature = "luajit"))]
-            Value::Integer(i) => charged(out, budget, i.to_string().as_bytes()),
+            Value::Integer(i) if engine::INTEGERS => charged(out, budget, i.to_string().as_bytes()),
             other => {
                 let s: mlua::LuaString = self.tostring.call(other)?;
                 charged(out, budget, &s.as_bytes())
@@ -448,9 +435,7 @@ impl SandboxData {
         }
         let function = match name {
             "setmetatable" => Some(self.bounded(lua)?.setmetatable(lua)?),
-            #[cfg(feature = "luajit")]
-            "tostring" => Some(self.bounded(lua)?.tostring(lua)?),
-            #[cfg(not(feature = "luajit"))]
+            "tostring" if engine::LUA_TOSTRING => Some(self.bounded(lua)?.tostring(lua)?),
             "tostring" => Some(lua.globals().raw_get::<Function>("tostring")?),
             _ => None,
         };
@@ -590,8 +575,7 @@ pub(crate) fn build(config: &VmConfig, limits: &Limits, output: Output) -> mlua:
         engine::open_sandboxed()?
     };
     let globals = lua.globals();
-    #[cfg(feature = "luajit")]
-    luajit::install(&lua, wrap::NO_MESSAGE)?;
+    engine::install_guards(&lua)?;
     // A trusted state's scripts see its own globals; a sandboxed one's, a base of what
     // the allow-list keeps.
     let base = if config.trusted {
@@ -745,7 +729,7 @@ fn tops(lua: &Lua) -> mlua::Result<Table> {
 /// Lua 5.4 (whose `close` refuses the running coroutine) and LuaJIT (which has no
 /// `close`). The guard is written in Lua: `src/lua/close_guard.lua`.
 fn guard_close(lua: &Lua) -> mlua::Result<()> {
-    if !cfg!(feature = "lua55") || lua.named_registry_value::<bool>(CLOSE_GUARDED)? {
+    if !engine::SELF_CLOSE || lua.named_registry_value::<bool>(CLOSE_GUARDED)? {
         return Ok(());
     }
     let globals = lua.globals();

@@ -224,7 +224,8 @@ unsafe extern "C-unwind" fn limit_hook(l: *mut lua_State, _ar: *mut lua_Debug) {
     if YIELD.with(|y| y.load(Ordering::Acquire)) {
         let top = TOP.with(|t| t.load(Ordering::Acquire));
         // SAFETY: `l` is the state Lua called the hook for.
-        if l == top && yieldable(l) {
+        // SAFETY: `l` is the state Lua called the hook for.
+        if l == top && unsafe { crate::engine::is_yieldable(l) } {
             YIELD.with(|y| y.store(false, Ordering::Release));
             SLICED.with(|y| y.store(true, Ordering::Release));
             // The hook stays armed (count 1): mlua recognises a yield from a hook by it,
@@ -257,21 +258,6 @@ unsafe extern "C-unwind" fn limit_hook(l: *mut lua_State, _ar: *mut lua_Debug) {
         arm_sticky(l);
         // SAFETY: as above.
         unsafe { raise(l, LimitKind::Instructions) }
-    }
-}
-
-/// Whether the hook may yield `l` (Lua 5.4 and 5.5; on LuaJIT time slices are off, see
-/// `engine::SLICES`, so the question never comes up).
-fn yieldable(l: *mut lua_State) -> bool {
-    #[cfg(not(feature = "luajit"))]
-    {
-        // SAFETY: `l` is the state Lua called the hook for.
-        unsafe { ffi::lua_isyieldable(l) != 0 }
-    }
-    #[cfg(feature = "luajit")]
-    {
-        let _ = l;
-        false
     }
 }
 
@@ -332,25 +318,7 @@ pub(crate) fn trip_memory_soon() {
 }
 
 /// Lua's message for an allocation failure.
-const MEMORY_ERROR: &[u8] = b"not enough memory";
-
-/// True if the value at `index` of `l`'s stack is Lua's memory error message.
-///
-/// # Safety
-/// `index` must be a valid index of `l`'s current frame.
-#[cfg(not(feature = "luajit"))]
-pub(crate) unsafe fn is_memory_error(l: *mut lua_State, index: c_int) -> bool {
-    // SAFETY: see the function's contract; `lua_tolstring` is only called on a string,
-    // which it does not convert.
-    unsafe {
-        if ffi::lua_type(l, index) != ffi::LUA_TSTRING {
-            return false;
-        }
-        let mut len = 0;
-        let msg = ffi::lua_tolstring(l, index, &mut len);
-        std::slice::from_raw_parts(msg.cast::<u8>(), len) == MEMORY_ERROR
-    }
-}
+pub(crate) const MEMORY_ERROR: &[u8] = b"not enough memory";
 
 /// `tripped()`: true once a limit has stopped the running execution (the guards then skip
 /// script code that Lua would run with hooks disabled, such as an `xpcall` message

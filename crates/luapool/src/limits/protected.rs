@@ -16,7 +16,7 @@ use std::ffi::{c_int, CStr};
 use mlua::ffi::{self, lua_KContext, lua_State};
 use mlua::{Function, Lua};
 
-use super::interrupt::{is_memory_error, trip_memory};
+use super::interrupt::{trip_memory, MEMORY_ERROR};
 
 /// Creates `pcall` and `xpcall`; `handler_for(h)` makes the message handler `xpcall`
 /// runs for a script's handler `h`.
@@ -143,5 +143,22 @@ unsafe fn argument_error(l: *mut lua_State, arg: c_int, default: &CStr, message:
             name,
             message.as_ptr(),
         )
+    }
+}
+
+/// True if the value at `index` of `l`'s stack is Lua's memory error message.
+///
+/// # Safety
+/// `index` must be a valid index of `l`'s current frame.
+unsafe fn is_memory_error(l: *mut lua_State, index: c_int) -> bool {
+    // SAFETY: see the function's contract; `lua_tolstring` is only called on a string,
+    // which it does not convert.
+    unsafe {
+        if ffi::lua_type(l, index) != ffi::LUA_TSTRING {
+            return false;
+        }
+        let mut len = 0;
+        let msg = ffi::lua_tolstring(l, index, &mut len);
+        std::slice::from_raw_parts(msg.cast::<u8>(), len) == MEMORY_ERROR
     }
 }

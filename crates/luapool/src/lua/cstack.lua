@@ -2,7 +2,7 @@
 -- guarantee: recursion through C functions fails with "C stack overflow" (the wrapper asks
 -- check_stack first), and the table functions that write raw refuse sealed tables. Also
 -- the host-function wrapper, which applies the failure protocol of `sandbox/wrap.rs`.
--- See `sandbox/luajit.rs`, which loads it.
+-- See `engine/luajit.rs`, which loads it.
 --
 -- ...: check_stack (true while enough of the thread's stack is left), error, type, select,
 --   coroutine.create, coroutine.resume, string.gsub, string.format, table.sort,

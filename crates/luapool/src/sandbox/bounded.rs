@@ -60,8 +60,8 @@ impl Bounded {
         self.make("setmetatable", real)
     }
 
-    /// `tostring` as a Lua function (LuaJIT).
-    #[cfg(feature = "luajit")]
+    /// `tostring` as a Lua function (where the engine needs it, see
+    /// `engine::LUA_TOSTRING`).
     pub(crate) fn tostring(&self, lua: &Lua) -> mlua::Result<Function> {
         let real: Function = lua.globals().raw_get("tostring")?;
         self.make("tostring", real)

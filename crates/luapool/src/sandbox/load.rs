@@ -100,7 +100,7 @@ fn chunk_env(lua: &Lua, env: Option<Value>) -> mlua::Result<(Value, bool)> {
     match env {
         None => Ok((Value::Table(caller_env(lua)?), false)),
         // LuaJIT's `load` ignores an environment that is not a table.
-        Some(other) if cfg!(feature = "luajit") && !other.is_table() => {
+        Some(other) if crate::engine::LUAJIT && !other.is_table() => {
             Ok((Value::Table(caller_env(lua)?), false))
         }
         Some(Value::Nil) => Ok((Value::Nil, true)),

@@ -42,7 +42,7 @@ impl MainThread {
                 real_isyieldable.clone(),
                 tops.clone(),
             ))?;
-        let isyieldable = match (real_isyieldable, cfg!(feature = "luajit")) {
+        let isyieldable = match (real_isyieldable, crate::engine::LUAJIT) {
             (Value::Nil, _) => Value::Nil,
             (_, true) => lua_isyieldable,
             (_, false) => Value::Function(c_functions::isyieldable(lua, tops)?),
@@ -111,16 +111,10 @@ mod c_functions {
         closure(lua, tops, 1, main_running)
     }
 
-    /// `coroutine.isyieldable([co])` (Lua 5.4 and 5.5).
-    #[cfg(not(feature = "luajit"))]
+    /// `coroutine.isyieldable([co])` (Lua 5.4 and 5.5; on LuaJIT, whose C API cannot tell,
+    /// the Lua version of `src/lua/main_thread.lua` is used).
     pub(super) fn isyieldable(lua: &Lua, tops: &Table) -> mlua::Result<Function> {
         closure(lua, tops, 1, main_isyieldable)
-    }
-
-    /// On LuaJIT the Lua version of `src/lua/main_thread.lua` is used.
-    #[cfg(feature = "luajit")]
-    pub(super) fn isyieldable(_lua: &Lua, _tops: &Table) -> mlua::Result<Function> {
-        Err(mlua::Error::runtime("no C isyieldable on LuaJIT"))
     }
 
     /// `coroutine.yield(...)`; `outside` is the engine's message for a yield outside a
@@ -136,7 +130,7 @@ mod c_functions {
         // LUA_MINSTACK slots every C function gets (`is_top` one more, popped).
         unsafe {
             let main = ffi::lua_pushthread(l) == 1 || is_top(l, -1);
-            if cfg!(feature = "luajit") {
+            if crate::engine::LUAJIT {
                 if main {
                     ffi::lua_pop(l, 1);
                     ffi::lua_pushnil(l);
@@ -149,7 +143,6 @@ mod c_functions {
     }
 
     /// Lua's `coroutine.isyieldable([co])`, false for an execution's coroutine.
-    #[cfg(not(feature = "luajit"))]
     unsafe extern "C-unwind" fn main_isyieldable(l: *mut lua_State) -> c_int {
         // SAFETY: Lua calls this with a valid state and its arguments; `lua_tothread`
         // returns null for a non-thread; `luaL_argerror` raises (nothing here needs
@@ -171,7 +164,7 @@ mod c_functions {
                 ffi::lua_pushvalue(l, 1);
                 co
             };
-            let yieldable = !is_top(l, -1) && ffi::lua_isyieldable(co) != 0;
+            let yieldable = !is_top(l, -1) && crate::engine::is_yieldable(co);
             ffi::lua_pushboolean(l, c_int::from(yieldable));
             1
         }

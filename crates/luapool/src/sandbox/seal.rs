@@ -22,8 +22,7 @@ pub(crate) fn seal(lua: &Lua, real: Table, name: &str, reject: &Function) -> mlu
     mt.raw_set(SEALED_KEY, name)?;
     let proxy = lua.create_table()?;
     proxy.set_metatable(Some(mt))?;
-    #[cfg(feature = "luajit")]
-    super::luajit::note_sealed(lua, &proxy, name)?;
+    crate::engine::note_sealed(lua, &proxy, name)?;
     Ok(proxy)
 }
 

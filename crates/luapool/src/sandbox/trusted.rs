@@ -18,6 +18,7 @@
 
 use mlua::{Function, Lua, Value};
 
+use crate::engine::EngineHelper;
 use crate::lua_helpers::{self, Helper};
 
 /// Replaces `debug.traceback` of a trusted state with limits with one that hides the
@@ -43,7 +44,7 @@ pub(crate) fn hide_guards_in_tracebacks(lua: &Lua) -> mlua::Result<()> {
 pub(crate) fn fresh_env_maker(lua: &Lua) -> mlua::Result<Function> {
     let g = lua.globals();
     let get = |name: &str| g.raw_get::<Value>(name);
-    lua_helpers::load(lua, Helper::Fresh)?.call((
+    lua_helpers::load(lua, Helper::Engine(EngineHelper::Fresh))?.call((
         g.clone(),
         get("next")?,
         get("select")?,

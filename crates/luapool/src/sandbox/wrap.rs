@@ -1,4 +1,4 @@
-//! The wrapper every host function gets before scripts see it (with `luajit.rs` on
+//! The wrapper every host function gets before scripts see it (with `engine/luajit.rs` on
 //! LuaJIT, the sandbox's only `unsafe` code besides the limits' interrupt).
 //!
 //! A host function reports a failure by returning the failure marker and a message (see
@@ -13,89 +13,15 @@
 //! function with a continuation, so async host functions may yield through it.
 //!
 //! LuaJIT has no continuations (a C function cannot be yielded across), so there the
-//! wrapper is written in Lua (in `luajit.rs`, which also guards the C stack against
+//! wrapper is written in Lua (in `engine/luajit.rs`, which also guards the C stack against
 //! recursion through host functions); a host failure in tail position then carries no
 //! line, the tail call having replaced the caller's frame.
-
-#[cfg(feature = "luajit")]
-pub(crate) use super::luajit::wrap;
-#[cfg(not(feature = "luajit"))]
-pub(crate) use c_wrapper::wrap;
 
 /// Message raised when a host function reports a failure without a string.
 pub(crate) const NO_MESSAGE: &str = "host function failed";
 
-#[cfg(not(feature = "luajit"))]
-mod c_wrapper {
-    use std::ffi::c_int;
-
-    use mlua::ffi::{self, lua_KContext, lua_State};
-    use mlua::{Function, Lua};
-
-    use super::super::shim::fail_pointer;
-    use super::NO_MESSAGE;
-
-    /// Wraps `f` (a host function following the failure protocol).
-    pub(crate) fn wrap(lua: &Lua, f: Function) -> mlua::Result<Function> {
-        // SAFETY: `exec_raw` runs the closure in protected mode with `f` alone on the stack;
-        // `lua_pushcclosure` pops it as the upvalue and pushes the wrapper, which is the one
-        // value left and converted to the result. `host_wrapper` follows the lua_CFunction
-        // protocol (see there).
-        unsafe { lua.exec_raw(f, |l| ffi::lua_pushcclosure(l, host_wrapper, 1)) }
-    }
-
-    /// The wrapper: calls upvalue 1 with all arguments, returns its results or raises its
-    /// failure.
-    unsafe extern "C-unwind" fn host_wrapper(l: *mut lua_State) -> c_int {
-        // SAFETY: Lua calls this C function with a valid state and a frame holding the
-        // arguments; pushing one value fits in the LUA_MINSTACK slots every C function gets.
-        // `lua_callk` may raise or yield: this frame holds nothing that needs dropping, and
-        // after a yield Lua resumes in `host_wrapper_k`.
-        unsafe {
-            let nargs = ffi::lua_gettop(l);
-            ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
-            ffi::lua_rotate(l, 1, 1);
-            ffi::lua_callk(l, nargs, ffi::LUA_MULTRET, 0, Some(host_wrapper_k));
-            finish(l)
-        }
-    }
-
-    /// Continuation of [`host_wrapper`] after the host function yielded (an async one).
-    unsafe extern "C-unwind" fn host_wrapper_k(
-        l: *mut lua_State,
-        _status: c_int,
-        _ctx: lua_KContext,
-    ) -> c_int {
-        // SAFETY: Lua calls the continuation with the wrapper's frame holding the results.
-        unsafe { finish(l) }
-    }
-
-    /// Returns the results on the stack, or raises the failure they report.
-    ///
-    /// # Safety
-    /// Must run in the frame of [`host_wrapper`], with the host function's results on the
-    /// stack and nothing to drop in the calling frames (`lua_error` longjmps over them).
-    unsafe fn finish(l: *mut lua_State) -> c_int {
-        // SAFETY: see the function's contract. After `lua_settop(l, 2)` the frame holds two
-        // values, well within the LUA_MINSTACK slots it has, so pushing one more is fine.
-        unsafe {
-            let nresults = ffi::lua_gettop(l);
-            let failed = nresults >= 1
-                && ffi::lua_type(l, 1) == ffi::LUA_TLIGHTUSERDATA
-                && ffi::lua_touserdata(l, 1) == fail_pointer();
-            if !failed {
-                return nresults;
-            }
-            ffi::lua_settop(l, 2);
-            if ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
-                ffi::lua_pop(l, 1);
-                ffi::lua_pushlstring(l, NO_MESSAGE.as_ptr().cast(), NO_MESSAGE.len());
-            }
-            // Level 1: the function that called the wrapper; "" when it is not a Lua function.
-            ffi::luaL_where(l, 1);
-            ffi::lua_rotate(l, 2, 1);
-            ffi::lua_concat(l, 2);
-            ffi::lua_error(l)
-        }
-    }
+/// Wraps `f` (a host function following the failure protocol) the way this engine can
+/// (see `engine::wrap_host`).
+pub(crate) fn wrap(lua: &mlua::Lua, f: mlua::Function) -> mlua::Result<mlua::Function> {
+    crate::engine::wrap_host(lua, f)
 }

@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use mlua::{Function, Lua, Table};
 
+use crate::engine;
 use crate::error::{classify, Result};
 use crate::limits::{LimitKind, Limits, MemoryShare, Meter};
 use crate::sandbox::{self, Output, Sandbox, SandboxData, Shim};
@@ -12,20 +13,6 @@ use crate::script::Script;
 use crate::vm::cache::ChunkCache;
 use crate::vm::Registration;
 use crate::{Poison, VmConfig};
-
-/// Source put before a script so that compiling it once yields a factory: calling the
-/// factory with an environment returns a new closure of the script bound to that
-/// environment. Kept on the script's first line so line numbers do not move.
-#[cfg(not(feature = "luajit"))]
-const WRAP_PREFIX: &[u8] = b"local _ENV = ...; return function(...) ";
-/// On LuaJIT (no `_ENV`) the wrapped chunk returns a new closure of the script at each
-/// call, and the factory sets the chunk's environment first: a closure takes its
-/// environment from the function that creates it (see `src/lua/factory.lua`).
-#[cfg(feature = "luajit")]
-const WRAP_PREFIX: &[u8] = b"return function(...) ";
-/// Closes the function opened by [`WRAP_PREFIX`], on a line of its own so that a comment
-/// on the script's last line cannot swallow it.
-const WRAP_SUFFIX: &[u8] = b"\nend";
 
 /// A compiled script.
 pub(crate) struct Compiled {
@@ -306,15 +293,15 @@ fn restore_table(table: &Table, saved: &Table) -> mlua::Result<()> {
 /// compiled chunk itself, bound to the state's globals.
 ///
 /// The script is first compiled as it is, so that syntax errors are exactly Lua's, with the
-/// script's own line numbers; then wrapped (see [`WRAP_PREFIX`]).
+/// script's own line numbers; then wrapped (see `engine::chunk`).
 fn compile(lua: &Lua, shim: &Shim, script: &Script, plain: bool) -> Result<Function> {
     let load = |source: &[u8]| -> Result<Function> {
-        let engine = |e| classify(e, None);
-        let source = lua.create_string(source).map_err(engine)?;
+        let classified = |e| classify(e, None);
+        let source = lua.create_string(source).map_err(classified)?;
         let (f, message): (Option<Function>, Option<String>) = shim
             .compile
             .call((source, script.chunk_name(), mlua::Value::Nil))
-            .map_err(engine)?;
+            .map_err(classified)?;
         f.ok_or_else(|| {
             let message = message.unwrap_or_else(|| "cannot compile".to_string());
             classify(
@@ -330,37 +317,8 @@ fn compile(lua: &Lua, shim: &Shim, script: &Script, plain: bool) -> Result<Funct
     if plain {
         return Ok(chunk);
     }
-    let source = script.source();
-    let mut wrapped = Vec::with_capacity(WRAP_PREFIX.len() + source.len() + WRAP_SUFFIX.len());
-    wrapped.extend_from_slice(WRAP_PREFIX);
-    wrapped.extend_from_slice(source);
-    wrapped.extend_from_slice(WRAP_SUFFIX);
-    let chunk = load(&wrapped)?;
-    factory(lua, chunk).map_err(|e| classify(e, None))
-}
-
-/// The factory of a wrapped chunk: the chunk itself where `_ENV` is a local it sets.
-#[cfg(not(feature = "luajit"))]
-fn factory(_lua: &Lua, chunk: Function) -> mlua::Result<Function> {
-    Ok(chunk)
-}
-
-/// The factory of a wrapped chunk on LuaJIT: sets the chunk's environment, then runs it.
-#[cfg(feature = "luajit")]
-fn factory(lua: &Lua, chunk: Function) -> mlua::Result<Function> {
-    const MAKER: &str = "luapool.factory";
-    let maker = match lua.named_registry_value::<Option<Function>>(MAKER)? {
-        Some(maker) => maker,
-        None => {
-            let setfenv: Function = lua.globals().raw_get("setfenv")?;
-            let maker: Function =
-                crate::lua_helpers::load(lua, crate::lua_helpers::Helper::Factory)?
-                    .call(setfenv)?;
-            lua.set_named_registry_value(MAKER, &maker)?;
-            maker
-        }
-    };
-    maker.call(chunk)
+    let chunk = load(&engine::chunk::wrap(script.source()))?;
+    engine::chunk::factory(lua, chunk).map_err(|e| classify(e, None))
 }
 
 impl std::fmt::Debug for State {

@@ -507,7 +507,7 @@ fn sandbox_errors_are_runtime_errors_not_engine_errors() {
 #[test]
 fn recursion_through_c_functions_is_an_error_not_a_crash() {
     // Each script recurses through a C function until the C stack runs out. Lua 5.4 and
-    // 5.5 count C calls; on LuaJIT luapool's stack guard stops them (sandbox/luajit.rs).
+    // 5.5 count C calls; on LuaJIT luapool's stack guard stops them (engine/luajit.rs).
     // Test threads have 2 MiB stacks, the smallest a Rust or tokio thread gets.
     let vm = vm();
     for source in [

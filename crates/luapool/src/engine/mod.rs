@@ -1,10 +1,29 @@
 //! The one module that names the Lua engine.
 //!
 //! luapool builds against exactly one engine, chosen with a cargo feature. Everything
-//! engine-specific (which standard libraries exist, how a trusted VM is opened, the
-//! engine's name) lives here so the rest of the crate stays engine-neutral.
+//! engine-specific lives here so the rest of the crate stays engine-neutral:
+//! - which standard libraries exist and how a state is opened (this file);
+//! - how a script is bound to an environment, `_ENV` or `setfenv` ([`chunk`]);
+//! - which Lua helpers differ by engine ([`helpers`]);
+//! - how a host function is wrapped: a C function with a continuation on Lua 5.4 and
+//!   5.5 (`host_call.rs`), a Lua one on LuaJIT;
+//! - LuaJIT's own guards, where it would break a sandbox guarantee that Lua 5.4 and 5.5
+//!   keep by themselves (`luajit.rs`).
+//!
+//! Elsewhere, a few modules exist only for some engines (the C `pcall` guards need
+//! continuations, which LuaJIT lacks); they are declared with a `cfg` next to their
+//! use, and the rest of the crate asks the constants and functions here.
 
-use mlua::{Lua, LuaOptions, StdLib};
+use mlua::{Function, Lua, LuaOptions, StdLib, Table};
+
+pub(crate) mod chunk;
+mod helpers;
+#[cfg(not(feature = "luajit"))]
+mod host_call;
+#[cfg(feature = "luajit")]
+mod luajit;
+
+pub(crate) use helpers::EngineHelper;
 
 #[cfg(not(any(feature = "lua54", feature = "lua55", feature = "luajit")))]
 compile_error!(
@@ -40,6 +59,24 @@ pub const ENGINE: &str = "LuaJIT 2.1";
 /// hook yield on Lua 5.4 and 5.5; on LuaJIT it would take it for the script's own yield,
 /// so there executions are never sliced.
 pub(crate) const SLICES: bool = cfg!(not(feature = "luajit"));
+
+/// True on LuaJIT: no integers, no `_ENV`, no continuations, a `coroutine` library that
+/// is part of the base library. Code that compiles on every engine branches on it.
+pub(crate) const LUAJIT: bool = cfg!(feature = "luajit");
+
+/// Whether the engine has a separate integer subtype (Lua 5.4 and 5.5): there an mlua
+/// `Value::Integer` is printed as an integer; on LuaJIT it is an integral float, which
+/// Lua prints as `1e+15`.
+pub(crate) const INTEGERS: bool = !LUAJIT;
+
+/// Whether `coroutine.close` lets a coroutine close itself (Lua 5.5), which the sandbox
+/// must refuse for an execution's own coroutine (see `sandbox::guard_close`).
+pub(crate) const SELF_CLOSE: bool = cfg!(feature = "lua55");
+
+/// Whether a sandboxed script's `tostring` is a Lua function around the engine's (made by
+/// `src/lua/bounded.lua`): on LuaJIT, where a C function calling a script's `__tostring`
+/// would put the call out of the C stack checks' sight (see `luajit.rs`).
+pub(crate) const LUA_TOSTRING: bool = LUAJIT;
 
 /// Base functions of this engine a sandboxed script keeps besides the common ones
 /// (`sandbox::SAFE_BASE`): LuaJIT has `unpack` where Lua 5.4 has `table.unpack`.
@@ -118,6 +155,80 @@ pub(crate) fn open_coroutine(lua: &Lua) -> mlua::Result<()> {
     match sandbox_library("coroutine") {
         Some(lib) => open_library(lua, lib),
         None => Ok(()),
+    }
+}
+
+/// Installs this engine's own guards into a new state's libraries, before any library
+/// table is copied or sealed: on LuaJIT the C stack checks and the sealed-table
+/// refusals (see `luajit.rs`); nothing on Lua 5.4 and 5.5.
+pub(crate) fn install_guards(lua: &Lua) -> mlua::Result<()> {
+    #[cfg(feature = "luajit")]
+    return luajit::install(lua, crate::sandbox::wrap::NO_MESSAGE);
+    #[cfg(not(feature = "luajit"))]
+    {
+        let _ = lua;
+        Ok(())
+    }
+}
+
+/// Records `proxy`, a sealed library table named `name`, for the engine's guards (on
+/// LuaJIT the raw-writing table functions refuse it; nothing to do elsewhere).
+pub(crate) fn note_sealed(lua: &Lua, proxy: &Table, name: &str) -> mlua::Result<()> {
+    #[cfg(feature = "luajit")]
+    return luajit::note_sealed(lua, proxy, name);
+    #[cfg(not(feature = "luajit"))]
+    {
+        let _ = (lua, proxy, name);
+        Ok(())
+    }
+}
+
+/// Wraps host function `f` (which follows the sandbox's failure protocol, see
+/// `sandbox/wrap.rs`): a C function with a continuation on Lua 5.4 and 5.5, a Lua
+/// function that also checks the C stack on LuaJIT.
+pub(crate) fn wrap_host(lua: &Lua, f: Function) -> mlua::Result<Function> {
+    #[cfg(feature = "luajit")]
+    return luajit::wrap(lua, f);
+    #[cfg(not(feature = "luajit"))]
+    host_call::wrap(lua, f)
+}
+
+/// The sandbox's `pcall` and `xpcall` under the limits' guards: on Lua 5.4 and 5.5 the C
+/// versions (`limits/protected.rs`), which take the engine's functions' place on the call
+/// stack (error levels); on LuaJIT, which has no continuations, the Lua ones given in
+/// `in_lua`. `handler_for` is the guards' message-handler maker.
+pub(crate) fn protected_calls(
+    lua: &Lua,
+    in_lua: [Function; 2],
+    handler_for: Function,
+) -> mlua::Result<[Function; 2]> {
+    #[cfg(not(feature = "luajit"))]
+    {
+        let _ = in_lua;
+        crate::limits::protected_calls(lua, handler_for)
+    }
+    #[cfg(feature = "luajit")]
+    {
+        let _ = (lua, handler_for);
+        Ok(in_lua)
+    }
+}
+
+/// Whether coroutine `l` may yield (`lua_isyieldable`). Always false on LuaJIT, whose
+/// C API lacks the question; executions are never time-sliced there (see [`SLICES`]).
+///
+/// # Safety
+/// `l` must be a valid Lua thread.
+pub(crate) unsafe fn is_yieldable(l: *mut mlua::ffi::lua_State) -> bool {
+    #[cfg(not(feature = "luajit"))]
+    {
+        // SAFETY: see the function's contract.
+        unsafe { mlua::ffi::lua_isyieldable(l) != 0 }
+    }
+    #[cfg(feature = "luajit")]
+    {
+        let _ = l;
+        false
     }
 }
 

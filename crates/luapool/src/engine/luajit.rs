@@ -16,11 +16,11 @@
 //! counting calls keeps suspended executions (an async host call, a yielded coroutine)
 //! from being counted: they hold no C stack while they wait.
 //!
-//! Wrapped: every host function (see `wrap.rs`, which also applies the failure protocol
+//! Wrapped: every host function (see `sandbox/wrap.rs`, which also applies the failure protocol
 //! here), `coroutine.resume`, `coroutine.wrap`, `string.gsub`, `string.format` and
 //! `table.sort`.
 //!
-//! **Sealed tables** (see `seal.rs`). LuaJIT's `table.insert`, `table.remove`,
+//! **Sealed tables** (see `sandbox/seal.rs`). LuaJIT's `table.insert`, `table.remove`,
 //! `table.move` and `table.sort` write with raw access, so they would store into a sealed
 //! proxy itself, where every later execution would see the value. Their wrappers refuse sealed tables; [`note_sealed`] registers each proxy.
 //!
@@ -32,8 +32,9 @@ use std::ffi::c_int;
 use mlua::ffi::{self, lua_State};
 use mlua::{Function, Lua, Table, Value};
 
-use super::shim::fail_marker;
+use super::EngineHelper;
 use crate::lua_helpers::{self, Helper};
+use crate::sandbox::shim::fail_marker;
 
 /// Stack that must be left when a wrapped function is entered: room for the deepest
 /// stretch of C frames between two checks (a `gsub` level with its buffer, an mlua
@@ -59,25 +60,26 @@ pub(crate) fn install(lua: &Lua, no_message: &str) -> mlua::Result<()> {
     // SAFETY: `check_stack` follows the lua_CFunction protocol: it takes no arguments and
     // returns one boolean.
     let check = unsafe { lua.create_c_function(check_stack)? };
-    let sealed = super::shim::weak_keyed_table(lua)?;
+    let sealed = crate::sandbox::shim::weak_keyed_table(lua)?;
     let f = |t: &Table, name: &str| t.raw_get::<Function>(name);
-    let wrappers = lua_helpers::load(lua, Helper::CStack)?.call::<[Function; 9]>((
-        check,
-        f(&globals, "error")?,
-        f(&globals, "type")?,
-        f(&globals, "select")?,
-        f(&coroutine, "create")?,
-        f(&coroutine, "resume")?,
-        f(&string, "gsub")?,
-        f(&string, "format")?,
-        f(&table, "sort")?,
-        f(&table, "insert")?,
-        f(&table, "remove")?,
-        f(&table, "move")?,
-        &sealed,
-        fail_marker(),
-        no_message,
-    ))?;
+    let wrappers = lua_helpers::load(lua, Helper::Engine(EngineHelper::CStack))?
+        .call::<[Function; 9]>((
+            check,
+            f(&globals, "error")?,
+            f(&globals, "type")?,
+            f(&globals, "select")?,
+            f(&coroutine, "create")?,
+            f(&coroutine, "resume")?,
+            f(&string, "gsub")?,
+            f(&string, "format")?,
+            f(&table, "sort")?,
+            f(&table, "insert")?,
+            f(&table, "remove")?,
+            f(&table, "move")?,
+            &sealed,
+            fail_marker(),
+            no_message,
+        ))?;
     let [host, resume, wrap, gsub, format, sort, insert, remove, move_] = wrappers;
     coroutine.raw_set("resume", resume)?;
     coroutine.raw_set("wrap", wrap)?;

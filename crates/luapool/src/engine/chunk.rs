@@ -1,0 +1,55 @@
+//! How a script becomes a factory of closures bound to an environment: with `_ENV` on
+//! Lua 5.4 and 5.5, with `setfenv` on LuaJIT.
+//!
+//! A script is compiled once per state, wrapped so that the compiled chunk is a factory:
+//! calling the factory with an environment returns a new closure of the script bound to
+//! that environment. The prefix stays on the script's first line so line numbers do not
+//! move.
+
+use mlua::{Function, Lua};
+
+/// Source put before a script: `_ENV` is a local the factory's argument sets.
+#[cfg(not(feature = "luajit"))]
+const WRAP_PREFIX: &[u8] = b"local _ENV = ...; return function(...) ";
+/// On LuaJIT (no `_ENV`) the wrapped chunk returns a new closure of the script at each
+/// call, and the factory sets the chunk's environment first: a closure takes its
+/// environment from the function that creates it (see `src/lua/factory.lua`).
+#[cfg(feature = "luajit")]
+const WRAP_PREFIX: &[u8] = b"return function(...) ";
+/// Closes the function opened by [`WRAP_PREFIX`], on a line of its own so that a comment
+/// on the script's last line cannot swallow it.
+const WRAP_SUFFIX: &[u8] = b"\nend";
+
+/// `source` wrapped so that its compiled chunk, passed to [`factory`], is a factory.
+pub(crate) fn wrap(source: &[u8]) -> Vec<u8> {
+    let mut wrapped = Vec::with_capacity(WRAP_PREFIX.len() + source.len() + WRAP_SUFFIX.len());
+    wrapped.extend_from_slice(WRAP_PREFIX);
+    wrapped.extend_from_slice(source);
+    wrapped.extend_from_slice(WRAP_SUFFIX);
+    wrapped
+}
+
+/// The factory of a chunk compiled from [`wrap`]'s output: the chunk itself where `_ENV`
+/// is a local it sets.
+#[cfg(not(feature = "luajit"))]
+pub(crate) fn factory(_lua: &Lua, chunk: Function) -> mlua::Result<Function> {
+    Ok(chunk)
+}
+
+/// The factory of a wrapped chunk on LuaJIT: sets the chunk's environment, then runs it.
+#[cfg(feature = "luajit")]
+pub(crate) fn factory(lua: &Lua, chunk: Function) -> mlua::Result<Function> {
+    use crate::lua_helpers::Helper;
+    const MAKER: &str = "luapool.factory";
+    let maker = match lua.named_registry_value::<Option<Function>>(MAKER)? {
+        Some(maker) => maker,
+        None => {
+            let setfenv: Function = lua.globals().raw_get("setfenv")?;
+            let helper = Helper::Engine(super::EngineHelper::Factory);
+            let maker: Function = crate::lua_helpers::load(lua, helper)?.call(setfenv)?;
+            lua.set_named_registry_value(MAKER, &maker)?;
+            maker
+        }
+    };
+    maker.call(chunk)
+}
