@@ -325,7 +325,7 @@ impl Vm {
     /// [`Error::MemoryLimit`] if the VM is out of memory.
     pub fn reset(&self) -> Result<()> {
         match self.config.isolation {
-            Isolation::Shared => self.state.reset_shared(self.config.chunk_cache_capacity),
+            Isolation::Shared => self.state.reset_shared(),
             Isolation::PerExecution => Ok(()),
             Isolation::FreshVm => {
                 self.fresh.borrow_mut().take();

@@ -1,6 +1,6 @@
 //! One Lua state with its sandbox, its chunk cache and its shared globals.
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use mlua::{Function, Lua, Table};
@@ -18,8 +18,9 @@ use crate::{Poison, VmConfig};
 pub(crate) struct Compiled {
     /// `factory(env)` returns the script's main function bound to `env`.
     pub(crate) factory: Function,
-    /// The entry points of this script, each made on first use.
-    entries: [OnceCell<Function>; 4],
+    /// The entry points of this script, each made on first use, with the generation of
+    /// the shared globals it was made for (see [`State::shared_generation`]).
+    entries: [RefCell<Option<(u64, Function)>>; 4],
 }
 
 /// The ways a compiled script is entered; see [`State::entry`].
@@ -45,6 +46,10 @@ pub(crate) struct State {
     pristine: Option<Table>,
     /// The globals of `Isolation::Shared` mode.
     shared_env: RefCell<Table>,
+    /// Counts replacements of [`shared_env`](State::shared_env) by
+    /// [`reset_shared`](State::reset_shared): the entries of compiled scripts made for
+    /// older globals are remade, while the compiled scripts themselves stay cached.
+    shared_generation: Cell<u64>,
     cache: RefCell<ChunkCache<Compiled>>,
     poison: Cell<Option<Poison>>,
     /// The absolute memory cap of the Lua state, when it has a memory limit.
@@ -92,6 +97,7 @@ impl State {
             plain,
             pristine,
             shared_env: RefCell::new(shared_env),
+            shared_generation: Cell::new(0),
             cache: RefCell::new(ChunkCache::new(config.chunk_cache_capacity)),
             poison: Cell::new(None),
             memory_cap,
@@ -148,9 +154,15 @@ impl State {
 
     /// The function that enters `compiled` the way `entry` says, made once per script.
     pub(crate) fn entry(&self, compiled: &Compiled, entry: Entry) -> Result<Function> {
+        let generation = match entry {
+            Entry::Shared | Entry::SharedThenCall => self.shared_generation.get(),
+            Entry::Fresh | Entry::FreshThenCall => 0,
+        };
         let cell = &compiled.entries[entry as usize];
-        if let Some(f) = cell.get() {
-            return Ok(f.clone());
+        if let Some((made_for, f)) = &*cell.borrow() {
+            if *made_for == generation {
+                return Ok(f.clone());
+            }
         }
         let err = |e| classify(e, None);
         let shim = self.shim()?;
@@ -172,7 +184,8 @@ impl State {
             }
         };
         let f = self.guarded(f)?;
-        Ok(cell.get_or_init(|| f).clone())
+        *cell.borrow_mut() = Some((generation, f.clone()));
+        Ok(f)
     }
 
     /// `f` as the entry of an execution: recording its coroutine (see the sandbox's
@@ -236,9 +249,10 @@ impl State {
         self.shared_env.borrow().clone()
     }
 
-    /// Forgets the shared globals (and the entry points bound to them). A trusted
-    /// state's globals are put back as the host set them up.
-    pub(crate) fn reset_shared(&self, capacity: usize) -> Result<()> {
+    /// Forgets the shared globals (and the entry points bound to them; the compiled
+    /// scripts stay cached). A trusted state's globals are put back as the host set
+    /// them up.
+    pub(crate) fn reset_shared(&self) -> Result<()> {
         if let Some(pristine) = &self.pristine {
             return restore_table(&self.shared_env(), pristine).map_err(|e| classify(e, None));
         }
@@ -247,7 +261,8 @@ impl State {
             .new_env(self.lua())
             .map_err(|e| classify(e, None))?;
         *self.shared_env.borrow_mut() = env;
-        *self.cache.borrow_mut() = ChunkCache::new(capacity);
+        self.shared_generation
+            .set(self.shared_generation.get().wrapping_add(1));
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! The execution API: results, typed evaluation, calls, errors, the chunk cache, output.
 
-use luapool::{Error, Script, Value, Vm, VmConfig};
+use luapool::{Error, Isolation, Script, Value, Vm, VmConfig};
 
 use crate::{assert_contains, ok, s, vm, Buf, JIT, LUA55};
 
@@ -481,4 +481,25 @@ fn fresh_vm_supports_call_and_call_in() {
         vm.call::<()>("handle", ()),
         Err(Error::FunctionNotFound { .. })
     ));
+}
+
+#[test]
+fn reset_keeps_compiled_scripts_but_not_the_globals_they_saw() {
+    let vm = Vm::new(VmConfig::default().with_isolation(Isolation::Shared)).unwrap();
+    let count = Script::new("count.lua", "n = (n or 0) + 1 return n");
+    let handler = Script::new("h.lua", "m = (m or 0) + 1 function get() return m, n end");
+    assert_eq!(vm.exec(&count).unwrap(), vec![Value::Integer(1)]);
+    assert_eq!(vm.exec(&count).unwrap(), vec![Value::Integer(2)]);
+    let got: (i64, i64) = vm.call_in(&handler, "get", ()).unwrap();
+    assert_eq!(got, (1, 2));
+    vm.reset().unwrap();
+    // Both scripts stay compiled, and run against the new, empty globals.
+    assert_eq!(vm.cached_chunks(), 2);
+    assert_eq!(vm.exec(&count).unwrap(), vec![Value::Integer(1)]);
+    let got: (i64, i64) = vm.call_in(&handler, "get", ()).unwrap();
+    assert_eq!(got, (1, 1));
+    vm.reset().unwrap();
+    let got: (i64, Option<i64>) = vm.call_in(&handler, "get", ()).unwrap();
+    assert_eq!(got, (1, None));
+    assert_eq!(vm.cached_chunks(), 2);
 }
