@@ -10,8 +10,14 @@
 //! environments, and environments that never assign a base name, keep the shared
 //! metatable, whose `__index` is the base table itself (the fast path of every global
 //! read). What this does not hide: `rawget(_G, name)` and `pairs(_G)` do not see the
-//! shadow. The `__newindex` is written in Lua: `src/lua/globals.lua`.
+//! shadow. The `__newindex` is a C function for its common case, a new global that is
+//! not a base name (one per script-defined global per execution: `function handle`
+//! of every request's handler script), which it stores with `rawset`; a base name goes
+//! to the Lua version, `src/lua/globals.lua`.
 
+use std::ffi::c_int;
+
+use mlua::ffi::{self, lua_State};
 use mlua::{Function, Lua, Table};
 
 use crate::lua_helpers::{self, Helper};
@@ -51,16 +57,60 @@ pub(crate) fn install(lua: &Lua, env_mt: &Table, base: &Table) -> mlua::Result<(
         t.set_metatable(Some(mt))?;
         Ok(())
     })?;
-    let lazy = lua.create_table_with_capacity(0, LAZY_NAMES.len())?;
-    for name in LAZY_NAMES {
-        lazy.raw_set(*name, true)?;
-    }
     let newindex: Function = lua_helpers::load(lua, Helper::Globals)?.call((
         base.clone(),
-        lazy,
+        lazy_table(lua)?,
         set_metatable,
         globals.raw_get::<Function>("rawget")?,
         globals.raw_get::<Function>("rawset")?,
     ))?;
-    env_mt.raw_set("__newindex", newindex)
+    // SAFETY: `exec_raw` runs the closure in protected mode with the three upvalues
+    // alone on the stack; `lua_pushcclosure` pops them and pushes the closure, the one
+    // value left, which becomes the result. `newindex` follows the lua_CFunction
+    // protocol (see there).
+    let fast: Function = unsafe {
+        lua.exec_raw((base.clone(), lazy_table(lua)?, newindex), |l| {
+            ffi::lua_pushcclosure(l, newindex_fast, 3)
+        })?
+    };
+    env_mt.raw_set("__newindex", fast)
+}
+
+/// The set of [`LAZY_NAMES`].
+fn lazy_table(lua: &Lua) -> mlua::Result<Table> {
+    let lazy = lua.create_table_with_capacity(0, LAZY_NAMES.len())?;
+    for name in LAZY_NAMES {
+        lazy.raw_set(*name, true)?;
+    }
+    Ok(lazy)
+}
+
+/// `__newindex(env, k, v)`: `rawset(env, k, v)` when `k` is not a base name (upvalue 1
+/// is the base, 2 the lazy names), else the Lua version (upvalue 3) with the same
+/// arguments.
+unsafe extern "C-unwind" fn newindex_fast(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls a `__newindex` metamethod with three arguments (the table, the
+    // key, the value). Each push is preceded by the room check it needs (beyond the
+    // LUA_MINSTACK slots every C function gets, two are used here at most).
+    // `lua_rawset` may raise (a memory error, a NaN key), as Lua's own `rawset` does;
+    // `lua_call` may raise what the Lua version raises; this frame holds nothing that
+    // needs dropping.
+    unsafe {
+        ffi::lua_settop(l, 3);
+        let of_base = |upvalue: c_int| {
+            ffi::lua_pushvalue(l, 2);
+            ffi::lua_rawget(l, ffi::lua_upvalueindex(upvalue));
+            let found = ffi::lua_type(l, -1) != ffi::LUA_TNIL;
+            ffi::lua_pop(l, 1);
+            found
+        };
+        if of_base(1) || of_base(2) {
+            ffi::lua_pushvalue(l, ffi::lua_upvalueindex(3));
+            ffi::lua_insert(l, 1);
+            ffi::lua_call(l, 3, 0);
+            return 0;
+        }
+        ffi::lua_rawset(l, 1);
+        0
+    }
 }
