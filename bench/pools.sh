@@ -16,6 +16,7 @@
 #   BASELINE_ENV=param how the baseline sets a job's _ENV: param (the chunk compiled as
 #                      `function(_ENV, ...) <job> end`) or set_environment (mlua's
 #                      Function::set_environment per job)
+#   SHAPES=1,2,3,4     which shapes to run
 #   SKIP_BUILD=1       do not run cargo build
 #   OUT=FILE           also write the report (stdout) to FILE
 set -euo pipefail

@@ -35,7 +35,8 @@
 //! Environment: `ROUNDS` (default 3), `JOBS` per round and side (default 200000; shape 3
 //! runs `JOBS / 4`), `TIME_SLICE=on|off` (default `on`: the worker pool's VMs get
 //! `WorkerPoolConfig::default()`'s time slice; `off` builds them without one),
-//! `BASELINE_ENV=param|set_environment` (default `param`, see [`EnvMode`]). The report
+//! `BASELINE_ENV=param|set_environment` (default `param`, see [`EnvMode`]), `SHAPES`
+//! (default `1,2,3,4`: which shapes to run). The report
 //! goes to stdout, per-round figures to stderr.
 
 use std::collections::VecDeque;
@@ -86,46 +87,55 @@ fn main() {
 
     let mut rows = Vec::new();
     let jobs = settings.jobs;
+    let shape = |n: u8| settings.shapes.contains(&n);
 
-    in_flight(&current, &luapool, WARMUP);
-    in_flight(&current, &baseline, WARMUP);
-    rows.push(rounds(
-        "1. WorkerPool, 64 in flight, 1 current-thread driver",
-        settings.rounds,
-        || measure(|| in_flight(&current, &luapool, jobs)),
-        || measure(|| in_flight(&current, &baseline, jobs)),
-    ));
+    if shape(1) {
+        in_flight(&current, &luapool, WARMUP);
+        in_flight(&current, &baseline, WARMUP);
+        rows.push(rounds(
+            "1. WorkerPool, 64 in flight, 1 current-thread driver",
+            settings.rounds,
+            || measure(|| in_flight(&current, &luapool, jobs)),
+            || measure(|| in_flight(&current, &baseline, jobs)),
+        ));
+    }
 
-    service_tasks(&service, &luapool, WARMUP);
-    service_tasks(&service, &baseline, WARMUP);
-    rows.push(rounds(
-        "2. WorkerPool, 64 tasks on a 2-thread runtime",
-        settings.rounds,
-        || measure(|| service_tasks(&service, &luapool, jobs)),
-        || measure(|| service_tasks(&service, &baseline, jobs)),
-    ));
+    if shape(2) {
+        service_tasks(&service, &luapool, WARMUP);
+        service_tasks(&service, &baseline, WARMUP);
+        rows.push(rounds(
+            "2. WorkerPool, 64 tasks on a 2-thread runtime",
+            settings.rounds,
+            || measure(|| service_tasks(&service, &luapool, jobs)),
+            || measure(|| service_tasks(&service, &baseline, jobs)),
+        ));
+    }
 
-    blocking(&luapool, WARMUP);
-    blocking(&baseline, WARMUP);
-    rows.push(rounds(
-        "3. WorkerPool, submit_blocking, 1 in flight",
-        settings.rounds,
-        || measure(|| blocking(&luapool, jobs / 4)),
-        || measure(|| blocking(&baseline, jobs / 4)),
-    ));
+    if shape(3) {
+        blocking(&luapool, WARMUP);
+        blocking(&baseline, WARMUP);
+        rows.push(rounds(
+            "3. WorkerPool, submit_blocking, 1 in flight",
+            settings.rounds,
+            || measure(|| blocking(&luapool, jobs / 4)),
+            || measure(|| blocking(&baseline, jobs / 4)),
+        ));
+    }
 
-    let vm = VmConfig::default();
-    let checkout = Team::spawn(WORKERS, move || checkout_loop(vm.clone()));
-    let env_mode = settings.env_mode;
-    let raw = Team::spawn(WORKERS, move || raw_loop(env_mode));
-    checkout.run(WARMUP);
-    raw.run(WARMUP);
-    rows.push(rounds(
-        "4. CheckoutPool get + exec + drop, 2 threads",
-        settings.rounds,
-        || measure(|| checkout.run(jobs)),
-        || measure(|| raw.run(jobs)),
-    ));
+    if shape(4) {
+        let vm = VmConfig::default();
+        let checkout = Team::spawn(WORKERS, move || checkout_loop(vm.clone()));
+        let env_mode = settings.env_mode;
+        let raw = Team::spawn(WORKERS, move || raw_loop(env_mode));
+        checkout.run(WARMUP);
+        raw.run(WARMUP);
+        rows.push(rounds(
+            "4. CheckoutPool get + exec + drop, 2 threads",
+            settings.rounds,
+            || measure(|| checkout.run(jobs)),
+            || measure(|| raw.run(jobs)),
+        ));
+    }
 
     print_table(&rows);
     println!();
@@ -149,6 +159,8 @@ struct Settings {
     time_slice: bool,
     /// How the baseline gives each job its environment.
     env_mode: EnvMode,
+    /// The shapes to run (1 to 4).
+    shapes: Vec<u8>,
 }
 
 impl Settings {
@@ -165,7 +177,21 @@ impl Settings {
                 "BASELINE_ENV must be param or set_environment, not '{other}'"
             )),
         };
+        let shapes = std::env::var("SHAPES").unwrap_or_default();
+        let shapes: Vec<u8> = if shapes.trim().is_empty() {
+            vec![1, 2, 3, 4]
+        } else {
+            shapes
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(|s| match s.parse() {
+                    Ok(n @ 1..=4) => n,
+                    _ => fail(&format!("SHAPES lists shapes 1 to 4, not '{s}'")),
+                })
+                .collect()
+        };
         Settings {
+            shapes,
             rounds: env_number("ROUNDS", 3).max(1),
             jobs: env_number("JOBS", 200_000).max(TASKS * 4),
             time_slice,
