@@ -1,12 +1,11 @@
--- factory.lua (LuaJIT): makes the factory of a wrapped chunk. LuaJIT has no `_ENV`: the
--- wrapped chunk returns a new closure of the script at each call, and the factory sets
--- the chunk's environment first (a closure takes its environment from the function that
--- creates it). Loaded by `engine/chunk.rs` (`factory`).
+-- factory.lua (LuaJIT): makes the main function of a wrapped chunk. LuaJIT has no
+-- `_ENV`: the wrapped chunk returns a new closure of the script at each call, and main
+-- sets the chunk's environment first (a closure takes its environment from the function
+-- that creates it). Loaded by `engine/chunk.rs` (`main`).
 --
 -- ...: setfenv
--- Returns: maker(chunk), which returns factory(env): the script's main function bound to
---   env.
+-- Returns: maker(chunk), which returns main(env, ...): the script run with globals env.
 local setfenv = ...
 return function(chunk)
-  return function(env) setfenv(chunk, env) return chunk() end
+  return function(env, ...) setfenv(chunk, env) return chunk()(...) end
 end

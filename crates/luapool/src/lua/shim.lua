@@ -8,7 +8,9 @@
 --   LuaJIT: a reader function is drained in Lua, then compiled in one call), concat (the
 --   engine's table.concat on LuaJIT; nil elsewhere), pcall (the state's, as the helper
 --   is loaded: a trusted script may change the global later)
--- Returns: runner, caller, shared_caller, compile (described where each is made, below).
+-- Returns: runner, caller, shared_caller, bind, ignore_env, compile (described where each
+-- is made, below). A script's `main(env, ...)` runs it with globals `env` (see
+-- `engine/chunk.rs`).
 -- The "caller" helpers return FAIL alone when the chunk defines no function of the
 -- requested name.
 local setmetatable, type, env_mt, FAIL, load, sub, PIECE, error, BINARY, PIECEWISE, concat,
@@ -30,43 +32,51 @@ local function loaded(ok, ...)
   return nil, (...)
 end
 local function call_global(env, main, name, ...)
-  main()
+  main(env)
   local f = env[name]
   if type(f) ~= "function" then return FAIL end
   return f(...)
 end
 return
-  -- runner(factory, fresh): runs the chunk in a fresh environment at each call (made by
+  -- runner(main, fresh): runs the chunk in a fresh environment at each call (made by
   -- `fresh()` when given: a trusted state's)
-  function(factory, fresh)
+  function(main, fresh)
     if fresh then
-      return function(...) return factory(fresh())(...) end
+      return function(...) return main(fresh(), ...) end
     end
     return function(...)
       -- `_G = false` sizes the table for one key up front: cheaper than growing it
       local env = setmetatable({ _G = false }, env_mt)
       env._G = env
-      return factory(env)(...)
+      return main(env, ...)
     end
   end,
-  -- caller(factory, fresh): (name, ...) runs the chunk in a fresh environment, then its
+  -- caller(main, fresh): (name, ...) runs the chunk in a fresh environment, then its
   -- global
-  function(factory, fresh)
+  function(main, fresh)
     if fresh then
       return function(name, ...)
-        local env = fresh()
-        return call_global(env, factory(env), name, ...)
+        return call_global(fresh(), main, name, ...)
       end
     end
     return function(name, ...)
       local env = setmetatable({ _G = false }, env_mt)
       env._G = env
-      return call_global(env, factory(env), name, ...)
+      return call_global(env, main, name, ...)
     end
   end,
-  -- shared_caller(env, main): (name, ...) runs `main`, then the global `name` of `env`
+  -- shared_caller(env, main): (name, ...) runs `main(env)`, then the global `name` of
+  -- `env`
   function(env, main)
     return function(name, ...) return call_global(env, main, name, ...) end
+  end,
+  -- bind(main, env): (...) runs the chunk with globals `env`
+  function(main, env)
+    return function(...) return main(env, ...) end
+  end,
+  -- ignore_env(chunk): main(env, ...) of a chunk compiled with the state's own globals
+  function(chunk)
+    return function(_, ...) return chunk(...) end
   end,
   -- compile(chunk, name, env, nil_env): the engine's `load` of a text chunk (a string or a
   -- reader function), fed PIECE bytes at a time by a Lua reader so that the limit hook

@@ -1,5 +1,6 @@
 //! The sandbox's `load`: text chunks only, with the caller's environment by default.
 
+use mlua::ffi;
 use mlua::{Function, Lua, LuaString, MultiValue, Table, Value};
 
 use super::{host_function, SandboxData};
@@ -156,7 +157,7 @@ fn caller_env(lua: &Lua) -> mlua::Result<Table> {
         match frame {
             Some((_, true)) => continue,
             Some((f, false)) => {
-                if let Some(env) = f.environment() {
+                if let Some(env) = f.environment().or_else(|| env_parameter(lua, level)) {
                     return Ok(env);
                 }
             }
@@ -165,4 +166,51 @@ fn caller_env(lua: &Lua) -> mlua::Result<Table> {
     }
     let data = SandboxData::get(lua)?;
     data.new_env(lua)
+}
+
+/// Registry slot through which [`env_parameter`] hands a stack value to mlua.
+const ENV_SLOT: &std::ffi::CStr = c"luapool.load.env";
+
+/// The table in local 1 of the function at `level` of the running coroutine's stack when
+/// that local is `_ENV`: a script's main function takes its globals that way (see
+/// `engine::chunk`), where other functions have an `_ENV` upvalue.
+fn env_parameter(lua: &Lua, level: usize) -> Option<Table> {
+    let level = std::ffi::c_int::try_from(level).ok()?;
+    let slot = ENV_SLOT.to_str().ok()?;
+    // The slot holds `false` between uses, so that its key stays in the registry and
+    // `lua_setfield` below neither allocates nor raises.
+    lua.set_named_registry_value(slot, false).ok()?;
+    let l = lua.state();
+    // SAFETY: `l` is the running coroutine (the one `inspect_stack` just read at the same
+    // level). `lua_getstack` fills `ar` for a valid level; `lua_getlocal` pushes the
+    // local's value only when it returns a name, and the room for it is checked first;
+    // `lua_setfield` pops it into the registry's existing slot (see above), leaving the
+    // stack as it was.
+    let found = unsafe {
+        let mut ar: ffi::lua_Debug = std::mem::zeroed();
+        if ffi::lua_getstack(l, level, &mut ar) == 0 || ffi::lua_checkstack(l, 1) == 0 {
+            return None;
+        }
+        let name = ffi::lua_getlocal(l, &ar, 1);
+        if name.is_null() {
+            return None;
+        }
+        let is_env = std::ffi::CStr::from_ptr(name).to_bytes() == b"_ENV"
+            && ffi::lua_type(l, -1) == ffi::LUA_TTABLE;
+        if is_env {
+            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, ENV_SLOT.as_ptr());
+        } else {
+            ffi::lua_pop(l, 1);
+        }
+        is_env
+    };
+    let env = match found {
+        true => lua.named_registry_value::<Value>(slot).ok(),
+        false => None,
+    };
+    let _ = lua.set_named_registry_value(slot, false);
+    match env {
+        Some(Value::Table(env)) => Some(env),
+        _ => None,
+    }
 }

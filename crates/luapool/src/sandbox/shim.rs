@@ -52,15 +52,20 @@ pub(crate) const PIECE: i64 = 1024;
 /// The "caller" helpers return the failure marker alone when the chunk defines no
 /// function of the requested name.
 pub(crate) struct Shim {
-    /// `runner(factory, fresh)`: a function `(...)` running the chunk in a fresh
-    /// environment (made by `fresh()` if given, else over the sandbox's base).
+    /// `runner(main, fresh)`: a function `(...)` running a script's `main(env, ...)` in
+    /// a fresh environment (made by `fresh()` if given, else over the sandbox's base).
     pub(crate) runner: Function,
-    /// `caller(factory, fresh)`: a function `(name, ...)` running the chunk in a fresh
+    /// `caller(main, fresh)`: a function `(name, ...)` running `main` in a fresh
     /// environment (as `runner` makes it), then calling its global `name`.
     pub(crate) caller: Function,
-    /// `shared_caller(env, main)`: a function `(name, ...)` running `main`, then calling
-    /// the global `name` of `env`.
+    /// `shared_caller(env, main)`: a function `(name, ...)` running `main(env)`, then
+    /// calling the global `name` of `env`.
     pub(crate) shared_caller: Function,
+    /// `bind(main, env)`: a function `(...)` running `main(env, ...)`.
+    pub(crate) bind: Function,
+    /// `ignore_env(chunk)`: a `main(env, ...)` that runs `chunk(...)`, for chunks compiled
+    /// with the state's own globals.
+    pub(crate) ignore_env: Function,
     /// `compile(chunk, name, env, nil_env)`: the engine's `load(chunk, name, "t", env)`
     /// of a string or a reader function (a `nil` env means none, unless `nil_env` says it
     /// is the chunk's `_ENV`); the compiler reads [`PIECE`] bytes at a time from a
@@ -73,25 +78,30 @@ impl Shim {
     pub(crate) fn load(lua: &Lua, env_mt: &Table) -> mlua::Result<Shim> {
         let globals = lua.globals();
         let string: Table = globals.raw_get("string")?;
-        let (runner, caller, shared_caller, compile) = lua_helpers::load(lua, Helper::Shim)?
-            .call::<(Function, Function, Function, Function)>((
-                globals.raw_get::<Function>("setmetatable")?,
-                globals.raw_get::<Function>("type")?,
-                env_mt.clone(),
-                fail_marker(),
-                globals.raw_get::<Function>("load")?,
-                string.raw_get::<Function>("sub")?,
-                PIECE,
-                globals.raw_get::<Function>("error")?,
-                BINARY,
-                PIECEWISE,
-                table_concat(lua)?,
-                globals.raw_get::<Function>("pcall")?,
-            ))?;
+        let (runner, caller, shared_caller, bind, ignore_env, compile) = lua_helpers::load(
+            lua,
+            Helper::Shim,
+        )?
+        .call::<(Function, Function, Function, Function, Function, Function)>((
+            globals.raw_get::<Function>("setmetatable")?,
+            globals.raw_get::<Function>("type")?,
+            env_mt.clone(),
+            fail_marker(),
+            globals.raw_get::<Function>("load")?,
+            string.raw_get::<Function>("sub")?,
+            PIECE,
+            globals.raw_get::<Function>("error")?,
+            BINARY,
+            PIECEWISE,
+            table_concat(lua)?,
+            globals.raw_get::<Function>("pcall")?,
+        ))?;
         Ok(Shim {
             runner,
             caller,
             shared_caller,
+            bind,
+            ignore_env,
             compile,
         })
     }

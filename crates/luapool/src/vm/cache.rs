@@ -63,6 +63,11 @@ impl<T> ChunkCache<T> {
         );
     }
 
+    /// Every cached value.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Rc<T>> {
+        self.entries.values().map(|e| &e.value)
+    }
+
     /// Number of cached chunks.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()

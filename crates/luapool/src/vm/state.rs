@@ -16,11 +16,14 @@ use crate::{Poison, VmConfig};
 
 /// A compiled script.
 pub(crate) struct Compiled {
-    /// `factory(env)` returns the script's main function bound to `env`.
-    pub(crate) factory: Function,
-    /// The entry points of this script, each made on first use, with the generation of
-    /// the shared globals it was made for (see [`State::shared_generation`]).
-    entries: [RefCell<Option<(u64, Function)>>; 4],
+    /// `main(env, ...)` runs the script with globals `env` (see `engine::chunk`).
+    pub(crate) main: Function,
+    /// Trusted states with shared globals: the script compiled as Lua's main chunk of
+    /// the state's globals (and `main` ignores its `env`).
+    plain: Option<Function>,
+    /// The entry points of this script, each made on first use (those bound to the
+    /// shared globals are forgotten with them, see [`State::reset_shared`]).
+    entries: [RefCell<Option<Function>>; 4],
 }
 
 /// The ways a compiled script is entered; see [`State::entry`].
@@ -46,10 +49,6 @@ pub(crate) struct State {
     pristine: Option<Table>,
     /// The globals of `Isolation::Shared` mode.
     shared_env: RefCell<Table>,
-    /// Counts replacements of [`shared_env`](State::shared_env) by
-    /// [`reset_shared`](State::reset_shared): the entries of compiled scripts made for
-    /// older globals are remade, while the compiled scripts themselves stay cached.
-    shared_generation: Cell<u64>,
     cache: RefCell<ChunkCache<Compiled>>,
     poison: Cell<Option<Poison>>,
     /// The absolute memory cap of the Lua state, when it has a memory limit.
@@ -97,7 +96,6 @@ impl State {
             plain,
             pristine,
             shared_env: RefCell::new(shared_env),
-            shared_generation: Cell::new(0),
             cache: RefCell::new(ChunkCache::new(config.chunk_cache_capacity)),
             poison: Cell::new(None),
             memory_cap,
@@ -127,7 +125,7 @@ impl State {
             return Ok(c);
         }
         let plain = self.plain;
-        let factory = match meter {
+        let compiled = match meter {
             None => compile(self.lua(), self.shim()?, script, plain)?,
             Some(meter) => {
                 let shim = self.shim()?;
@@ -144,8 +142,10 @@ impl State {
                 }
             }
         };
+        let (main, plain) = compiled;
         let compiled = Rc::new(Compiled {
-            factory,
+            main,
+            plain,
             entries: Default::default(),
         });
         self.cache.borrow_mut().insert(script, Rc::clone(&compiled));
@@ -154,15 +154,9 @@ impl State {
 
     /// The function that enters `compiled` the way `entry` says, made once per script.
     pub(crate) fn entry(&self, compiled: &Compiled, entry: Entry) -> Result<Function> {
-        let generation = match entry {
-            Entry::Shared | Entry::SharedThenCall => self.shared_generation.get(),
-            Entry::Fresh | Entry::FreshThenCall => 0,
-        };
         let cell = &compiled.entries[entry as usize];
-        if let Some((made_for, f)) = &*cell.borrow() {
-            if *made_for == generation {
-                return Ok(f.clone());
-            }
+        if let Some(f) = &*cell.borrow() {
+            return Ok(f.clone());
         }
         let err = |e| classify(e, None);
         let shim = self.shim()?;
@@ -172,19 +166,22 @@ impl State {
             false => None,
         };
         let f: Function = match entry {
-            Entry::Fresh => shim.runner.call((&compiled.factory, fresh)).map_err(err)?,
-            Entry::FreshThenCall => shim.caller.call((&compiled.factory, fresh)).map_err(err)?,
-            Entry::Shared if self.plain => compiled.factory.clone(),
-            Entry::Shared => compiled.factory.call(self.shared_env()).map_err(err)?,
-            Entry::SharedThenCall => {
-                let main = self.entry(compiled, Entry::Shared)?;
-                shim.shared_caller
-                    .call((self.shared_env(), main))
-                    .map_err(err)?
-            }
+            Entry::Fresh => shim.runner.call((&compiled.main, fresh)).map_err(err)?,
+            Entry::FreshThenCall => shim.caller.call((&compiled.main, fresh)).map_err(err)?,
+            Entry::Shared => match &compiled.plain {
+                Some(chunk) => chunk.clone(),
+                None => shim
+                    .bind
+                    .call((&compiled.main, self.shared_env()))
+                    .map_err(err)?,
+            },
+            Entry::SharedThenCall => shim
+                .shared_caller
+                .call((self.shared_env(), &compiled.main))
+                .map_err(err)?,
         };
         let f = self.guarded(f)?;
-        *cell.borrow_mut() = Some((generation, f.clone()));
+        *cell.borrow_mut() = Some(f.clone());
         Ok(f)
     }
 
@@ -261,8 +258,12 @@ impl State {
             .new_env(self.lua())
             .map_err(|e| classify(e, None))?;
         *self.shared_env.borrow_mut() = env;
-        self.shared_generation
-            .set(self.shared_generation.get().wrapping_add(1));
+        // The compiled scripts stay; their entries bound to the old globals go (they
+        // would keep those globals alive).
+        for compiled in self.cache.borrow().values() {
+            compiled.entries[Entry::Shared as usize].take();
+            compiled.entries[Entry::SharedThenCall as usize].take();
+        }
         Ok(())
     }
 
@@ -303,13 +304,18 @@ fn restore_table(table: &Table, saved: &Table) -> mlua::Result<()> {
     Ok(())
 }
 
-/// Compiles `script` (as text) into its factory, through the shim's `compile` (so that
-/// the execution's limits can stop a long compilation). A `plain` script is the
-/// compiled chunk itself, bound to the state's globals.
+/// Compiles `script` (as text) into its main function, through the shim's `compile` (so
+/// that the execution's limits can stop a long compilation). A `plain` script is also
+/// returned as the compiled chunk itself, bound to the state's globals.
 ///
 /// The script is first compiled as it is, so that syntax errors are exactly Lua's, with the
 /// script's own line numbers; then wrapped (see `engine::chunk`).
-fn compile(lua: &Lua, shim: &Shim, script: &Script, plain: bool) -> Result<Function> {
+fn compile(
+    lua: &Lua,
+    shim: &Shim,
+    script: &Script,
+    plain: bool,
+) -> Result<(Function, Option<Function>)> {
     let load = |source: &[u8]| -> Result<Function> {
         let classified = |e| classify(e, None);
         let source = lua.create_string(source).map_err(classified)?;
@@ -330,10 +336,15 @@ fn compile(lua: &Lua, shim: &Shim, script: &Script, plain: bool) -> Result<Funct
     };
     let chunk = load(script.source())?;
     if plain {
-        return Ok(chunk);
+        let main = shim
+            .ignore_env
+            .call(&chunk)
+            .map_err(|e| classify(e, None))?;
+        return Ok((main, Some(chunk)));
     }
     let chunk = load(&engine::chunk::wrap(script.source()))?;
-    engine::chunk::factory(lua, chunk).map_err(|e| classify(e, None))
+    let main = engine::chunk::main(lua, chunk).map_err(|e| classify(e, None))?;
+    Ok((main, None))
 }
 
 impl std::fmt::Debug for State {
