@@ -167,6 +167,33 @@ impl CopyBudget {
     }
 }
 
+/// [`CopyBudget::scope`] for converting `values` with `f`, unless they cannot need it:
+/// when they are scalars and strings whose bytes together fit one budget, each value's
+/// own budget bounds the copy as well as a shared one would (and installing one costs
+/// an allocation per execution).
+pub(crate) fn scope_for<T>(
+    lua: &Lua,
+    values: mlua::MultiValue,
+    f: impl FnOnce(mlua::MultiValue) -> T,
+) -> T {
+    let mut bytes = 0usize;
+    for v in &values {
+        match v {
+            mlua::Value::String(s) => bytes = bytes.saturating_add(s.as_bytes().len()),
+            mlua::Value::Nil
+            | mlua::Value::Boolean(_)
+            | mlua::Value::Integer(_)
+            | mlua::Value::Number(_)
+            | mlua::Value::LightUserData(_) => {}
+            _ => return CopyBudget::scope(lua, || f(values)),
+        }
+    }
+    if bytes == 0 || bytes <= CopyBudget::for_lua(lua).left() {
+        return f(values);
+    }
+    CopyBudget::scope(lua, || f(values))
+}
+
 /// Runs `f` with the shared budget if one is installed, else with a fresh one.
 pub(crate) fn with_budget<T>(lua: &Lua, f: impl FnOnce(&mut CopyBudget) -> T) -> T {
     if let Some(mut shared) = lua.app_data_mut::<Shared>() {

@@ -315,12 +315,19 @@ impl SandboxData {
         Ok(self.fresh_env.get_or_init(|| f))
     }
 
-    /// `f`, recording the coroutine that runs it as an execution's (see
-    /// `main_thread.rs`); with limits the guards' prologue does that instead.
-    pub(crate) fn entry(&self, lua: &Lua, f: Function) -> mlua::Result<Function> {
+    /// `f`, recording the coroutine that runs it as an execution's when it runs
+    /// `on_coroutine` (see `main_thread.rs`); with limits the guards' prologue does that
+    /// instead (and more).
+    pub(crate) fn entry(
+        &self,
+        lua: &Lua,
+        f: Function,
+        on_coroutine: bool,
+    ) -> mlua::Result<Function> {
         match &self.guards {
             Some(guards) => guards.prologue.call(f),
-            None => self.main_thread(lua)?.mark.call(f),
+            None if on_coroutine => self.main_thread(lua)?.mark.call(f),
+            None => Ok(f),
         }
     }
 

@@ -225,7 +225,7 @@ fn convert_results<R: FromLuaMulti>(
     // One budget for all the results: many results sharing one huge string are
     // bounded together.
     let lua = state.lua();
-    crate::copy_budget::CopyBudget::scope(lua, || R::from_lua_multi(results, lua))
+    crate::copy_budget::scope_for(lua, results, |results| R::from_lua_multi(results, lua))
         .map_err(|e| classify(e, None))
 }
 
@@ -503,7 +503,7 @@ impl Vm {
     /// # Errors
     /// As [`exec`](Vm::exec).
     pub fn exec_with_args(&self, script: &Script, args: impl IntoLuaMulti) -> Result<Vec<Value>> {
-        let values: Variadic<Value> = self.plan(Target::Chunk(script), args)?.run()?;
+        let values: Variadic<Value> = self.plan(Target::Chunk(script), args, false)?.run()?;
         Ok(values.into())
     }
 
@@ -516,7 +516,10 @@ impl Vm {
         script: &Script,
         args: impl IntoLuaMulti,
     ) -> Result<Vec<Value>> {
-        let values: Variadic<Value> = self.plan(Target::Chunk(script), args)?.run_async().await?;
+        let values: Variadic<Value> = self
+            .plan(Target::Chunk(script), args, true)?
+            .run_async()
+            .await?;
         Ok(values.into())
     }
 
@@ -529,7 +532,9 @@ impl Vm {
         script: &Script,
         args: impl IntoLuaMulti,
     ) -> Result<R> {
-        self.plan(Target::Chunk(script), args)?.run_async().await
+        self.plan(Target::Chunk(script), args, true)?
+            .run_async()
+            .await
     }
 
     /// Runs a chunk and converts its results to `R`.
@@ -540,7 +545,7 @@ impl Vm {
     /// # Errors
     /// As [`exec`](Vm::exec).
     pub fn eval<R: FromLuaMulti>(&self, script: &Script) -> Result<R> {
-        self.plan(Target::Chunk(script), ())?.run()
+        self.plan(Target::Chunk(script), (), false)?.run()
     }
 
     /// Async variant of [`eval`](Vm::eval).
@@ -548,7 +553,9 @@ impl Vm {
     /// # Errors
     /// As [`exec`](Vm::exec).
     pub async fn eval_async<R: FromLuaMulti>(&self, script: &Script) -> Result<R> {
-        self.plan(Target::Chunk(script), ())?.run_async().await
+        self.plan(Target::Chunk(script), (), true)?
+            .run_async()
+            .await
     }
 
     /// Calls the global function `name`: in [`Isolation::Shared`] mode one defined by an
@@ -559,7 +566,7 @@ impl Vm {
     /// [`Error::FunctionNotFound`] if there is no such function, then as
     /// [`exec`](Vm::exec).
     pub fn call<R: FromLuaMulti>(&self, name: &str, args: impl IntoLuaMulti) -> Result<R> {
-        self.plan(Target::Global(name), args)?.run()
+        self.plan(Target::Global(name), args, false)?.run()
     }
 
     /// Async variant of [`call`](Vm::call).
@@ -571,7 +578,9 @@ impl Vm {
         name: &str,
         args: impl IntoLuaMulti,
     ) -> Result<R> {
-        self.plan(Target::Global(name), args)?.run_async().await
+        self.plan(Target::Global(name), args, true)?
+            .run_async()
+            .await
     }
 
     /// Runs `script`, then calls the global function `name` it defined, both in one
@@ -598,7 +607,8 @@ impl Vm {
         name: &str,
         args: impl IntoLuaMulti,
     ) -> Result<R> {
-        self.plan(Target::ChunkThenCall(script, name), args)?.run()
+        self.plan(Target::ChunkThenCall(script, name), args, false)?
+            .run()
     }
 
     /// Async variant of [`call_in`](Vm::call_in).
@@ -611,7 +621,7 @@ impl Vm {
         name: &str,
         args: impl IntoLuaMulti,
     ) -> Result<R> {
-        self.plan(Target::ChunkThenCall(script, name), args)?
+        self.plan(Target::ChunkThenCall(script, name), args, true)?
             .run_async()
             .await
     }
@@ -632,8 +642,14 @@ impl Vm {
     }
 
     /// Prepares one execution: compiles (or fetches) the script and picks the call that
-    /// runs it in the environment the isolation mode asks for.
-    fn plan(&self, target: Target<'_>, args: impl IntoLuaMulti) -> Result<Plan> {
+    /// runs it in the environment the isolation mode asks for, for a sync execution or
+    /// an async one (`on_coroutine`).
+    fn plan(
+        &self,
+        target: Target<'_>,
+        args: impl IntoLuaMulti,
+        on_coroutine: bool,
+    ) -> Result<Plan> {
         let state = self.execution_state()?;
         let lua = state.lua();
         let mut args = args.into_lua_multi(lua).map_err(|e| classify(e, None))?;
@@ -643,7 +659,7 @@ impl Vm {
             Target::Chunk(script) => {
                 let entry = if shared { Entry::Shared } else { Entry::Fresh };
                 let compiled = state.compiled(script, meter.as_mut())?;
-                (state.entry(&compiled, entry)?, None)
+                (state.entry(&compiled, entry, on_coroutine)?, None)
             }
             Target::ChunkThenCall(script, name) => {
                 let entry = if shared {
@@ -652,7 +668,7 @@ impl Vm {
                     Entry::FreshThenCall
                 };
                 let compiled = state.compiled(script, meter.as_mut())?;
-                let func = state.entry(&compiled, entry)?;
+                let func = state.entry(&compiled, entry, on_coroutine)?;
                 let name_value = lua.create_string(name).map_err(|e| classify(e, None))?;
                 args.push_front(mlua::Value::String(name_value));
                 (func, Some(name.to_string()))
@@ -663,7 +679,10 @@ impl Vm {
                 } else {
                     state.data().base.clone()
                 };
-                (state.guarded(env_function(&scope, name)?)?, None)
+                (
+                    state.guarded(env_function(&scope, name)?, on_coroutine)?,
+                    None,
+                )
             }
         };
         let driver = meter.map(|meter| Driver::new(meter, state.memory_share(self.limits.memory)));

@@ -23,7 +23,9 @@ pub(crate) struct Compiled {
     plain: Option<Function>,
     /// The entry points of this script, each made on first use (those bound to the
     /// shared globals are forgotten with them, see [`State::reset_shared`]).
-    entries: [RefCell<Option<Function>>; 4],
+    /// Indexed by [`Entry`], plus 4 for the entries of async executions (see
+    /// [`State::entry`]).
+    entries: [RefCell<Option<Function>>; 8],
 }
 
 /// The ways a compiled script is entered; see [`State::entry`].
@@ -152,9 +154,16 @@ impl State {
         Ok(compiled)
     }
 
-    /// The function that enters `compiled` the way `entry` says, made once per script.
-    pub(crate) fn entry(&self, compiled: &Compiled, entry: Entry) -> Result<Function> {
-        let cell = &compiled.entries[entry as usize];
+    /// The function that enters `compiled` the way `entry` says, made once per script,
+    /// for a sync execution or (`on_coroutine`) an async one, which runs on a coroutine
+    /// of its own (see [`guarded`](State::guarded)).
+    pub(crate) fn entry(
+        &self,
+        compiled: &Compiled,
+        entry: Entry,
+        on_coroutine: bool,
+    ) -> Result<Function> {
+        let cell = &compiled.entries[entry as usize + 4 * usize::from(on_coroutine)];
         if let Some(f) = &*cell.borrow() {
             return Ok(f.clone());
         }
@@ -180,16 +189,18 @@ impl State {
                 .call((self.shared_env(), &compiled.main))
                 .map_err(err)?,
         };
-        let f = self.guarded(f)?;
+        let f = self.guarded(f, on_coroutine)?;
         *cell.borrow_mut() = Some(f.clone());
         Ok(f)
     }
 
-    /// `f` as the entry of an execution: recording its coroutine (see the sandbox's
-    /// `main_thread.rs`), preceded by the limits' prologue when the VM has limits.
-    pub(crate) fn guarded(&self, f: Function) -> Result<Function> {
+    /// `f` as the entry of an execution: preceded by the limits' prologue when the VM
+    /// has limits; else, for an execution `on_coroutine` (an async one), recording its
+    /// coroutine (see the sandbox's `main_thread.rs`). A sync execution runs on the
+    /// state's main thread, which already looks like Lua's main thread.
+    pub(crate) fn guarded(&self, f: Function, on_coroutine: bool) -> Result<Function> {
         self.data()
-            .entry(self.lua(), f)
+            .entry(self.lua(), f, on_coroutine)
             .map_err(|e| classify(e, None))
     }
 
@@ -261,8 +272,11 @@ impl State {
         // The compiled scripts stay; their entries bound to the old globals go (they
         // would keep those globals alive).
         for compiled in self.cache.borrow().values() {
-            compiled.entries[Entry::Shared as usize].take();
-            compiled.entries[Entry::SharedThenCall as usize].take();
+            for entry in [Entry::Shared, Entry::SharedThenCall] {
+                for index in [entry as usize, entry as usize + 4] {
+                    compiled.entries[index].take();
+                }
+            }
         }
         Ok(())
     }
