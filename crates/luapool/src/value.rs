@@ -113,6 +113,14 @@ impl Value {
     /// [`MAX_ITEMS`], charging its host copy to the budget of the current call (see
     /// [`CopyBudget`]).
     pub(crate) fn from_lua_bounded(value: &mlua::Value, lua: &Lua) -> Result<Value, Error> {
+        // Scalars copy nothing: no budget to look up.
+        match value {
+            mlua::Value::Nil => return Ok(Value::Nil),
+            mlua::Value::Boolean(b) => return Ok(Value::Boolean(*b)),
+            mlua::Value::Integer(i) => return Ok(Value::Integer(*i)),
+            mlua::Value::Number(n) => return Ok(Value::Number(*n)),
+            _ => {}
+        }
         copy_budget::with_budget(lua, |budget| Value::from_lua_within(value, lua, budget))
     }
 
