@@ -99,6 +99,7 @@ mod lua_helpers;
 mod sandbox;
 mod script;
 mod shared_dict;
+pub mod string_table;
 mod value;
 mod vm;
 mod worker_pool;
