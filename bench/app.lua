@@ -18,6 +18,18 @@ function handle(req)
     elseif path == "/sleep" then
         sleep(1)
         return "slept"
+    elseif path == "/json" then
+        local t = {
+            id = 12345, name = "widget", price = 19.99, in_stock = true,
+            tags = { "a", "b", "c" }, owner = "alice", count = 42,
+            ratio = 0.75, description = "a small json object",
+            created = "2024-01-01T00:00:00Z",
+        }
+        return {
+            status = 200,
+            headers = { ["content-type"] = "application/json" },
+            body = json.encode(t),
+        }
     elseif path == "/compute" then
         local s = 0
         for i = 1, 100000 do s = s + i % 7 end

@@ -7,15 +7,15 @@
 # Environment (all optional):
 #   WORKERS=1          workers for luapool, pool-front and nginx (the reference is always 1 thread)
 #   FRONT_THREADS=1    pool-front's hyper front threads (tokio multi-thread runtime)
-#   DURATION=10s       wrk duration for /, /echo, /compute
-#   CONNS=64           wrk connections for /, /echo, /compute
+#   DURATION=10s       wrk duration for /, /echo, /json, /compute
+#   CONNS=64           wrk connections for /, /echo, /json, /compute
 #   SLEEP_DURATION=6s  wrk duration for /sleep
 #   SLEEP_CONNS=1000   wrk connections for /sleep
 #   ROUNDS=1           runs per server and endpoint, alternating servers; the median is reported
 #   WARMUP=1s          an unmeasured wrk run per server and endpoint first ("0" to skip)
 #   SERVERS="luapool luapool-luajit openresty reference reference-lua pool-front"   which servers
 #                      to run (luapool-luajit: luapool built with `--features luajit`)
-#   ENDPOINTS="/ /echo /compute /sleep"   which endpoints to run; add "mix" for the slow-handler
+#   ENDPOINTS="/ /echo /json /compute /sleep"   which endpoints to run; add "mix" for the slow-handler
 #                      scenario: /compute under MIX_COMPUTE_CONNS connections in the background
 #                      while / is measured with MIX_CONNS connections (servers with /compute)
 #   MIX_CONNS=32       connections of the mix's / load
@@ -44,7 +44,7 @@ ROUNDS=${ROUNDS:-1}
 WARMUP=${WARMUP:-1s}
 FRONT_THREADS=${FRONT_THREADS:-1}
 SERVERS=${SERVERS:-luapool luapool-luajit openresty reference reference-lua pool-front}
-ENDPOINTS=${ENDPOINTS:-/ /echo /compute /sleep}
+ENDPOINTS=${ENDPOINTS:-/ /echo /json /compute /sleep}
 MIX_CONNS=${MIX_CONNS:-32}
 MIX_COMPUTE_CONNS=${MIX_COMPUTE_CONNS:-1 4}
 OUT=${OUT:-}
@@ -286,11 +286,25 @@ check() { # server method path expect_status expect_body expect_ctype
         CHECK_FAILS+=("$s $m $p: expected $st '$body' ${ct:-any}, got $gst '$(head -c 80 "$f")' $gct")
     fi
 }
+# /json: the same object (keys in any order), as application/json
+check_json() { # server
+    local s=$1 f=$SCRATCH/check.json got
+    got=$(curl -s -o "$f" -w '%{http_code} %{content_type}' --max-time 5 "http://${ADDR[$s]}/json" ||
+        echo "curl-failed")
+    if [ "${got%%;*}" != "200 application/json" ] || ! python3 -c '
+import json, sys
+want = {"id": 12345, "name": "widget", "price": 19.99, "in_stock": True, "tags": ["a", "b", "c"],
+        "owner": "alice", "count": 42, "ratio": 0.75, "description": "a small json object",
+        "created": "2024-01-01T00:00:00Z"}
+sys.exit(json.load(open(sys.argv[1])) != want)' "$f"; then
+        CHECK_FAILS+=("$s GET /json: expected 200 application/json and the object, got $got '$(head -c 80 "$f")'")
+    fi
+}
 endpoint_servers() { # endpoint -> servers that have it
     local s
     for s in "${order[@]}"; do
         case $1 in
-            /compute | /sleep | mix) [[ $s == reference* ]] && continue ;;
+            /json | /compute | /sleep | mix) [[ $s == reference* ]] && continue ;;
         esac
         echo "$s"
     done
@@ -301,6 +315,7 @@ for s in "${order[@]}"; do
     check "$s" GET /echo 405 "" ""
     if [[ $s != reference* ]]; then
         check "$s" GET /compute 200 300000 ""
+        [[ " $ENDPOINTS " == *" /json "* ]] && check_json "$s"
         [[ " $ENDPOINTS " == *" /sleep "* ]] && check "$s" GET /sleep 200 slept ""
     fi
 done
@@ -490,6 +505,7 @@ for ep in $ENDPOINTS; do
     case $ep in
         /) title="## / (GET, hello)" ;;
         /echo) title="## /echo (POST 1 KiB, echoed)" ;;
+        /json) title="## /json (a 10-field object encoded as JSON: luapool's json.encode, OpenResty's cjson)" ;;
         /compute) title="## /compute (100,000-iteration Lua loop)" ;;
         /sleep) title="## /sleep (sleep 1 s; $SLEEP_CONNS connections: req/s = responses per second)" ;;
     esac

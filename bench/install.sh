@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install what bench/http.sh needs from Debian: nginx + the lua module (the
-# OpenResty-style comparison), wrk (load generator), curl (readiness polls).
+# OpenResty-style comparison) + lua-cjson (its /json), wrk (load generator), curl
+# (readiness polls), python3 (response checks).
 # Idempotent: packages that are already installed are skipped.
 set -euo pipefail
 
-pkgs=(nginx libnginx-mod-http-lua wrk curl)
+pkgs=(nginx libnginx-mod-http-lua lua-cjson wrk curl python3)
 missing=()
 for p in "${pkgs[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

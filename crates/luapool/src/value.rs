@@ -5,6 +5,8 @@ use mlua::{FromLua, IntoLua, Lua};
 use crate::copy_budget::{self, CopyBudget};
 use crate::error::Error;
 
+mod table;
+
 /// Deepest nesting of tables converted from Lua; deeper (or cyclic) tables are an error.
 pub const MAX_DEPTH: usize = 100;
 /// Most table entries (all levels together) converted from one Lua value.
@@ -152,6 +154,7 @@ impl Value {
     ) -> Result<Value, Error> {
         let array_mt = lua.app_data_ref::<ArrayMarker>().map(|m| m.0.clone());
         let mut limits = Bounds {
+            lua,
             items: MAX_ITEMS,
             bytes: budget,
             array_mt: array_mt.as_ref(),
@@ -162,6 +165,8 @@ impl Value {
 
 /// What one conversion may still use.
 struct Bounds<'a> {
+    /// The state the value belongs to.
+    lua: &'a Lua,
     /// Table entries left (of [`MAX_ITEMS`]).
     items: usize,
     /// Host bytes left.
@@ -211,63 +216,7 @@ fn convert(value: &mlua::Value, depth: usize, bounds: &mut Bounds<'_>) -> Result
         mlua::Value::Number(n) => Value::Number(*n),
         mlua::Value::String(s) => Value::String(bounds.bytes.copy(&s.as_bytes())?),
         mlua::Value::LightUserData(p) if p.0.is_null() => Value::Nil,
-        mlua::Value::Table(t) => {
-            if depth >= MAX_DEPTH {
-                return Err(Error::conversion(format!(
-                    "table nested deeper than {MAX_DEPTH} levels (or cyclic)"
-                )));
-            }
-            let marked_array = match (bounds.array_mt, t.metatable()) {
-                (Some(a), Some(m)) => a == &m,
-                _ => false,
-            };
-            let len = t.raw_len();
-            let mut pairs = Vec::new();
-            for pair in t.pairs::<mlua::Value, mlua::Value>() {
-                let (k, v) = pair.map_err(|e| Error::conversion(e.to_string()))?;
-                if bounds.items == 0 {
-                    return Err(Error::conversion(format!(
-                        "value has more than {MAX_ITEMS} table entries"
-                    )));
-                }
-                bounds.items -= 1;
-                pairs.push((k, v));
-            }
-            let is_array = (len > 0 || marked_array)
-                && pairs.len() == len
-                && pairs
-                    .iter()
-                    .all(|(k, _)| matches!(k, mlua::Value::Integer(i) if *i >= 1 && (*i as usize) <= len));
-            if is_array {
-                bounds
-                    .bytes
-                    .charge(len.saturating_mul(std::mem::size_of::<Value>()))?;
-                let mut items = vec![Value::Nil; len];
-                for (k, v) in &pairs {
-                    if let mlua::Value::Integer(i) = k {
-                        items[*i as usize - 1] = convert(v, depth + 1, bounds)?;
-                    }
-                }
-                Value::Array(items)
-            } else {
-                bounds.bytes.charge(
-                    pairs
-                        .len()
-                        .saturating_mul(std::mem::size_of::<(Value, Value)>()),
-                )?;
-                let mut out = Vec::with_capacity(pairs.len());
-                for (k, v) in &pairs {
-                    let key = convert(k, depth + 1, bounds)?;
-                    if matches!(key, Value::Array(_) | Value::Map(_)) {
-                        return Err(Error::conversion(
-                            "tables as table keys cannot be converted",
-                        ));
-                    }
-                    out.push((key, convert(v, depth + 1, bounds)?));
-                }
-                Value::Map(out)
-            }
-        }
+        mlua::Value::Table(t) => return table::convert(bounds.lua, t, depth, bounds),
         other => {
             return Err(Error::conversion(format!(
                 "a Lua {} cannot be converted to a luapool::Value",
