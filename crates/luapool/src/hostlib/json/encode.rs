@@ -19,13 +19,22 @@ pub(super) fn encode(value: &Value, budget: &mut CopyBudget) -> Result<Vec<u8>, 
         budget,
         exceeded: None,
     };
-    match serde_json::to_writer(&mut out, &Json(value)) {
+    // serde_json writes a token at a time: buffered, the budget is charged per chunk
+    // (the text never grows past the budget; the chunk buffer is a fixed extra).
+    let mut buffered = std::io::BufWriter::with_capacity(CHUNK, &mut out);
+    let written = serde_json::to_writer(&mut buffered, &Json(value))
+        .and_then(|()| buffered.flush().map_err(serde_json::Error::io));
+    drop(buffered);
+    match written {
         Ok(()) => Ok(out.out),
         Err(e) => Err(out.exceeded.take().unwrap_or_else(|| Error::Conversion {
             message: e.to_string(),
         })),
     }
 }
+
+/// Bytes of JSON text charged to the budget at a time.
+const CHUNK: usize = 1024;
 
 /// A writer into a buffer that charges every byte to a budget.
 struct Charged<'a> {
