@@ -22,7 +22,8 @@ use mlua::{Function, Lua, Table};
 
 use crate::lua_helpers::{self, Helper};
 
-/// Every name the base may provide on first use (see `SandboxData::open_lazy`): a
+/// Every name the base may provide on first use (see `SandboxData::open_lazy`; the test
+/// `every_provided_global_can_be_assigned_nil` fails for a name missing here): a
 /// superset is harmless (an assignment to such a name just takes the shadow's path).
 const LAZY_NAMES: &[&str] = &[
     "print",

@@ -105,7 +105,7 @@ unsafe fn table_at(
     }
     // SAFETY: see the function's contract. The walk keeps at most three values of its
     // own on the stack (a metatable, or a key and a value), room `lua_checkstack`
-    // provides (it does not raise); each loop pops what it pushed before it returns.
+    // provides (it does not raise); each step pops what it pushed before it returns.
     unsafe {
         if ffi::lua_checkstack(l, 3) == 0 {
             return Err(Error::conversion(
@@ -118,9 +118,30 @@ unsafe fn table_at(
             marked
         };
         let len = ffi::lua_rawlen(l, idx);
-        // First walk: count the entries and see whether the keys are exactly 1..=len.
-        let mut count = 0usize;
-        let mut sequence_keys = true;
+        let (count, sequence_keys) = count_entries(l, idx, len, bounds)?;
+        if (len > 0 || marked_array) && count == len && sequence_keys {
+            array_at(l, idx, len, depth, bounds)
+        } else {
+            map_at(l, idx, count, depth, bounds)
+        }
+    }
+}
+
+/// The first walk of a table: counts its entries against the items left, and says
+/// whether its keys are exactly `1..=len`.
+///
+/// # Safety
+/// As [`table_at`], with room for two more values on the stack.
+unsafe fn count_entries(
+    l: *mut lua_State,
+    idx: c_int,
+    len: usize,
+    bounds: &mut Bounds<'_>,
+) -> Result<(usize, bool), Error> {
+    let mut count = 0usize;
+    let mut sequence_keys = true;
+    // SAFETY: see the function's contract; each step leaves the key for `lua_next`.
+    unsafe {
         ffi::lua_pushnil(l);
         while ffi::lua_next(l, idx) != 0 {
             ffi::lua_pop(l, 1);
@@ -136,23 +157,56 @@ unsafe fn table_at(
                 && ffi::lua_isinteger(l, -1) != 0
                 && usize::try_from(ffi::lua_tointeger(l, -1)).is_ok_and(|i| i >= 1 && i <= len);
         }
-        if (len > 0 || marked_array) && count == len && sequence_keys {
-            bounds
-                .bytes
-                .charge(len.saturating_mul(std::mem::size_of::<Value>()))?;
-            let mut items = Vec::with_capacity(len);
-            for i in 1..=len {
-                ffi::lua_rawgeti(l, idx, ffi::lua_Integer::try_from(i).unwrap_or(0));
-                let item = value_at(l, ffi::lua_gettop(l), depth + 1, bounds);
-                ffi::lua_pop(l, 1);
-                items.push(item?);
-            }
-            return Ok(Value::Array(items));
-        }
-        bounds
-            .bytes
-            .charge(count.saturating_mul(std::mem::size_of::<(Value, Value)>()))?;
-        let mut pairs = Vec::with_capacity(count);
+    }
+    Ok((count, sequence_keys))
+}
+
+/// The table at `idx` as an array of its `len` items.
+///
+/// # Safety
+/// As [`table_at`], with room for one more value on the stack.
+unsafe fn array_at(
+    l: *mut lua_State,
+    idx: c_int,
+    len: usize,
+    depth: usize,
+    bounds: &mut Bounds<'_>,
+) -> Result<Value, Error> {
+    bounds
+        .bytes
+        .charge(len.saturating_mul(std::mem::size_of::<Value>()))?;
+    let mut items = Vec::with_capacity(len);
+    for i in 1..=len {
+        // SAFETY: see the function's contract; the item is popped before the next.
+        let item = unsafe {
+            ffi::lua_rawgeti(l, idx, ffi::lua_Integer::try_from(i).unwrap_or(0));
+            let item = value_at(l, ffi::lua_gettop(l), depth + 1, bounds);
+            ffi::lua_pop(l, 1);
+            item
+        };
+        items.push(item?);
+    }
+    Ok(Value::Array(items))
+}
+
+/// The table at `idx` as a map of its `count` entries, in `next` order.
+///
+/// # Safety
+/// As [`table_at`], with room for two more values on the stack.
+unsafe fn map_at(
+    l: *mut lua_State,
+    idx: c_int,
+    count: usize,
+    depth: usize,
+    bounds: &mut Bounds<'_>,
+) -> Result<Value, Error> {
+    bounds
+        .bytes
+        .charge(count.saturating_mul(std::mem::size_of::<(Value, Value)>()))?;
+    let mut pairs = Vec::with_capacity(count);
+    // SAFETY: see the function's contract; each step leaves the key for `lua_next`,
+    // and a failed step pops its key too.
+    unsafe {
         ffi::lua_pushnil(l);
         while ffi::lua_next(l, idx) != 0 {
             let top = ffi::lua_gettop(l);
@@ -166,8 +220,8 @@ unsafe fn table_at(
                 }
             }
         }
-        Ok(Value::Map(pairs))
     }
+    Ok(Value::Map(pairs))
 }
 
 /// The key and value at stack indexes `key` and `value` of a map's entry.
