@@ -155,18 +155,18 @@ impl Poison {
 }
 
 /// An execution ready to start: one call of `func` with `args` on `state`.
-struct Plan {
+struct Plan<'a> {
     state: Rc<State>,
     func: Function,
     args: MultiValue,
     /// The global function called, to report it missing.
-    calls: Option<String>,
+    calls: Option<&'a str>,
     /// Runs the execution under the VM's limits, when it has any.
     driver: Option<Driver>,
     shared_globals: bool,
 }
 
-impl Plan {
+impl Plan<'_> {
     /// Runs the execution (under the limits' [`Driver`] when the VM has limits), records
     /// the limit that stopped it, if one did, and converts its results.
     fn run<R: FromLuaMulti>(self) -> Result<R> {
@@ -213,13 +213,15 @@ impl Plan {
 /// [`Error::FunctionNotFound`] (when it `calls` a global function).
 fn convert_results<R: FromLuaMulti>(
     state: &State,
-    calls: Option<String>,
+    calls: Option<&str>,
     results: mlua::Result<MultiValue>,
 ) -> Result<R> {
     let results = results.map_err(|e| classify(e, None))?;
     if let (Some(name), Some(first)) = (calls, results.front()) {
         if *first == fail_marker() {
-            return Err(Error::FunctionNotFound { name });
+            return Err(Error::FunctionNotFound {
+                name: name.to_string(),
+            });
         }
     }
     // One budget for all the results: many results sharing one huge string are
@@ -644,12 +646,12 @@ impl Vm {
     /// Prepares one execution: compiles (or fetches) the script and picks the call that
     /// runs it in the environment the isolation mode asks for, for a sync execution or
     /// an async one (`on_coroutine`).
-    fn plan(
+    fn plan<'a>(
         &self,
-        target: Target<'_>,
+        target: Target<'a>,
         args: impl IntoLuaMulti,
         on_coroutine: bool,
-    ) -> Result<Plan> {
+    ) -> Result<Plan<'a>> {
         let state = self.execution_state()?;
         let lua = state.lua();
         let mut args = args.into_lua_multi(lua).map_err(|e| classify(e, None))?;
@@ -671,7 +673,7 @@ impl Vm {
                 let func = state.entry(&compiled, entry, on_coroutine)?;
                 let name_value = lua.create_string(name).map_err(|e| classify(e, None))?;
                 args.push_front(mlua::Value::String(name_value));
-                (func, Some(name.to_string()))
+                (func, Some(name))
             }
             Target::Global(name) => {
                 let scope = if shared {

@@ -80,24 +80,19 @@ impl Job {
         }
     }
 
-    /// Runs the job on `vm`.
-    pub(crate) async fn run(&self, vm: &Vm) -> Result<Vec<Value>> {
+    /// Runs the job on `vm` (its arguments move into Lua, with no copy kept).
+    pub(crate) async fn run(self, vm: &Vm) -> Result<Vec<Value>> {
         let values: Variadic<Value> = match self {
             Job::Exec { script, args } => {
-                return vm
-                    .exec_with_args_async(script, Variadic::from(args.clone()))
-                    .await
+                return vm.exec_with_args_async(&script, Variadic::from(args)).await
             }
-            Job::Call { function, args } => {
-                vm.call_async(function, Variadic::from(args.clone()))
-                    .await?
-            }
+            Job::Call { function, args } => vm.call_async(&function, Variadic::from(args)).await?,
             Job::CallIn {
                 script,
                 function,
                 args,
             } => {
-                vm.call_in_async(script, function, Variadic::from(args.clone()))
+                vm.call_in_async(&script, &function, Variadic::from(args))
                     .await?
             }
         };
