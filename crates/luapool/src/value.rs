@@ -116,12 +116,8 @@ impl Value {
     /// [`CopyBudget`]).
     pub(crate) fn from_lua_bounded(value: &mlua::Value, lua: &Lua) -> Result<Value, Error> {
         // Scalars copy nothing: no budget to look up.
-        match value {
-            mlua::Value::Nil => return Ok(Value::Nil),
-            mlua::Value::Boolean(b) => return Ok(Value::Boolean(*b)),
-            mlua::Value::Integer(i) => return Ok(Value::Integer(*i)),
-            mlua::Value::Number(n) => return Ok(Value::Number(*n)),
-            _ => {}
+        if let Some(v) = scalar(value) {
+            return Ok(v);
         }
         copy_budget::with_budget(lua, |budget| Value::from_lua_within(value, lua, budget))
     }
@@ -208,14 +204,24 @@ impl ArrayMarker {
     }
 }
 
-fn convert(value: &mlua::Value, depth: usize, bounds: &mut Bounds<'_>) -> Result<Value, Error> {
-    Ok(match value {
+/// The value of a Lua scalar (which copies nothing); `None` for anything else.
+fn scalar(value: &mlua::Value) -> Option<Value> {
+    Some(match value {
         mlua::Value::Nil => Value::Nil,
         mlua::Value::Boolean(b) => Value::Boolean(*b),
         mlua::Value::Integer(i) => Value::Integer(*i),
         mlua::Value::Number(n) => Value::Number(*n),
-        mlua::Value::String(s) => Value::String(bounds.bytes.copy(&s.as_bytes())?),
         mlua::Value::LightUserData(p) if p.0.is_null() => Value::Nil,
+        _ => return None,
+    })
+}
+
+fn convert(value: &mlua::Value, depth: usize, bounds: &mut Bounds<'_>) -> Result<Value, Error> {
+    if let Some(v) = scalar(value) {
+        return Ok(v);
+    }
+    Ok(match value {
+        mlua::Value::String(s) => Value::String(bounds.bytes.copy(&s.as_bytes())?),
         mlua::Value::Table(t) => return table::convert(bounds.lua, t, depth, bounds),
         other => {
             return Err(Error::conversion(format!(

@@ -23,8 +23,7 @@ pub(crate) struct Compiled {
     plain: Option<Function>,
     /// The entry points of this script, each made on first use (those bound to the
     /// shared globals are forgotten with them, see [`State::reset_shared`]).
-    /// Indexed by [`Entry`], plus 4 for the entries of async executions (see
-    /// [`State::entry`]).
+    /// Indexed by [`Entry::slot`].
     entries: [RefCell<Option<Function>>; 8],
 }
 
@@ -39,6 +38,14 @@ pub(crate) enum Entry {
     Shared = 2,
     /// `(name, ...)`: the chunk in the shared globals, then its global `name`.
     SharedThenCall = 3,
+}
+
+impl Entry {
+    /// The index of this entry in [`Compiled::entries`]: sync executions' entries
+    /// first, then async ones' (see [`State::entry`]).
+    fn slot(self, on_coroutine: bool) -> usize {
+        self as usize + 4 * usize::from(on_coroutine)
+    }
 }
 
 pub(crate) struct State {
@@ -163,7 +170,7 @@ impl State {
         entry: Entry,
         on_coroutine: bool,
     ) -> Result<Function> {
-        let cell = &compiled.entries[entry as usize + 4 * usize::from(on_coroutine)];
+        let cell = &compiled.entries[entry.slot(on_coroutine)];
         if let Some(f) = &*cell.borrow() {
             return Ok(f.clone());
         }
@@ -273,8 +280,8 @@ impl State {
         // would keep those globals alive).
         for compiled in self.cache.borrow().values() {
             for entry in [Entry::Shared, Entry::SharedThenCall] {
-                for index in [entry as usize, entry as usize + 4] {
-                    compiled.entries[index].take();
+                for on_coroutine in [false, true] {
+                    compiled.entries[entry.slot(on_coroutine)].take();
                 }
             }
         }
