@@ -256,10 +256,7 @@ impl Luapool {
     }
 
     fn job(&self, x: i64) -> Job {
-        Job::Exec {
-            script: self.script.clone(),
-            args: vec![Value::Integer(x)],
-        }
+        Job::exec(self.script.clone()).with_args(vec![Value::Integer(x)])
     }
 }
 

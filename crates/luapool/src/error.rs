@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::shared_dict::DictErrorKind;
+use crate::value::Value;
 
 /// A specialized [`Result`](std::result::Result) for luapool operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -40,10 +41,14 @@ pub enum Error {
     /// error returned by a host function).
     #[error("{message}")]
     Runtime {
-        /// The error message; for errors raised in Lua it starts with `chunk:line:`.
+        /// The error message; for errors raised in Lua it starts with `chunk:line:`. For
+        /// a table raised as the error, its `__tostring`, or `table: 0x…`.
         message: String,
         /// The Lua stack traceback at the point of the error, when available.
         traceback: Option<String>,
+        /// The table the script raised as the error (`error({code = 42})`), converted;
+        /// see [`Error::value`].
+        value: Option<Box<Value>>,
     },
     /// The VM's memory limit was exceeded.
     #[error("memory limit exceeded{}", limit.map(|l| format!(" (limit {l} bytes)")).unwrap_or_default())]
@@ -152,6 +157,31 @@ impl Error {
     pub fn traceback(&self) -> Option<&str> {
         match self {
             Error::Runtime { traceback, .. } => traceback.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The table a script raised as its error, converted to a [`Value`]: structured
+    /// errors (`error({code = 42, retry = true})`) keep their fields beside the message
+    /// and traceback.
+    ///
+    /// Kept on VMs with limits (any limit, or a time slice: every VM of a
+    /// [`WorkerPool`](crate::WorkerPool) and of the HTTP server), whose executions run
+    /// under luapool's own message handler; elsewhere, and for a table too large to copy
+    /// (see [`CopyBudget`](crate::CopyBudget)), it is `None`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use luapool::{Script, Value, Vm, VmConfig};
+    ///
+    /// let vm = Vm::new(VmConfig::default().with_timeout(Duration::from_secs(5)))?;
+    /// let err = vm.exec(&Script::new("e.lua", "error({ code = 42 })")).unwrap_err();
+    /// assert_eq!(err.value().and_then(|v| v.get("code")), Some(&Value::Integer(42)));
+    /// # Ok::<(), luapool::Error>(())
+    /// ```
+    pub fn value(&self) -> Option<&Value> {
+        match self {
+            Error::Runtime { value, .. } => value.as_deref(),
             _ => None,
         }
     }
@@ -289,7 +319,11 @@ pub(crate) fn classify(err: mlua::Error, chunk: Option<&str>) -> Error {
         },
         mlua::Error::RuntimeError(msg) => {
             let (message, traceback) = split_traceback(&msg);
-            Error::Runtime { message, traceback }
+            Error::Runtime {
+                message,
+                traceback,
+                value: None,
+            }
         }
         mlua::Error::MemoryError(_) => Error::MemoryLimit { limit: None },
         mlua::Error::CallbackError { traceback, cause } => {
@@ -298,6 +332,7 @@ pub(crate) fn classify(err: mlua::Error, chunk: Option<&str>) -> Error {
                 Error::Runtime {
                     message,
                     traceback: inner_tb,
+                    value,
                 } => {
                     // An error raised by a host function has no position: take the first
                     // Lua frame of the traceback so the message names file and line.
@@ -310,6 +345,7 @@ pub(crate) fn classify(err: mlua::Error, chunk: Option<&str>) -> Error {
                     Error::Runtime {
                         message,
                         traceback: inner_tb.or(Some(traceback)),
+                        value,
                     }
                 }
                 other => other,
@@ -320,12 +356,18 @@ pub(crate) fn classify(err: mlua::Error, chunk: Option<&str>) -> Error {
             None => Error::Runtime {
                 message: e.to_string(),
                 traceback: None,
+                value: None,
             },
         },
         mlua::Error::WithContext { context, cause } => match classify((*cause).clone(), chunk) {
-            Error::Runtime { message, traceback } => Error::Runtime {
+            Error::Runtime {
+                message,
+                traceback,
+                value,
+            } => Error::Runtime {
                 message: format!("{context}: {message}"),
                 traceback,
+                value,
             },
             other => other,
         },
@@ -335,6 +377,7 @@ pub(crate) fn classify(err: mlua::Error, chunk: Option<&str>) -> Error {
         mlua::Error::BadArgument { .. } => Error::Runtime {
             message: err.to_string(),
             traceback: None,
+            value: None,
         },
         other => Error::Engine {
             message: other.to_string(),

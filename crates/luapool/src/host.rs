@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
+use std::task::Poll;
 
 use futures_util::FutureExt;
 
@@ -111,10 +112,23 @@ where
                     .map(|args| f(args));
                 async move {
                     let result = match fut {
-                        Ok(fut) => match AssertUnwindSafe(fut).catch_unwind().await {
-                            Ok(result) => result.map_err(HostError::into_lua),
-                            Err(panic) => Err(panicked(&lua, panic)),
-                        },
+                        Ok(fut) => {
+                            let mut fut = std::pin::pin!(AssertUnwindSafe(fut).catch_unwind());
+                            // Waiting needs a coroutine to yield: on the main thread (a
+                            // sync execution) say so rather than let Lua fail the yield.
+                            let outcome = std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+                                Poll::Pending if crate::context::Context::in_sync_execution() => {
+                                    Poll::Ready(None)
+                                }
+                                other => other.map(Some),
+                            })
+                            .await;
+                            match outcome {
+                                Some(Ok(result)) => result.map_err(HostError::into_lua),
+                                Some(Err(panic)) => Err(panicked(&lua, panic)),
+                                None => Err(mlua::Error::runtime(SYNC_CALLER)),
+                            }
+                        }
                         Err(e) => Err(e),
                     };
                     host_result(&lua, result)
@@ -123,6 +137,10 @@ where
         })
     })
 }
+
+/// The error of an async host function that must wait, called by a sync execution.
+const SYNC_CALLER: &str = "an async host function cannot wait inside a sync execution; run \
+     the script with exec_async, eval_async, call_async or call_in_async (or as a pool job)";
 
 /// Turns a caught panic into an error and marks the VM poisoned.
 fn panicked(lua: &Lua, panic: Box<dyn std::any::Any + Send>) -> mlua::Error {

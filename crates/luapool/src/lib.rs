@@ -87,9 +87,11 @@
 
 mod checkout;
 mod config;
+mod context;
 mod copy_budget;
 mod engine;
 mod error;
+mod exec_options;
 mod host;
 mod hostlib;
 mod limits;
@@ -106,9 +108,11 @@ mod worker_pool;
 
 pub use checkout::*;
 pub use config::{bytes, Isolation, VmConfig};
+pub use context::Context;
 pub use copy_budget::{CopyBudget, DEFAULT_COPY_LIMIT, MIN_COPY_BUDGET};
 pub use engine::ENGINE;
 pub use error::{Error, Result};
+pub use exec_options::ExecOptions;
 pub use host::{HostError, HostResult, Module};
 pub use limits::LimitKind;
 pub use live_vm::{Healed, LiveVm};
@@ -118,8 +122,8 @@ pub use shared_dict::{
     DictErrorKind, DictNumber, DictValue, SharedDict, SharedDictConfig, SharedDicts,
     DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUE_BYTES, ENTRY_OVERHEAD,
 };
-pub use value::{Value, MAX_DEPTH, MAX_ITEMS};
-pub use vm::{Poison, Vm};
+pub use value::{Serde, Value, MAX_DEPTH, MAX_ITEMS};
+pub use vm::{Execution, Poison, Vm};
 pub use worker_pool::*;
 
 /// The mlua crate luapool is built on, for host functions that need its types.

@@ -41,6 +41,7 @@
 //! [`Error::Timeout`]: crate::Error::Timeout
 
 mod driver;
+pub(crate) mod error_value;
 mod interrupt;
 mod kind;
 #[cfg(not(feature = "luajit"))]

@@ -602,6 +602,7 @@ pub(crate) fn build(config: &VmConfig, limits: &Limits, output: Output) -> mlua:
     // The coroutines that run executions (weak keys: they are collected as usual).
     let tops = tops(&lua)?;
     let guards = if limits.any() {
+        limits::error_value::install(&lua)?;
         Some(Guards::install(&lua, &base, &tops)?)
     } else {
         None

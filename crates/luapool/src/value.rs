@@ -5,7 +5,10 @@ use mlua::{FromLua, IntoLua, Lua};
 use crate::copy_budget::{self, CopyBudget};
 use crate::error::Error;
 
+mod serde;
 mod table;
+
+pub use self::serde::Serde;
 
 /// Deepest nesting of tables converted from Lua; deeper (or cyclic) tables are an error.
 pub const MAX_DEPTH: usize = 100;

@@ -1,6 +1,7 @@
 //! [`Vm`]: one sandboxed Lua VM, owned by one thread.
 
 mod cache;
+mod execution;
 mod state;
 
 use std::cell::RefCell;
@@ -11,13 +12,16 @@ use std::rc::Rc;
 use mlua::{FromLuaMulti, Function, IntoLua, IntoLuaMulti, MultiValue, Table, Variadic};
 
 use crate::config::{Isolation, VmConfig};
+use crate::context::{Context, WithContext};
 use crate::error::{classify, Error, Result};
+use crate::exec_options::ExecOptions;
 use crate::host::{async_maker, sync_maker, HostResult, Maker, Module};
 use crate::limits::{Driver, LimitKind, Limits, Meter};
 use crate::sandbox::{fail_marker, seal, Output, Sandbox};
 use crate::script::Script;
 use crate::shared_dict::{self, SharedDicts};
 use crate::value::Value;
+pub use execution::Execution;
 use state::{Entry, State};
 
 /// A sandboxed Lua VM (the seeds' `LuaVM`).
@@ -163,6 +167,8 @@ struct Plan<'a> {
     calls: Option<&'a str>,
     /// Runs the execution under the VM's limits, when it has any.
     driver: Option<Driver>,
+    /// The execution's context, when it has no driver (which installs it otherwise).
+    context: Option<Context>,
     shared_globals: bool,
 }
 
@@ -176,11 +182,12 @@ impl Plan<'_> {
             args,
             calls,
             driver,
+            context,
             shared_globals,
         } = self;
         let convert = |results: mlua::Result<MultiValue>| convert_results(&state, calls, results);
         let Some(driver) = driver else {
-            return convert(func.call(args));
+            return convert(Context::scope(context.as_ref(), true, || func.call(args)));
         };
         let (result, stopped) = driver.run(state.lua(), || func.call(args), convert);
         state.note(stopped, shared_globals);
@@ -196,11 +203,13 @@ impl Plan<'_> {
             args,
             calls,
             driver,
+            context,
             shared_globals,
         } = self;
         let convert = |results: mlua::Result<MultiValue>| convert_results(&state, calls, results);
         let Some(driver) = driver else {
-            return convert(func.call_async(args).await);
+            let future = Box::pin(func.call_async(args));
+            return convert(WithContext { future, context }.await);
         };
         let call = func.call_async::<MultiValue>(args);
         let (result, stopped) = driver.run_async(state.lua(), call, convert).await;
@@ -216,7 +225,14 @@ fn convert_results<R: FromLuaMulti>(
     calls: Option<&str>,
     results: mlua::Result<MultiValue>,
 ) -> Result<R> {
-    let results = results.map_err(|e| classify(e, None))?;
+    let lua = state.lua();
+    let results = results.map_err(|e| {
+        let err = classify(e, None);
+        match state.data().guards.is_some() {
+            true => crate::limits::error_value::attach(lua, err),
+            false => err,
+        }
+    })?;
     if let (Some(name), Some(first)) = (calls, results.front()) {
         if *first == fail_marker() {
             return Err(Error::FunctionNotFound {
@@ -226,7 +242,6 @@ fn convert_results<R: FromLuaMulti>(
     }
     // One budget for all the results: many results sharing one huge string are
     // bounded together.
-    let lua = state.lua();
     crate::copy_budget::scope_for(lua, results, |results| R::from_lua_multi(results, lua))
         .map_err(|e| classify(e, None))
 }
@@ -652,11 +667,27 @@ impl Vm {
         args: impl IntoLuaMulti,
         on_coroutine: bool,
     ) -> Result<Plan<'a>> {
+        self.plan_with(target, args, on_coroutine, None)
+    }
+
+    /// [`plan`](Vm::plan) for an execution with its own `options`.
+    fn plan_with<'a>(
+        &self,
+        target: Target<'a>,
+        args: impl IntoLuaMulti,
+        on_coroutine: bool,
+        options: Option<&ExecOptions>,
+    ) -> Result<Plan<'a>> {
+        let limits = match options {
+            Some(options) => options.narrow(self.limits)?,
+            None => self.limits,
+        };
+        let context = options.and_then(|o| o.context.clone());
         let state = self.execution_state()?;
         let lua = state.lua();
         let mut args = args.into_lua_multi(lua).map_err(|e| classify(e, None))?;
         let shared = self.config.isolation == Isolation::Shared;
-        let mut meter = self.limits.any().then(|| Meter::new(self.limits));
+        let mut meter = limits.any().then(|| Meter::new(limits));
         let (func, calls) = match target {
             Target::Chunk(script) => {
                 let entry = if shared { Entry::Shared } else { Entry::Fresh };
@@ -687,13 +718,20 @@ impl Vm {
                 )
             }
         };
-        let driver = meter.map(|meter| Driver::new(meter, state.memory_share(self.limits.memory)));
+        let (driver, context) = match meter {
+            Some(meter) => {
+                let memory = state.memory_share(limits.memory);
+                (Some(Driver::new(meter, memory, context)), None)
+            }
+            None => (None, context),
+        };
         Ok(Plan {
             state,
             func,
             args,
             calls,
             driver,
+            context,
             shared_globals: shared,
         })
     }

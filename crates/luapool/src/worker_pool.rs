@@ -48,7 +48,7 @@ use crate::script::Script;
 use crate::value::Value;
 use crate::vm::Vm;
 use job::Envelope;
-pub use job::Job;
+pub use job::{Job, JobArgs};
 pub use stats::HistogramSnapshot;
 use stats::Stats;
 use worker::WorkerState;
@@ -165,6 +165,8 @@ pub struct PoolStatus {
     pub failed: u64,
     /// Jobs that ended with [`Error::Timeout`].
     pub timed_out: u64,
+    /// Jobs stopped while running because their caller dropped their future.
+    pub cancelled: u64,
     /// Submissions refused because the queue was full or the pool closed.
     pub rejected: u64,
     /// Time jobs waited in the queue.
@@ -390,6 +392,9 @@ impl WorkerPool {
 
     /// Queues `job`; waits for room up to `wait` (`None`: no waiting).
     async fn enqueue(&self, job: Job, wait: Option<Option<Duration>>) -> Result<JobFuture> {
+        if let Some(e) = job.invalid() {
+            return Err(e.clone());
+        }
         let shared = self.shared();
         let (reply, rx) = oneshot::channel();
         let mut envelope = Envelope {
@@ -444,12 +449,47 @@ impl WorkerPool {
     /// Runs `job` on the first free worker and returns its results. Waits for room in a
     /// full queue up to [`WorkerPoolConfig::submit_timeout`].
     ///
+    /// Dropping the returned future cancels the job: a queued job is not run, a running
+    /// one is dropped the next time its worker polls it (at its next await, or when its
+    /// time slice runs out), which stops its script as a timeout would.
+    ///
     /// # Errors
-    /// The job's own error; [`Error::WaitTimeout`] if the queue stayed full;
-    /// [`Error::Closed`] after shutdown; [`Error::WorkerLost`] if its worker died.
+    /// The job's own error; [`Error::Conversion`] if its arguments could not be
+    /// converted; [`Error::WaitTimeout`] if the queue stayed full; [`Error::Closed`]
+    /// after shutdown; [`Error::WorkerLost`] if its worker died.
     pub async fn submit(&self, job: Job) -> Result<Vec<Value>> {
         let wait = Some(self.shared().config.submit_timeout);
         self.enqueue(job, wait).await?.await
+    }
+
+    /// Like [`submit`](Self::submit), converting the results to `T` through serde: no
+    /// result is `nil` (`()`, `Option`), one result is itself, several are a sequence (a
+    /// tuple or a `Vec`).
+    ///
+    /// ```
+    /// use luapool::{Job, Script, WorkerPool, WorkerPoolConfig};
+    ///
+    /// #[derive(serde::Deserialize, Debug, PartialEq)]
+    /// struct Verdict { allow: bool, reason: String }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let pool = WorkerPool::builder(WorkerPoolConfig::default().with_workers(1)).build()?;
+    /// let rules = Script::new("rules.lua", r#"
+    ///     function decide(user) return { allow = user.age >= 18, reason = "age" } end
+    /// "#);
+    /// let user = serde_json::json!({ "age": 20 });
+    /// let verdict: Verdict = pool.eval(Job::call_in(rules, "decide", (user,))).await?;
+    /// assert_eq!(verdict, Verdict { allow: true, reason: "age".into() });
+    /// # pool.shutdown(std::time::Duration::from_secs(1)).await;
+    /// # Ok::<(), luapool::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit), and [`Error::Conversion`] if the results do not fit
+    /// `T`.
+    pub async fn eval<T: serde::de::DeserializeOwned>(&self, job: Job) -> Result<T> {
+        Value::deserialize_results(self.submit(job).await?)
     }
 
     /// Like [`submit`](Self::submit), waiting at most `timeout` for room in the queue
@@ -476,7 +516,13 @@ impl WorkerPool {
     }
 
     /// Queues `job` if there is room; gives it back with the error otherwise.
+    // The job comes back by value so that `submit_blocking` can retry it; boxing it would
+    // allocate on every retry against a full queue.
+    #[allow(clippy::result_large_err)]
     fn try_push(&self, job: Job) -> std::result::Result<JobFuture, (Error, Job)> {
+        if let Some(e) = job.invalid() {
+            return Err((e.clone(), job));
+        }
         let shared = self.shared();
         if shared.is_closed() {
             shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
@@ -548,7 +594,7 @@ impl WorkerPool {
     ///
     /// # Errors
     /// As [`submit`](Self::submit).
-    pub async fn call(&self, function: &str, args: Vec<Value>) -> Result<Vec<Value>> {
+    pub async fn call(&self, function: &str, args: impl JobArgs) -> Result<Vec<Value>> {
         self.submit(Job::call(function, args)).await
     }
 
@@ -618,6 +664,7 @@ impl WorkerPool {
             completed: s.completed.load(Ordering::Relaxed),
             failed: s.failed.load(Ordering::Relaxed),
             timed_out: s.timed_out.load(Ordering::Relaxed),
+            cancelled: s.cancelled.load(Ordering::Relaxed),
             rejected: s.rejected.load(Ordering::Relaxed),
             wait: s.wait.snapshot(),
             run: s.run.snapshot(),

@@ -423,3 +423,156 @@ async fn a_job_sliced_right_after_its_first_host_poll_still_gets_its_wake_up() {
         );
     }
 }
+
+#[derive(serde::Serialize)]
+struct Order {
+    total: f64,
+    country: &'static str,
+}
+
+#[derive(serde::Deserialize, Debug, PartialEq)]
+struct Verdict {
+    allow: bool,
+    fee: f64,
+}
+
+#[tokio::test]
+async fn jobs_take_and_return_serde_types() {
+    let pool = WorkerPool::builder(one_worker()).build().unwrap();
+    let rules =
+        script("function decide(o, cap) return { allow = o.total <= cap, fee = o.total / 10 } end");
+    let order = Order {
+        total: 50.0,
+        country: "FR",
+    };
+    let verdict: Verdict = pool
+        .eval(Job::call_in(rules.clone(), "decide", (order, 100)))
+        .await
+        .unwrap();
+    assert_eq!(
+        verdict,
+        Verdict {
+            allow: true,
+            fee: 5.0
+        }
+    );
+    // Several results are a tuple; none is `()`.
+    let pair: (i64, String) = pool
+        .eval(Job::exec(script("return 1, 'two'")))
+        .await
+        .unwrap();
+    assert_eq!(pair, (1, "two".to_string()));
+    pool.eval::<()>(Job::exec(script("return"))).await.unwrap();
+    // Arguments that cannot be serialized fail the submit, before any worker runs them.
+    let mut bad = std::collections::HashMap::new();
+    bad.insert((1, 2), "tuple keys have no JSON form");
+    let err = pool
+        .submit(Job::call_in(rules, "decide", (bad,)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conversion { .. }), "{err:?}");
+    // A structured error keeps its fields.
+    let err = pool
+        .submit(Job::exec(script("error({ code = 42 })")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.value().and_then(|v| v.get("code")),
+        Some(&Value::Integer(42))
+    );
+}
+
+#[tokio::test]
+async fn a_job_carries_its_own_limits_and_context() {
+    let pool = WorkerPool::builder(one_worker())
+        .init(|vm| {
+            vm.register("tenant", |()| {
+                Ok(luapool::Context::get::<String>().map(|t| (*t).clone()))
+            })
+        })
+        .build()
+        .unwrap();
+    let err = pool
+        .submit(Job::exec(script("while true do end")).with_cpu_limit(Duration::from_millis(20)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::CpuLimit { limit } if limit == Duration::from_millis(20)),
+        "{err:?}"
+    );
+    let err = pool
+        .submit(Job::exec(script("while true do end")).with_instruction_limit(50_000))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InstructionLimit { budget: 50_000 }),
+        "{err:?}"
+    );
+    let who: Option<String> = pool
+        .eval(Job::call("tenant", ()).with_context("acme".to_string()))
+        .await
+        .unwrap();
+    assert_eq!(who.as_deref(), Some("acme"));
+    let who: Option<String> = pool.eval(Job::call("tenant", ())).await.unwrap();
+    assert_eq!(who, None);
+}
+
+#[tokio::test]
+async fn dropping_a_queued_job_means_it_never_runs() {
+    let ran = Arc::new(AtomicBool::new(false));
+    let gate = Arc::new(Notify::new());
+    let (r, g) = (Arc::clone(&ran), Arc::clone(&gate));
+    let pool = WorkerPool::builder(one_worker().with_concurrency(1))
+        .init(move |vm| {
+            let g = Arc::clone(&g);
+            vm.register_async("wait_gate", move |()| {
+                let g = Arc::clone(&g);
+                async move {
+                    g.notified().await;
+                    Ok(())
+                }
+            })?;
+            let r = Arc::clone(&r);
+            vm.register("mark", move |()| {
+                r.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+        })
+        .build()
+        .unwrap();
+    let first = pool.try_submit(Job::exec(script("wait_gate()"))).unwrap();
+    let queued = pool.try_submit(Job::exec(script("mark()"))).unwrap();
+    drop(queued);
+    gate.notify_one();
+    first.await.unwrap();
+    // The queue is FIFO on one worker: once this runs, the dropped job had its turn.
+    pool.exec(script("return 1")).await.unwrap();
+    assert!(!ran.load(Ordering::SeqCst), "a dropped job ran");
+}
+
+#[tokio::test]
+async fn dropping_a_running_job_stops_its_script() {
+    let started = Arc::new(Notify::new());
+    let s = Arc::clone(&started);
+    let pool = WorkerPool::builder(one_worker().with_concurrency(1))
+        .init(move |vm| {
+            let s = Arc::clone(&s);
+            vm.register("started", move |()| {
+                s.notify_one();
+                Ok(())
+            })
+        })
+        .build()
+        .unwrap();
+    let spinning = pool
+        .try_submit(Job::exec(script("started() while true do end")))
+        .unwrap();
+    started.notified().await;
+    drop(spinning);
+    // With one slot, this runs only once the spinning job has been stopped.
+    assert_eq!(
+        pool.exec(script("return 7")).await.unwrap(),
+        vec![Value::Integer(7)]
+    );
+    assert_eq!(pool.status().cancelled, 1);
+}

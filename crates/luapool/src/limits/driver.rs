@@ -24,7 +24,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use mlua::ffi::lua_State;
@@ -32,13 +32,15 @@ use mlua::Lua;
 
 use super::slice::AfterDriver;
 use super::{LimitKind, MemoryShare, Meter};
+use crate::context::Context;
 use crate::error::Result;
 
 /// Runs one execution under its limits: its [`Meter`] and, under a memory limit, its
-/// share of the VM's memory.
+/// share of the VM's memory; with its [`Context`] installed while it runs.
 pub(crate) struct Driver {
     meter: Meter,
     memory: Option<MemoryShare>,
+    context: Option<Context>,
 }
 
 /// What a [`Driver`] returns: the execution's converted result (the limit error if a
@@ -47,9 +49,18 @@ pub(crate) type Driven<R> = (Result<R>, Option<LimitKind>);
 
 impl Driver {
     /// A driver for an execution metered by `meter` (which may already have metered its
-    /// compilation), with `memory` its share of the VM's memory.
-    pub(crate) fn new(meter: Meter, memory: Option<MemoryShare>) -> Driver {
-        Driver { meter, memory }
+    /// compilation), with `memory` its share of the VM's memory and `context` what its
+    /// host functions read.
+    pub(crate) fn new(
+        meter: Meter,
+        memory: Option<MemoryShare>,
+        context: Option<Context>,
+    ) -> Driver {
+        Driver {
+            meter,
+            memory,
+            context,
+        }
     }
 
     /// Runs a sync execution: `call` in one stretch on `lua`, then `convert` its results.
@@ -59,7 +70,9 @@ impl Driver {
         call: impl FnOnce() -> mlua::Result<T>,
         convert: impl FnOnce(mlua::Result<T>) -> Result<R>,
     ) -> Driven<R> {
-        let (results, _sliced) = stretch(&mut self.meter, &mut self.memory, lua, lua.state(), call);
+        let (results, _sliced) = Context::scope(self.context.as_ref(), true, || {
+            stretch(&mut self.meter, &mut self.memory, lua, lua.state(), call)
+        });
         self.meter.finish(convert(results))
     }
 
@@ -84,6 +97,7 @@ impl Driver {
         let stretches = Stretches {
             call: &mut call,
             memory: &mut self.memory,
+            context: self.context.as_ref(),
             lua,
             held: None,
         };
@@ -164,6 +178,7 @@ impl<F> Drop for Call<F> {
 struct Stretches<'a, F> {
     call: &'a mut Call<F>,
     memory: &'a mut Option<MemoryShare>,
+    context: Option<&'a Context>,
     lua: &'a Lua,
     /// Set while the execution waits out the rest of its thread's tasks after its time
     /// slice ran out.
@@ -173,7 +188,7 @@ struct Stretches<'a, F> {
 impl<F: Future> Future for Stretches<'_, F> {
     type Output = Option<F::Output>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let Call { call, meter, main } = &mut *this.call;
         let Some(call) = call.as_mut() else {
@@ -192,8 +207,10 @@ impl<F: Future> Future for Stretches<'_, F> {
             this.held = None;
             released = true;
         }
-        let (poll, sliced) = stretch(meter, this.memory, this.lua, *main, || {
-            call.as_mut().poll(cx)
+        let (poll, sliced) = Context::scope(this.context, false, || {
+            stretch(meter, this.memory, this.lua, *main, || {
+                call.as_mut().poll(cx)
+            })
         });
         if poll.is_pending() {
             if sliced {

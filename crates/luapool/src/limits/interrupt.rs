@@ -333,7 +333,9 @@ pub(crate) unsafe extern "C-unwind" fn tripped(l: *mut lua_State) -> c_int {
 
 /// `handler(e)`: the message handler of every execution (its prologue runs it under
 /// `xpcall`). A table's `__tostring` is called here, inside the execution and under its
-/// limits, not later by the host; a string gets the traceback of where it was raised.
+/// limits, not later by the host, and the table is kept for the host's
+/// [`Error::Runtime`](crate::Error::Runtime) (see `error_value.rs`); a string gets the
+/// traceback of where it was raised.
 /// Once a limit has tripped, or when no stack is left (a stack overflow), the error
 /// object is returned as it is: nothing that could run long or fail runs then. Written
 /// in C so that it needs no Lua call frame of its own.
@@ -351,7 +353,21 @@ pub(crate) unsafe extern "C-unwind" fn message_handler(l: *mut lua_State) -> c_i
             return 1;
         }
         if ffi::lua_type(l, 1) == ffi::LUA_TTABLE {
+            // Kept for the host (see `error_value.rs`): the table, then its text. Both
+            // registry keys exist already, so setting them allocates nothing.
+            ffi::lua_pushvalue(l, 1);
+            ffi::lua_setfield(
+                l,
+                ffi::LUA_REGISTRYINDEX,
+                super::error_value::VALUE_KEY.as_ptr(),
+            );
             ffi::luaL_tolstring(l, 1, std::ptr::null_mut());
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_setfield(
+                l,
+                ffi::LUA_REGISTRYINDEX,
+                super::error_value::TEXT_KEY.as_ptr(),
+            );
             ffi::lua_replace(l, 1);
         }
         if ffi::lua_type(l, 1) != ffi::LUA_TSTRING

@@ -95,6 +95,7 @@ pub(crate) struct Stats {
     pub(crate) completed: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) timed_out: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) wait: Histogram,
     pub(crate) run: Histogram,
@@ -112,6 +113,7 @@ impl Stats {
             completed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             timed_out: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             wait: Histogram::new(),
             run: Histogram::new(),
@@ -137,6 +139,10 @@ impl Stats {
                 &self.timed_out,
                 metrics::counter!("luapool_jobs_total", "outcome" => "timed_out"),
             ),
+            Finished::Cancelled => (
+                &self.cancelled,
+                metrics::counter!("luapool_jobs_total", "outcome" => "cancelled"),
+            ),
         };
         counter.fetch_add(1, Ordering::Relaxed);
         total.increment(1);
@@ -156,6 +162,8 @@ pub(crate) enum Finished {
     Ok,
     Failed,
     TimedOut,
+    /// Its caller dropped the job's future while it ran.
+    Cancelled,
 }
 
 #[cfg(test)]

@@ -217,11 +217,13 @@ async fn next_job(
     }
 }
 
-/// Runs one job, records it, and sends its result.
+/// Runs one job, records it, and sends its result. A job whose caller has gone (its
+/// future was dropped) is not started, or, if running, dropped at its next poll, which
+/// stops its script (see the limits' `Driver`).
 async fn run_job(shared: &Shared, me: &WorkerState, vm: &Vm, envelope: Envelope) {
     let Envelope {
         job,
-        reply,
+        mut reply,
         enqueued,
     } = envelope;
     if reply.is_closed() {
@@ -232,25 +234,34 @@ async fn run_job(shared: &Shared, me: &WorkerState, vm: &Vm, envelope: Envelope)
         shared.stats.busy_workers.fetch_add(1, Ordering::AcqRel);
     }
     shared.stats.in_flight.fetch_add(1, Ordering::AcqRel);
-    let mut fut = std::pin::pin!(job.run(vm));
-    let result = std::future::poll_fn(|cx| {
-        me.polling_since.store(shared.now_ns(), Ordering::Release);
-        let poll = fut.as_mut().poll(cx);
-        me.polling_since.store(0, Ordering::Release);
-        poll
-    })
-    .await;
+    let result = {
+        let mut fut = std::pin::pin!(job.run(vm));
+        std::future::poll_fn(|cx| {
+            if reply.poll_closed(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            me.polling_since.store(shared.now_ns(), Ordering::Release);
+            let poll = fut.as_mut().poll(cx);
+            me.polling_since.store(0, Ordering::Release);
+            poll.map(Some)
+        })
+        .await
+        // A cancelled job's future is dropped here, which releases its execution.
+    };
     shared.stats.in_flight.fetch_sub(1, Ordering::AcqRel);
     if me.running.fetch_sub(1, Ordering::AcqRel) == 1 {
         shared.stats.busy_workers.fetch_sub(1, Ordering::AcqRel);
     }
     let outcome = match &result {
-        Ok(_) => Finished::Ok,
-        Err(Error::Timeout { .. }) => Finished::TimedOut,
-        Err(_) => Finished::Failed,
+        None => Finished::Cancelled,
+        Some(Ok(_)) => Finished::Ok,
+        Some(Err(Error::Timeout { .. })) => Finished::TimedOut,
+        Some(Err(_)) => Finished::Failed,
     };
     shared
         .stats
         .finished(started - enqueued, started.elapsed(), outcome);
-    let _ = reply.send(result);
+    if let Some(result) = result {
+        let _ = reply.send(result);
+    }
 }

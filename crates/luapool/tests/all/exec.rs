@@ -144,7 +144,9 @@ fn runtime_errors_carry_location_and_traceback() {
         ))
         .unwrap_err();
     match &err {
-        Error::Runtime { message, traceback } => {
+        Error::Runtime {
+            message, traceback, ..
+        } => {
             assert_eq!(message, "boom.lua:2: kaboom");
             let tb = traceback.as_deref().expect("a traceback");
             assert_contains(tb, "stack traceback");

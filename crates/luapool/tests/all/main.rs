@@ -4,6 +4,7 @@
 #![allow(missing_docs)]
 
 mod conformance;
+mod embedding;
 mod exec;
 mod host;
 mod host_copies;

@@ -1,0 +1,136 @@
+//! [`Context`]: per-execution data that host functions read.
+//!
+//! A host function is registered once per VM and called by every execution that runs
+//! there, interleaved with others as coroutines. What it needs to know about the caller
+//! (a tenant id, a request id, a per-job HTTP client or credentials) travels with the
+//! execution: set it with [`ExecOptions::with_context`](crate::ExecOptions::with_context)
+//! (or [`Job::with_context`](crate::Job::with_context) on a pool), and read it inside the
+//! host function with [`Context::get`].
+//!
+//! The context is the running execution's only: it is installed on the thread for each
+//! stretch the execution runs (each poll of an async one) and the one it replaced is put
+//! back after, so two executions interleaved on one VM, or an execution started from
+//! inside another's host function, never see each other's.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+/// Data attached to one execution, read by host functions with [`Context::get`].
+///
+/// Cloning is cheap (an [`Arc`]); the data is shared, not copied. Any `Send + Sync`
+/// type works; a host function asks for the type it expects and gets `None` if the
+/// execution carries none, or another type.
+///
+/// ```
+/// use luapool::{Context, ExecOptions, Script, Vm, VmConfig};
+///
+/// struct Tenant { name: String }
+///
+/// let vm = Vm::new(VmConfig::default())?;
+/// vm.register("whoami", |()| {
+///     Ok(Context::get::<Tenant>().map_or("nobody".to_string(), |t| t.name.clone()))
+/// })?;
+/// let script = Script::new("who.lua", "return whoami()");
+/// let acme = ExecOptions::new().with_context(Tenant { name: "acme".into() });
+/// assert_eq!(vm.with_options(&acme).eval::<String>(&script, ())?, "acme");
+/// assert_eq!(vm.eval::<String>(&script)?, "nobody");
+/// # Ok::<(), luapool::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Context(Arc<dyn Any + Send + Sync>);
+
+/// What the thread knows of the execution running on it.
+#[derive(Default)]
+struct Frame {
+    /// Its context, if it has one.
+    context: Option<Context>,
+    /// True for a sync execution (on the VM's main thread, where nothing can yield).
+    sync: bool,
+}
+
+thread_local! {
+    /// The execution running on this thread.
+    static CURRENT: RefCell<Frame> = RefCell::default();
+}
+
+impl Context {
+    /// A context holding `data`.
+    pub fn new<T: Any + Send + Sync>(data: T) -> Context {
+        Context(Arc::new(data))
+    }
+
+    /// The running execution's context data of type `T`, if it has some. Call it from a
+    /// host function (for an async one, before its future starts, and move the `Arc`
+    /// into the future); elsewhere it is `None`.
+    pub fn get<T: Any + Send + Sync>() -> Option<Arc<T>> {
+        CURRENT.with(|c| {
+            let c = c.borrow();
+            let data = Arc::clone(&c.context.as_ref()?.0);
+            data.downcast::<T>().ok()
+        })
+    }
+
+    /// Runs `f`, a stretch of a sync execution (`sync`) or of an async one, with
+    /// `context` as the thread's current context; then puts back what it replaced.
+    pub(crate) fn scope<R>(context: Option<&Context>, sync: bool, f: impl FnOnce() -> R) -> R {
+        // Nothing to install and nothing to hide: the common case costs one read.
+        let same = |c: &RefCell<Frame>| {
+            let c = c.borrow();
+            c.context.is_none() && c.sync == sync
+        };
+        if context.is_none() && CURRENT.with(same) {
+            return f();
+        }
+        let frame = Frame {
+            context: context.cloned(),
+            sync,
+        };
+        let saved = CURRENT.with(|c| c.replace(frame));
+        let _restore = Restore(Some(saved));
+        f()
+    }
+
+    /// True while a sync execution runs on this thread (and no async one inside it).
+    pub(crate) fn in_sync_execution() -> bool {
+        CURRENT.with(|c| c.borrow().sync)
+    }
+}
+
+/// Puts a saved frame back, also when the scope unwinds.
+struct Restore(Option<Frame>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if let Some(saved) = self.0.take() {
+            CURRENT.with(|c| *c.borrow_mut() = saved);
+        }
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Context(..)")
+    }
+}
+
+/// An async execution's future, polled with its context installed (for executions that
+/// run without a metering driver, which installs it itself).
+pub(crate) struct WithContext<F> {
+    pub(crate) future: Pin<Box<F>>,
+    pub(crate) context: Option<Context>,
+}
+
+impl<F: Future> Future for WithContext<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        Context::scope(this.context.as_ref(), false, || {
+            this.future.as_mut().poll(cx)
+        })
+    }
+}
