@@ -244,7 +244,7 @@ impl Luapool {
             .with_workers(WORKERS)
             .with_queue(QUEUE);
         if !time_slice {
-            config.vm = config.vm.with_time_slice(None);
+            config.vm = config.vm.with_time_slice(std::time::Duration::ZERO);
         }
         let pool = WorkerPool::builder(config)
             .build()

@@ -16,6 +16,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::config::VmConfig;
 use crate::error::{Error, Result};
+use crate::host::Module;
 use crate::vm::Vm;
 
 /// Bytes a VM may grow by, since the pool last ran a garbage-collection step on it,
@@ -194,6 +195,7 @@ type Init = Box<dyn Fn(&Vm) -> Result<()>>;
 
 struct Inner {
     config: CheckoutConfig,
+    modules: Vec<Module>,
     init: Option<Init>,
     closed: Cell<bool>,
     state: RefCell<State>,
@@ -279,6 +281,9 @@ impl Inner {
 
     fn new_slot(&self) -> Result<Box<Slot>> {
         let vm = Vm::new(self.config.vm.clone())?;
+        for module in &self.modules {
+            vm.register_module(module.clone())?;
+        }
         if let Some(init) = &self.init {
             init(&vm)?;
         }
@@ -515,10 +520,17 @@ pub struct CheckoutPool {
 /// Builds a [`CheckoutPool`]; see [`CheckoutPool::builder`].
 pub struct CheckoutPoolBuilder {
     config: CheckoutConfig,
+    modules: Vec<Module>,
     init: Option<Init>,
 }
 
 impl CheckoutPoolBuilder {
+    /// Registers `module` on every VM of the pool (before the init recipe runs).
+    pub fn module(mut self, module: Module) -> Self {
+        self.modules.push(module);
+        self
+    }
+
     /// Sets the init recipe, run on every new VM before it is first checked out: register
     /// host functions and modules, set globals, compile scripts. A recipe error fails the
     /// `get` (or [`build`](CheckoutPoolBuilder::build), when prewarming) that created the
@@ -565,6 +577,7 @@ impl CheckoutPoolBuilder {
                 ..State::default()
             }),
             config,
+            modules: self.modules,
             init: self.init,
             closed: Cell::new(false),
             drained: Notify::new(),
@@ -589,6 +602,7 @@ impl fmt::Debug for CheckoutPoolBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CheckoutPoolBuilder")
             .field("config", &self.config)
+            .field("modules", &self.modules)
             .field("init", &self.init.is_some())
             .finish()
     }
@@ -614,7 +628,11 @@ impl CheckoutPool {
 
     /// A builder with `config` and no init recipe.
     pub fn builder(config: CheckoutConfig) -> CheckoutPoolBuilder {
-        CheckoutPoolBuilder { config, init: None }
+        CheckoutPoolBuilder {
+            config,
+            modules: Vec::new(),
+            init: None,
+        }
     }
 
     /// The configuration the pool was built from.

@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Poll;
 
 use futures_util::FutureExt;
@@ -81,16 +82,25 @@ where
     R: IntoLuaMulti + 'static,
     F: Fn(A) -> HostResult<R> + 'static,
 {
-    let f = Rc::new(f);
-    Rc::new(move |lua: &Lua| {
-        let f = f.clone();
+    Rc::new(sync_make(Arc::new(f)))
+}
+
+/// The maker of a sync host function: creates its Lua function on a state.
+fn sync_make<A, R, F>(f: Arc<F>) -> impl Fn(&Lua) -> mlua::Result<Function>
+where
+    A: FromLuaMulti + 'static,
+    R: IntoLuaMulti + 'static,
+    F: Fn(A) -> HostResult<R> + 'static,
+{
+    move |lua: &Lua| {
+        let f = Arc::clone(&f);
         host_function(lua, move |lua, args: A| {
             match std::panic::catch_unwind(AssertUnwindSafe(|| f(args))) {
                 Ok(result) => result.map_err(HostError::into_lua),
                 Err(panic) => Err(panicked(lua, panic)),
             }
         })
-    })
+    }
 }
 
 pub(crate) fn async_maker<A, R, F, Fut>(f: F) -> Maker
@@ -100,9 +110,19 @@ where
     F: Fn(A) -> Fut + 'static,
     Fut: Future<Output = HostResult<R>> + 'static,
 {
-    let f = Rc::new(f);
-    Rc::new(move |lua: &Lua| {
-        let f = f.clone();
+    Rc::new(async_make(Arc::new(f)))
+}
+
+/// The maker of an async host function: creates its Lua function on a state.
+fn async_make<A, R, F, Fut>(f: Arc<F>) -> impl Fn(&Lua) -> mlua::Result<Function>
+where
+    A: FromLuaMulti + 'static,
+    R: IntoLuaMulti + 'static,
+    F: Fn(A) -> Fut + 'static,
+    Fut: Future<Output = HostResult<R>> + 'static,
+{
+    move |lua: &Lua| {
+        let f = Arc::clone(&f);
         // mlua's async wrapper must get the engine's own `yield` (see
         // `with_real_coroutine`).
         crate::sandbox::with_real_coroutine(lua, || {
@@ -135,7 +155,7 @@ where
                 }
             })
         })
-    })
+    }
 }
 
 /// The error of an async host function that must wait, called by a sync execution.
@@ -161,6 +181,11 @@ fn panicked(lua: &Lua, panic: Box<dyn std::any::Any + Send>) -> mlua::Error {
 /// Scripts see it as a global table of that name and get the same table from
 /// `require(name)`. Like the standard library, the table is read-only to scripts.
 ///
+/// A module is `Send + Sync` and cheap to clone: build it once and register it on every
+/// VM, or hand it to a pool with [`WorkerPoolBuilder::module`](crate::WorkerPoolBuilder::module)
+/// or [`CheckoutPoolBuilder::module`](crate::CheckoutPoolBuilder::module). Its functions
+/// read their caller's [`Context`](crate::Context) to know which execution called them.
+///
 /// ```
 /// use luapool::{Module, Script, Vm, VmConfig};
 ///
@@ -172,10 +197,14 @@ fn panicked(lua: &Lua, panic: Box<dyn std::any::Any + Send>) -> mlua::Error {
 /// assert_eq!(d, 3.0);
 /// # Ok::<(), luapool::Error>(())
 /// ```
+#[derive(Clone)]
 pub struct Module {
     pub(crate) name: String,
-    pub(crate) functions: Vec<(String, Maker)>,
+    pub(crate) functions: Vec<(String, SharedMaker)>,
 }
+
+/// A [`Maker`] that can be shared by the VMs of every thread.
+pub(crate) type SharedMaker = Arc<dyn Fn(&Lua) -> mlua::Result<Function> + Send + Sync>;
 
 impl Module {
     /// An empty module named `name`.
@@ -191,22 +220,38 @@ impl Module {
     where
         A: FromLuaMulti + 'static,
         R: IntoLuaMulti + 'static,
-        F: Fn(A) -> HostResult<R> + 'static,
+        F: Fn(A) -> HostResult<R> + Send + Sync + 'static,
     {
-        self.functions.push((name.into(), sync_maker(f)));
+        self.functions
+            .push((name.into(), Arc::new(sync_make(Arc::new(f)))));
         self
     }
 
-    /// Adds an async function: the calling coroutine yields while the future runs.
+    /// Adds an async function: the calling coroutine yields while the future runs. The
+    /// function is shared by every VM the module is registered on; its futures run on
+    /// the VM's thread and need not be `Send`.
     pub fn async_function<A, R, F, Fut>(mut self, name: impl Into<String>, f: F) -> Self
     where
         A: FromLuaMulti + 'static,
         R: IntoLuaMulti + 'static,
-        F: Fn(A) -> Fut + 'static,
+        F: Fn(A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HostResult<R>> + 'static,
     {
-        self.functions.push((name.into(), async_maker(f)));
+        self.functions
+            .push((name.into(), Arc::new(async_make(Arc::new(f)))));
         self
+    }
+
+    /// The makers of its functions, for one VM.
+    pub(crate) fn makers(&self) -> Vec<(String, Maker)> {
+        self.functions
+            .iter()
+            .map(|(name, make)| {
+                let make = Arc::clone(make);
+                let maker: Maker = Rc::new(move |lua: &Lua| make(lua));
+                (name.clone(), maker)
+            })
+            .collect()
     }
 }
 

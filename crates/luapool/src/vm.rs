@@ -427,7 +427,8 @@ impl Vm {
         for (name, _) in &module.functions {
             check_identifier(name)?;
         }
-        self.install(Registration::Module(module.name, module.functions))
+        let makers = module.makers();
+        self.install(Registration::Module(module.name, makers))
     }
 
     /// Makes `value` a read-only global visible to every execution (tables are sealed,

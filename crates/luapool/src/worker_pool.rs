@@ -44,6 +44,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::config::VmConfig;
 use crate::error::{Error, Result};
+use crate::host::Module;
 use crate::script::Script;
 use crate::value::Value;
 use crate::vm::Vm;
@@ -75,9 +76,10 @@ pub struct WorkerPoolConfig {
     #[serde(with = "humantime_serde")]
     pub stuck_after: Option<Duration>,
     /// Configuration of each worker's VM (isolation, limits, modules, time slice).
-    /// Default: `VmConfig::default()` with a time slice of [`DEFAULT_TIME_SLICE`], so
-    /// that a long job does not hold up the short ones interleaved with it on its
-    /// worker.
+    /// Default: `VmConfig::default()`. A VM configuration without a
+    /// [`time_slice`](VmConfig::time_slice) gets [`DEFAULT_TIME_SLICE`] when the pool is
+    /// built, so that a long job does not hold up the short ones interleaved with it on
+    /// its worker; `Duration::ZERO` turns slicing off.
     pub vm: VmConfig,
 }
 
@@ -89,7 +91,7 @@ impl Default for WorkerPoolConfig {
             queue: 1024,
             submit_timeout: None,
             stuck_after: None,
-            vm: VmConfig::default().with_time_slice(DEFAULT_TIME_SLICE),
+            vm: VmConfig::default(),
         }
     }
 }
@@ -197,6 +199,8 @@ pub(crate) struct Shared {
     room: Notify,
     exited: Notify,
     closed: AtomicBool,
+    /// Registered on every VM before the recipe runs.
+    modules: Vec<Module>,
     recipe: Mutex<Recipe>,
     generation: AtomicU64,
     stats: Stats,
@@ -240,13 +244,22 @@ impl Shared {
         Some(e)
     }
 
+    /// A VM of the pool's configuration with its modules, before any recipe.
+    fn new_vm(&self) -> Result<Vm> {
+        let vm = Vm::new(self.config.vm.clone())?;
+        for module in &self.modules {
+            vm.register_module(module.clone())?;
+        }
+        Ok(vm)
+    }
+
     /// Builds a VM from the current recipe; returns it with the recipe's generation.
     fn build_vm(&self) -> Result<(Vm, u64)> {
         let (recipe, generation) = {
             let recipe = self.recipe.lock().unwrap_or_else(|p| p.into_inner());
             (Arc::clone(&recipe), self.generation())
         };
-        let vm = Vm::new(self.config.vm.clone())?;
+        let vm = self.new_vm()?;
         recipe(&vm)?;
         Stats::count(&self.stats.created, "luapool_vms_created_total");
         Ok((vm, generation))
@@ -323,10 +336,31 @@ pub struct WorkerPool {
 /// Builds a [`WorkerPool`]; see [`WorkerPool::builder`].
 pub struct WorkerPoolBuilder {
     config: WorkerPoolConfig,
+    modules: Vec<Module>,
     recipe: Recipe,
 }
 
 impl WorkerPoolBuilder {
+    /// Registers `module` on every VM of the pool (before the init recipe runs): built
+    /// once, shared by all workers, with no recipe closure needed.
+    ///
+    /// ```
+    /// use luapool::{Module, Script, Value, WorkerPool, WorkerPoolConfig};
+    ///
+    /// let geo = Module::new("geo").function("dist", |(a, b): (f64, f64)| Ok((a - b).abs()));
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let pool = WorkerPool::builder(WorkerPoolConfig::default()).module(geo).build()?;
+    /// let d = pool.exec(Script::new("d.lua", "return geo.dist(1, 4)")).await?;
+    /// assert_eq!(d, vec![Value::Number(3.0)]);
+    /// # pool.shutdown(std::time::Duration::from_secs(1)).await;
+    /// # Ok::<(), luapool::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn module(mut self, module: Module) -> Self {
+        self.modules.push(module);
+        self
+    }
+
     /// Sets the init recipe, run on every new VM (at start, and whenever a VM must be
     /// rebuilt).
     pub fn init(mut self, recipe: impl Fn(&Vm) -> Result<()> + Send + Sync + 'static) -> Self {
@@ -340,7 +374,9 @@ impl WorkerPoolBuilder {
     /// [`Error::Config`] for a zero worker count or queue; the recipe's error if a VM
     /// cannot be built.
     pub fn build(self) -> Result<WorkerPool> {
-        let config = self.config;
+        let mut config = self.config;
+        // No time slice configured: the pool's default (`Duration::ZERO` turns it off).
+        config.vm.time_slice = Some(config.vm.time_slice.unwrap_or(DEFAULT_TIME_SLICE));
         if config.workers == 0 || config.queue == 0 || config.concurrency == 0 {
             return Err(Error::Config {
                 message: "a worker pool needs at least one worker, a queue and a concurrency of 1"
@@ -353,6 +389,7 @@ impl WorkerPoolBuilder {
             room: Notify::new(),
             exited: Notify::new(),
             closed: AtomicBool::new(false),
+            modules: self.modules,
             recipe: Mutex::new(self.recipe),
             generation: AtomicU64::new(0),
             stats: Stats::new(),
@@ -382,6 +419,7 @@ impl WorkerPool {
     pub fn builder(config: WorkerPoolConfig) -> WorkerPoolBuilder {
         WorkerPoolBuilder {
             config,
+            modules: Vec::new(),
             recipe: Arc::new(|_| Ok(())),
         }
     }
@@ -641,7 +679,7 @@ impl WorkerPool {
     /// The recipe's error, found by building one VM with it on the calling thread first.
     pub fn reload(&self, recipe: impl Fn(&Vm) -> Result<()> + Send + Sync + 'static) -> Result<()> {
         let shared = self.shared();
-        let vm = Vm::new(shared.config.vm.clone())?;
+        let vm = shared.new_vm()?;
         recipe(&vm)?;
         *shared.recipe.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(recipe);
         shared.generation.fetch_add(1, Ordering::AcqRel);

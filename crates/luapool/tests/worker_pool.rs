@@ -255,7 +255,7 @@ async fn dead_worker_thread_is_respawned() {
     // No time slice: printing the host panic (with a backtrace) can outlast one, and a
     // sliced job finishes in a task of its own, where tokio would catch the panic.
     let config = one_worker();
-    let vm = config.vm.clone().with_time_slice(None);
+    let vm = config.vm.clone().with_time_slice(Duration::ZERO);
     let pool = WorkerPool::builder(config.with_vm(vm))
         .init(move |vm| {
             if r.fetch_add(1, Ordering::SeqCst) == 1 {
@@ -575,4 +575,51 @@ async fn dropping_a_running_job_stops_its_script() {
         vec![Value::Integer(7)]
     );
     assert_eq!(pool.status().cancelled, 1);
+}
+
+#[tokio::test]
+async fn a_vm_config_without_a_time_slice_keeps_the_pool_default() {
+    // A spinning job on a one-slot worker... with two slots: the second job runs beside
+    // it only if the first yields its time slice.
+    let config = one_worker()
+        .with_concurrency(2)
+        .with_vm(VmConfig::default().with_cpu_limit(Duration::from_secs(30)));
+    let pool = WorkerPool::builder(config)
+        .init(|vm| {
+            vm.register_async("pause", |()| async {
+                tokio::task::yield_now().await;
+                Ok(())
+            })
+        })
+        .build()
+        .unwrap();
+    let spinning = pool
+        .try_submit(Job::exec(script("pause() while true do end")))
+        .unwrap();
+    assert_eq!(
+        pool.exec(script("return 'beside'")).await.unwrap(),
+        vec![Value::from("beside")]
+    );
+    drop(spinning);
+}
+
+#[tokio::test]
+async fn a_module_is_built_once_and_registered_on_every_worker() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    let counter = luapool::Module::new("counter").function("bump", move |()| {
+        Ok(c.fetch_add(1, Ordering::SeqCst) as i64 + 1)
+    });
+    fn assert_send_sync<T: Send + Sync + Clone>(_: &T) {}
+    assert_send_sync(&counter);
+    let pool = WorkerPool::builder(WorkerPoolConfig::default().with_workers(2))
+        .module(counter)
+        .build()
+        .unwrap();
+    let results = pool
+        .broadcast(Job::exec(script("return require('counter').bump()")))
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
