@@ -47,7 +47,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use luapool::{
-    CheckoutConfig, CheckoutPool, Job, Script, Value, VmConfig, WorkerPool, WorkerPoolConfig,
+    CheckoutPoolConfig, CheckoutPool, Job, Script, Value, VmConfig, WorkerPool, WorkerPoolConfig,
 };
 use mlua::{Function, Lua, Table};
 use tokio::runtime::Runtime;
@@ -555,7 +555,7 @@ fn checkout_loop(vm: VmConfig) -> Batch {
         .build()
         .expect("current-thread runtime");
     let pool = CheckoutPool::new(
-        CheckoutConfig::default()
+        CheckoutPoolConfig::default()
             .with_max_size(1)
             .with_prewarm(1)
             .with_vm(vm),
@@ -759,7 +759,7 @@ fn print_header(settings: &Settings, load: &str) {
     let slice = if settings.time_slice {
         format!(
             "on (WorkerPool VMs: {:?}, the WorkerPoolConfig default)",
-            luapool::DEFAULT_TIME_SLICE
+            luapool::WorkerPoolConfig::DEFAULT_TIME_SLICE
         )
     } else {
         "off (WorkerPool VMs without a time slice)".to_string()

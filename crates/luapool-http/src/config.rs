@@ -87,7 +87,7 @@ pub struct ServerConfig {
     /// then `500` and the VM is rebuilt; `module_paths` are searched before the app's
     /// own directory. The server's defaults differ from [`VmConfig::default`] in two
     /// settings: `request_timeout` is `30s` (and required), and `time_slice` is
-    /// [`luapool::DEFAULT_TIME_SLICE`] (`"0s"` turns slicing off), so that one long
+    /// [`luapool::WorkerPoolConfig::DEFAULT_TIME_SLICE`] (`"0s"` turns slicing off), so that one long
     /// handler does not stall the short ones on its worker. A VM setting left out of
     /// the file (or `None` when deserialized) gets the server's default.
     #[serde(flatten, deserialize_with = "deserialize_vm")]
@@ -342,7 +342,9 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// time slice.
 fn with_server_defaults(vm: VmConfig) -> VmConfig {
     let timeout = vm.timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
-    let slice = vm.time_slice.unwrap_or(luapool::DEFAULT_TIME_SLICE);
+    let slice = vm
+        .time_slice
+        .unwrap_or(luapool::WorkerPoolConfig::DEFAULT_TIME_SLICE);
     vm.with_timeout(timeout).with_time_slice(slice)
 }
 
@@ -423,7 +425,10 @@ mod tests {
         let c = ServerConfig::from_toml("memory_limit = \"8MiB\"").unwrap();
         assert_eq!(c.vm.memory_limit, Some(8 << 20));
         assert_eq!(c.vm.timeout, Some(Duration::from_secs(30)));
-        assert_eq!(c.vm.time_slice, Some(luapool::DEFAULT_TIME_SLICE));
+        assert_eq!(
+            c.vm.time_slice,
+            Some(luapool::WorkerPoolConfig::DEFAULT_TIME_SLICE)
+        );
         let c = ServerConfig::from_toml(
             "request_timeout = \"5s\"\ntime_slice = \"0s\"\nmodule_paths = [\"lib\"]\ninstruction_limit = 1000\nisolation = \"shared\"",
         )

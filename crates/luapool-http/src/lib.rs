@@ -54,7 +54,7 @@ mod worker;
 
 pub use config::ServerConfig;
 pub use error::{Error, Result};
-pub use server::{Server, ShutdownSummary};
+pub use server::{Server, ServerShutdownSummary};
 pub use status::status_for;
 
 /// Adds the server's host library that needs no server to a [`luapool::Vm`]: the `http`

@@ -49,7 +49,7 @@ struct WorkerHandle {
 /// What [`Server::shutdown`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
-pub struct ShutdownSummary {
+pub struct ServerShutdownSummary {
     /// Workers stopped.
     pub workers: usize,
     /// Connections still open at the deadline, closed without finishing.
@@ -212,7 +212,7 @@ impl Server {
 
     /// Stops accepting connections, lets requests in flight finish until `deadline`,
     /// then stops the workers and the admin listener. Blocks until they have stopped.
-    pub fn shutdown(mut self, deadline: Duration) -> ShutdownSummary {
+    pub fn shutdown(mut self, deadline: Duration) -> ServerShutdownSummary {
         self.stop(Instant::now() + deadline)
     }
 
@@ -220,12 +220,12 @@ impl Server {
         self.stop(Instant::now());
     }
 
-    fn stop(&mut self, deadline: Instant) -> ShutdownSummary {
+    fn stop(&mut self, deadline: Instant) -> ServerShutdownSummary {
         let workers = std::mem::take(&mut *self.lock_workers());
         for worker in &workers {
             let _ = worker.control.send(Control::Shutdown(deadline));
         }
-        let mut summary = ShutdownSummary::default();
+        let mut summary = ServerShutdownSummary::default();
         for worker in workers {
             summary.workers += 1;
             match worker.thread.join() {

@@ -16,10 +16,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use luapool::{CheckoutConfig, CheckoutPool, Isolation, Script, Vm, VmConfig};
+use luapool::{CheckoutPool, CheckoutPoolConfig, Isolation, Script, Vm, VmConfig};
 
 fn checkout_pool(isolation: Isolation) -> CheckoutPool {
-    let config = CheckoutConfig::default()
+    let config = CheckoutPoolConfig::default()
         .with_max_size(1)
         .with_prewarm(1)
         .with_vm(VmConfig::default().with_isolation(isolation));
@@ -120,7 +120,7 @@ fn checkout_handoff_and_create(c: &mut Criterion) {
             }
         })
     });
-    let pool = CheckoutPool::new(CheckoutConfig::default().with_max_size(1)).unwrap();
+    let pool = CheckoutPool::new(CheckoutPoolConfig::default().with_max_size(1)).unwrap();
     group.sample_size(20);
     group.bench_function("create_and_retire", |b| {
         b.iter(|| luapool::VmGuard::discard(pool.try_get().unwrap()))

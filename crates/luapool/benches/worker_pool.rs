@@ -169,7 +169,7 @@ fn summary() {
 
     // Fairness: 1 in 100 jobs runs ~50 ms of Lua, the rest are trivial. The same load
     // through the shared queue, and dealt round-robin to two one-worker pools (each
-    // worker with its own queue, as in the seeds); without time slices (the dispatch
+    // worker with its own queue); without time slices (the dispatch
     // alone) and with the default slice (which also lets trivial jobs past a long one
     // on its worker).
     eprintln!("fairness, 1% of jobs run 50 ms, trivial jobs' wait (submit to result):");

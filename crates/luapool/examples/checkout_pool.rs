@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use luapool::{CheckoutConfig, CheckoutPool, Error, Script, Vm};
+use luapool::{CheckoutPool, CheckoutPoolConfig, Error, Script, Vm};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = CheckoutConfig::default()
+    let config = CheckoutPoolConfig::default()
         .with_max_size(2) // at most two VMs
         .with_prewarm(1) // one built now, the other on demand
         .with_max_uses(1000); // then rebuilt

@@ -1,17 +1,17 @@
-//! Several tasks on one thread with a `LocalSet` (the seeds' Pattern 3), each checking a
+//! Several tasks on one thread with a `LocalSet`, each checking a
 //! VM out of a shared `CheckoutPool` for as long as it needs it.
 //!
 //! Run with `cargo run -p luapool --example local_set`.
 
 use std::time::Duration;
 
-use luapool::{CheckoutConfig, CheckoutPool, Script, Vm, VmGuard};
+use luapool::{CheckoutPool, CheckoutPoolConfig, Script, Vm, VmGuard};
 use tokio::task::LocalSet;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Two VMs for six tasks: the others wait their turn, first come first served.
-    let pool = CheckoutPool::builder(CheckoutConfig::default().with_max_size(2))
+    let pool = CheckoutPool::builder(CheckoutPoolConfig::default().with_max_size(2))
         .init(|vm: &Vm| {
             vm.register_async("pause", |ms: u64| async move {
                 tokio::time::sleep(Duration::from_millis(ms)).await;

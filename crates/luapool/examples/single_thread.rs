@@ -1,4 +1,4 @@
-//! One `Vm` on a current-thread runtime (the seeds' Pattern 1): the simplest setup.
+//! One `Vm` on a current-thread runtime: the simplest setup.
 //! Scripts call an async host function; while one awaits, the thread is free.
 //!
 //! Run with `cargo run -p luapool --example single_thread`.

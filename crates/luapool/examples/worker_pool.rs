@@ -1,4 +1,4 @@
-//! A `WorkerPool` (the seeds' Pattern 2): a thread per VM, used from any thread or task.
+//! A `WorkerPool`: a thread per VM, used from any thread or task.
 //! Jobs awaiting an async host function share their worker; a full queue is an error.
 //!
 //! Run with `cargo run -p luapool --example worker_pool`.

@@ -21,7 +21,7 @@ use crate::vm::Vm;
 
 /// Bytes a VM may grow by, since the pool last ran a garbage-collection step on it,
 /// before the next return runs one; see the [module docs](CheckoutPool#lifecycle-of-a-vm).
-pub const GC_GROWTH: usize = 256 << 10;
+pub(crate) const GC_GROWTH: usize = 256 << 10;
 
 /// Without `max_memory`, a VM's memory is looked at every this many returns (reading it
 /// costs a quarter of a checkout).
@@ -31,9 +31,9 @@ const MEMORY_CHECK_EVERY: u64 = 8;
 ///
 /// ```
 /// use std::time::Duration;
-/// use luapool::CheckoutConfig;
+/// use luapool::CheckoutPoolConfig;
 ///
-/// let config: CheckoutConfig = serde_json::from_str(
+/// let config: CheckoutPoolConfig = serde_json::from_str(
 ///    r#"{ "max_size": 8, "wait_timeout": "100ms", "max_memory": "32MiB" }"#,
 /// ).unwrap();
 /// assert_eq!(config.max_size, 8);
@@ -44,7 +44,7 @@ const MEMORY_CHECK_EVERY: u64 = 8;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
-pub struct CheckoutConfig {
+pub struct CheckoutPoolConfig {
     /// Configuration of each VM (isolation, limits, modules). Default:
     /// `VmConfig::default()`.
     pub vm: VmConfig,
@@ -66,9 +66,9 @@ pub struct CheckoutConfig {
     pub max_memory: Option<usize>,
 }
 
-impl Default for CheckoutConfig {
+impl Default for CheckoutPoolConfig {
     fn default() -> Self {
-        CheckoutConfig {
+        CheckoutPoolConfig {
             vm: VmConfig::default(),
             max_size: 16,
             prewarm: 0,
@@ -79,7 +79,7 @@ impl Default for CheckoutConfig {
     }
 }
 
-impl CheckoutConfig {
+impl CheckoutPoolConfig {
     /// Sets the configuration of each VM.
     pub fn with_vm(mut self, vm: VmConfig) -> Self {
         self.vm = vm;
@@ -122,7 +122,7 @@ impl CheckoutConfig {
 /// `size == idle + in_use` at all times.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct CheckoutStatus {
+pub struct CheckoutPoolStatus {
     /// The configured most VMs.
     pub max_size: usize,
     /// VMs the pool holds now, idle or checked out (including a slot reserved for a VM
@@ -194,7 +194,7 @@ struct State {
 type Init = Box<dyn Fn(&Vm) -> Result<()>>;
 
 struct Inner {
-    config: CheckoutConfig,
+    config: CheckoutPoolConfig,
     modules: Vec<Module>,
     init: Option<Init>,
     closed: Cell<bool>,
@@ -452,10 +452,10 @@ impl Drop for Waiter {
 /// VMs.
 ///
 /// ```
-/// use luapool::{CheckoutConfig, CheckoutPool, Script};
+/// use luapool::{CheckoutPoolConfig, CheckoutPool, Script};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let pool = CheckoutPool::builder(CheckoutConfig::default().with_max_size(4))
+/// let pool = CheckoutPool::builder(CheckoutPoolConfig::default().with_max_size(4))
 ///     .init(|vm| vm.register("double", |n: i64| Ok(n * 2)))
 ///     .build()?;
 /// let vm = pool.get().await?;
@@ -481,29 +481,29 @@ impl Drop for Waiter {
 /// ## Lifecycle of a VM
 ///
 /// - **Created** lazily by [`get`](CheckoutPool::get) when no VM is idle and the pool
-///   has fewer than [`max_size`](CheckoutConfig::max_size) VMs, or up front
-///   ([`prewarm`](CheckoutConfig::prewarm)). The builder's *init recipe* runs on each new
+///   has fewer than [`max_size`](CheckoutPoolConfig::max_size) VMs, or up front
+///   ([`prewarm`](CheckoutPoolConfig::prewarm)). The builder's *init recipe* runs on each new
 ///   VM.
 /// - **Checked out** by one caller at a time. When every VM is checked out, callers wait
-///   in FIFO order, up to [`wait_timeout`](CheckoutConfig::wait_timeout).
+///   in FIFO order, up to [`wait_timeout`](CheckoutPoolConfig::wait_timeout).
 /// - **Returned** when its [`VmGuard`] drops: the VM is [`reset`](Vm::reset) (a no-op in
 ///   the default [`Isolation::PerExecution`](crate::Isolation::PerExecution) mode, where
 ///   executions never see each other's globals), and handed straight to the oldest
 ///   waiter or put back as idle. Idle VMs are reused most-recently-returned first, so a
 ///   lightly loaded pool keeps using the same warm VMs.
 /// - **Discarded** on return if it is [poisoned](Vm::poisoned) or its reset failed, and
-///   **retired** after [`max_uses`](CheckoutConfig::max_uses) checkouts or above
-///   [`max_memory`](CheckoutConfig::max_memory). Either frees its slot, so the next
+///   **retired** after [`max_uses`](CheckoutPoolConfig::max_uses) checkouts or above
+///   [`max_memory`](CheckoutPoolConfig::max_memory). Either frees its slot, so the next
 ///   caller gets a fresh VM.
 ///
 /// Garbage collection: Lua collects incrementally as scripts allocate, so the pool does
 /// not run the collector on every return: one incremental step ([`Vm::gc_step`]) costs
 /// about a microsecond even on an idle VM, a hundred times the rest of a checkout. A
-/// return runs one step only when the VM has grown by [`GC_GROWTH`] bytes since the last
+/// return runs one step only when the VM has grown by 256 KiB since the last
 /// step (or since Lua's own collector last brought it lower), which makes the extra work
 /// proportional to what scripts keep. The pool looks at the memory every eighth return
 /// of a VM, since even reading it costs a third of a checkout. With
-/// [`max_memory`](CheckoutConfig::max_memory) set, it looks on every return, and a VM
+/// [`max_memory`](CheckoutPoolConfig::max_memory) set, it looks on every return, and a VM
 /// above the limit is fully collected before it is judged, so garbage alone never retires
 /// a VM.
 ///
@@ -519,7 +519,7 @@ pub struct CheckoutPool {
 
 /// Builds a [`CheckoutPool`]; see [`CheckoutPool::builder`].
 pub struct CheckoutPoolBuilder {
-    config: CheckoutConfig,
+    config: CheckoutPoolConfig,
     modules: Vec<Module>,
     init: Option<Init>,
 }
@@ -537,9 +537,9 @@ impl CheckoutPoolBuilder {
     /// VM.
     ///
     /// ```
-    /// use luapool::{CheckoutConfig, CheckoutPool, Value, Vm};
+    /// use luapool::{CheckoutPoolConfig, CheckoutPool, Value, Vm};
     ///
-    /// let pool = CheckoutPool::builder(CheckoutConfig::default().with_prewarm(1))
+    /// let pool = CheckoutPool::builder(CheckoutPoolConfig::default().with_prewarm(1))
     ///     .init(|vm: &Vm| vm.set_global("REGION", Value::from("eu")))
     ///     .build()?;
     /// assert_eq!(pool.status().created, 1);
@@ -550,7 +550,7 @@ impl CheckoutPoolBuilder {
         self
     }
 
-    /// Builds the pool and creates the [`prewarm`](CheckoutConfig::prewarm) VMs.
+    /// Builds the pool and creates the [`prewarm`](CheckoutPoolConfig::prewarm) VMs.
     ///
     /// # Errors
     /// [`Error::Config`] if `max_size` is 0 or `prewarm` exceeds it; the error of
@@ -613,21 +613,21 @@ impl CheckoutPool {
     /// give one.
     ///
     /// ```
-    /// use luapool::{CheckoutConfig, CheckoutPool};
+    /// use luapool::{CheckoutPoolConfig, CheckoutPool};
     ///
-    /// let pool = CheckoutPool::new(CheckoutConfig::default().with_max_size(2))?;
+    /// let pool = CheckoutPool::new(CheckoutPoolConfig::default().with_max_size(2))?;
     /// assert_eq!(pool.status().max_size, 2);
     /// # Ok::<(), luapool::Error>(())
     /// ```
     ///
     /// # Errors
     /// As [`CheckoutPoolBuilder::build`].
-    pub fn new(config: CheckoutConfig) -> Result<CheckoutPool> {
+    pub fn new(config: CheckoutPoolConfig) -> Result<CheckoutPool> {
         CheckoutPool::builder(config).build()
     }
 
     /// A builder with `config` and no init recipe.
-    pub fn builder(config: CheckoutConfig) -> CheckoutPoolBuilder {
+    pub fn builder(config: CheckoutPoolConfig) -> CheckoutPoolBuilder {
         CheckoutPoolBuilder {
             config,
             modules: Vec::new(),
@@ -636,22 +636,22 @@ impl CheckoutPool {
     }
 
     /// The configuration the pool was built from.
-    pub fn config(&self) -> &CheckoutConfig {
+    pub fn config(&self) -> &CheckoutPoolConfig {
         &self.inner.config
     }
 
     /// Checks out a VM: an idle one, else a new one if the pool has fewer than
     /// `max_size`, else the next one returned (callers are served in FIFO order), waiting
-    /// at most [`wait_timeout`](CheckoutConfig::wait_timeout).
+    /// at most [`wait_timeout`](CheckoutPoolConfig::wait_timeout).
     ///
     /// Cancel-safe: dropping the future leaves the queue, and gives back a VM it was
     /// handed but had not returned yet.
     ///
     /// ```
-    /// use luapool::{CheckoutConfig, CheckoutPool, Script, Value};
+    /// use luapool::{CheckoutPoolConfig, CheckoutPool, Script, Value};
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let pool = CheckoutPool::new(CheckoutConfig::default())?;
+    /// let pool = CheckoutPool::new(CheckoutPoolConfig::default())?;
     /// let vm = pool.get().await?;
     /// assert_eq!(vm.exec(&Script::new("one.lua", "return 1"))?, vec![Value::Integer(1)]);
     /// # Ok::<(), luapool::Error>(())
@@ -676,10 +676,10 @@ impl CheckoutPool {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use luapool::{CheckoutConfig, CheckoutPool, Error};
+    /// use luapool::{CheckoutPoolConfig, CheckoutPool, Error};
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-    /// let pool = CheckoutPool::new(CheckoutConfig::default().with_max_size(1))?;
+    /// let pool = CheckoutPool::new(CheckoutPoolConfig::default().with_max_size(1))?;
     /// let held = pool.get().await?;
     /// let err = pool.get_timeout(Duration::from_millis(5)).await.unwrap_err();
     /// assert!(matches!(err, Error::WaitTimeout { .. }));
@@ -731,9 +731,9 @@ impl CheckoutPool {
     /// than `max_size`.
     ///
     /// ```
-    /// use luapool::{CheckoutConfig, CheckoutPool, Error};
+    /// use luapool::{CheckoutPoolConfig, CheckoutPool, Error};
     ///
-    /// let pool = CheckoutPool::new(CheckoutConfig::default().with_max_size(1))?;
+    /// let pool = CheckoutPool::new(CheckoutPoolConfig::default().with_max_size(1))?;
     /// let vm = pool.try_get()?;
     /// assert!(matches!(pool.try_get(), Err(Error::Busy { .. })));
     /// drop(vm);
@@ -767,18 +767,18 @@ impl CheckoutPool {
     /// A snapshot of the pool's state and counters.
     ///
     /// ```
-    /// use luapool::{CheckoutConfig, CheckoutPool};
+    /// use luapool::{CheckoutPoolConfig, CheckoutPool};
     ///
-    /// let pool = CheckoutPool::new(CheckoutConfig::default().with_prewarm(2))?;
+    /// let pool = CheckoutPool::new(CheckoutPoolConfig::default().with_prewarm(2))?;
     /// let vm = pool.try_get()?;
     /// let status = pool.status();
     /// assert_eq!((status.size, status.idle, status.in_use), (2, 1, 1));
     /// # drop(vm);
     /// # Ok::<(), luapool::Error>(())
     /// ```
-    pub fn status(&self) -> CheckoutStatus {
+    pub fn status(&self) -> CheckoutPoolStatus {
         let st = self.inner.state.borrow();
-        CheckoutStatus {
+        CheckoutPoolStatus {
             max_size: self.inner.config.max_size,
             size: st.size,
             idle: st.idle.len(),
@@ -800,10 +800,10 @@ impl CheckoutPool {
     /// dropped). Calling it again waits again.
     ///
     /// ```
-    /// use luapool::{CheckoutConfig, CheckoutPool, Error};
+    /// use luapool::{CheckoutPoolConfig, CheckoutPool, Error};
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let pool = CheckoutPool::new(CheckoutConfig::default())?;
+    /// let pool = CheckoutPool::new(CheckoutPoolConfig::default())?;
     /// let vm = pool.get().await?;
     /// tokio::join!(pool.close(), async move { drop(vm) });
     /// assert_eq!(pool.status().size, 0);
@@ -865,13 +865,13 @@ impl VmGuard {
     }
 
     /// Drops the VM instead of giving it back (counted in
-    /// [`CheckoutStatus::discarded`]); its slot is freed for a fresh VM. For a VM whose
+    /// [`CheckoutPoolStatus::discarded`]); its slot is freed for a fresh VM. For a VM whose
     /// state you no longer trust.
     ///
     /// ```
-    /// use luapool::{CheckoutConfig, CheckoutPool, VmGuard};
+    /// use luapool::{CheckoutPoolConfig, CheckoutPool, VmGuard};
     ///
-    /// let pool = CheckoutPool::new(CheckoutConfig::default())?;
+    /// let pool = CheckoutPool::new(CheckoutPoolConfig::default())?;
     /// VmGuard::discard(pool.try_get()?);
     /// assert_eq!((pool.status().size, pool.status().discarded), (0, 1));
     /// # Ok::<(), luapool::Error>(())

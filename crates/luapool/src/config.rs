@@ -114,7 +114,7 @@ impl Default for VmConfig {
 }
 
 /// The construction style of every configuration in luapool (`VmConfig`,
-/// `WorkerPoolConfig`, `CheckoutConfig`, the server's `ServerConfig`): public fields, a
+/// `WorkerPoolConfig`, `CheckoutPoolConfig`, the server's `ServerConfig`): public fields, a
 /// `Default`, and one consuming `with_*` setter per field. Setters of optional settings
 /// take `impl Into<Option<T>>`, so that they set a value (`with_cpu_limit(d)`) or clear
 /// it (`with_cpu_limit(None)`).

@@ -4,8 +4,8 @@
 //! copies once converted to a [`Value`](crate::Value), encoded as JSON, printed or logged.
 //! Every such host copy goes through a `CopyBudget`, which allows one call (one
 //! `json.encode`, one `print`, the results of one execution, one HTTP reply) to copy at most
-//! what the VM may still allocate under its memory limit (at least [`MIN_COPY_BUDGET`]),
-//! or [`DEFAULT_COPY_LIMIT`] when the VM has none, and fails with [`Error::CopyLimit`]
+//! what the VM may still allocate under its memory limit (at least [`CopyBudget::MIN`]),
+//! or [`CopyBudget::DEFAULT_LIMIT`] when the VM has none, and fails with [`Error::CopyLimit`]
 //! past it, before the bytes are allocated: the copies of a call count as if the
 //! execution had allocated them.
 
@@ -14,11 +14,11 @@ use mlua::Lua;
 use crate::error::Error;
 
 /// Most bytes one call may copy out of a VM that has no memory limit (64 MiB).
-pub const DEFAULT_COPY_LIMIT: usize = 64 << 20;
+pub(crate) const DEFAULT_COPY_LIMIT: usize = 64 << 20;
 
 /// Bytes one call may always copy, even from a VM at its memory limit (64 KiB): enough
 /// for a script out of memory to log why.
-pub const MIN_COPY_BUDGET: usize = 64 << 10;
+pub(crate) const MIN_COPY_BUDGET: usize = 64 << 10;
 
 /// How many more bytes one host call may copy out of a VM.
 ///
@@ -40,13 +40,19 @@ pub struct CopyBudget {
 }
 
 impl CopyBudget {
+    /// Most bytes one call may copy out of a VM that has no memory limit (64 MiB).
+    pub const DEFAULT_LIMIT: usize = DEFAULT_COPY_LIMIT;
+    /// Bytes one call may always copy, even from a VM at its memory limit (64 KiB):
+    /// enough for a script out of memory to log why.
+    pub const MIN: usize = MIN_COPY_BUDGET;
+
     /// A budget of `limit` bytes.
     pub fn new(limit: usize) -> CopyBudget {
         CopyBudget { limit, left: limit }
     }
 
     /// The budget of one call on `lua`: the bytes it may still allocate under the memory
-    /// limit in force (at least [`MIN_COPY_BUDGET`]), or [`DEFAULT_COPY_LIMIT`] if it has
+    /// limit in force (at least [`CopyBudget::MIN`]), or [`CopyBudget::DEFAULT_LIMIT`] if it has
     /// none.
     pub fn for_lua(lua: &Lua) -> CopyBudget {
         CopyBudget::new(match memory_limit(lua) {

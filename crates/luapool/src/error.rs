@@ -58,7 +58,7 @@ pub enum Error {
     },
     /// A host function, or the conversion of an execution's results, would copy more
     /// bytes out of the VM than one call may (what the VM may still allocate under its
-    /// memory limit, or [`DEFAULT_COPY_LIMIT`](crate::DEFAULT_COPY_LIMIT) without one);
+    /// memory limit, or [`CopyBudget::DEFAULT_LIMIT`](crate::CopyBudget::DEFAULT_LIMIT) without one);
     /// see [`CopyBudget`](crate::CopyBudget). Nothing was copied past the limit.
     #[error("host copy limit exceeded (limit {limit} bytes)")]
     CopyLimit {

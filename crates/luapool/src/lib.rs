@@ -56,7 +56,7 @@
 //! | CPU time per execution (running, not awaiting) | [`VmConfig::cpu_limit`] | [`Error::CpuLimit`] |
 //! | instructions per execution (deterministic, but about 2x slower) | [`VmConfig::instruction_limit`] | [`Error::InstructionLimit`] |
 //! | wall-clock time per execution, awaits included (cancels the pending host call) | [`VmConfig::timeout`] | [`Error::Timeout`] |
-//! | bytes one call copies out of the VM (results, `json.encode`, `print`, `log`): what the VM may still allocate, or [`DEFAULT_COPY_LIMIT`] | [`VmConfig::memory_limit`] | [`Error::CopyLimit`] (a Lua error inside host functions) |
+//! | bytes one call copies out of the VM (results, `json.encode`, `print`, `log`): what the VM may still allocate, or [`CopyBudget::DEFAULT_LIMIT`] | [`VmConfig::memory_limit`] | [`Error::CopyLimit`] (a Lua error inside host functions) |
 //!
 //! No hook is set while an execution is within its CPU and wall-clock budget, so a
 //! CPU-bound script runs as fast as with no limit; a watchdog thread interrupts the
@@ -101,15 +101,18 @@ mod lua_helpers;
 mod sandbox;
 mod script;
 mod shared_dict;
+#[doc(hidden)]
 pub mod string_table;
 mod value;
 mod vm;
 mod worker_pool;
 
-pub use checkout::*;
-pub use config::{bytes, Isolation, VmConfig};
+pub use checkout::{
+    CheckoutPool, CheckoutPoolBuilder, CheckoutPoolConfig, CheckoutPoolStatus, VmGuard,
+};
+pub use config::{Isolation, VmConfig};
 pub use context::Context;
-pub use copy_budget::{CopyBudget, DEFAULT_COPY_LIMIT, MIN_COPY_BUDGET};
+pub use copy_budget::CopyBudget;
 pub use engine::ENGINE;
 pub use error::{Error, Result};
 pub use exec_options::ExecOptions;
@@ -120,11 +123,25 @@ pub use log_line::LogOutput;
 pub use script::Script;
 pub use shared_dict::{
     DictErrorKind, DictNumber, DictValue, SharedDict, SharedDictConfig, SharedDicts,
-    DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUE_BYTES, ENTRY_OVERHEAD,
 };
-pub use value::{Serde, Value, MAX_DEPTH, MAX_ITEMS};
+pub use value::{Serde, Value};
 pub use vm::{Execution, Poison, Vm};
-pub use worker_pool::*;
+pub use worker_pool::{
+    HistogramSnapshot, Job, JobArgs, JobFuture, ShutdownSummary, WorkerPool, WorkerPoolBuilder,
+    WorkerPoolConfig, WorkerPoolStatus,
+};
 
-/// The mlua crate luapool is built on, for host functions that need its types.
+/// Size parsing (`"64MiB"`) for luapool's own crates (the server's config, the CLI's
+/// flags); not part of the API.
+#[doc(hidden)]
+pub use config::bytes;
+
+/// The mlua crate luapool is built on.
+///
+/// luapool's signatures use mlua's conversion traits (`FromLuaMulti` and `IntoLuaMulti`
+/// for host-function arguments and typed results) and its types (`Lua`, `Table`) for
+/// host code written against the state, so luapool re-exports the mlua it is built
+/// with: use `luapool::mlua` rather than a separate mlua dependency, and the two always
+/// match. The price, stated here as the crate's policy: moving to a new mlua 0.x is a
+/// breaking luapool release.
 pub use mlua;

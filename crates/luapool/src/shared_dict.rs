@@ -9,7 +9,7 @@
 //! `shared.<name>` (see [`SharedDicts`]).
 //!
 //! - **Capacity** is counted in entries and in bytes ([`SharedDictConfig::max_bytes`]:
-//!   keys, values and [`ENTRY_OVERHEAD`] per entry). Storing an entry that does not fit
+//!   keys, values and [`SharedDictConfig::ENTRY_OVERHEAD`] per entry). Storing an entry that does not fit
 //!   evicts the least recently used entries until it does (a read counts as a use).
 //! - **Value size**: a value larger than [`SharedDictConfig::max_value_bytes`] (or an
 //!   entry larger than the whole byte capacity) is refused with
@@ -55,26 +55,34 @@ pub struct SharedDictConfig {
     pub name: String,
     /// Most entries the dictionary holds; at least 1.
     pub capacity: usize,
-    /// Most bytes the entries take together (keys, values and [`ENTRY_OVERHEAD`] each); at
+    /// Most bytes the entries take together (keys, values and [`SharedDictConfig::ENTRY_OVERHEAD`] each); at
     /// least 1. A number of bytes or a string such as `"64MiB"`; `None`:
-    /// [`DEFAULT_MAX_BYTES`].
+    /// [`SharedDictConfig::DEFAULT_MAX_BYTES`].
     #[serde(default, deserialize_with = "crate::config::bytes::deserialize")]
     pub max_bytes: Option<usize>,
     /// Most bytes of one value (a string's length; 8 for a number); at least 1. `None`:
-    /// [`DEFAULT_MAX_VALUE_BYTES`], or `max_bytes` if that is smaller.
+    /// [`SharedDictConfig::DEFAULT_MAX_VALUE_BYTES`], or `max_bytes` if that is smaller.
     #[serde(default, deserialize_with = "crate::config::bytes::deserialize")]
     pub max_value_bytes: Option<usize>,
 }
 
 /// Byte capacity of a dictionary whose configuration gives none (64 MiB).
-pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
+pub(crate) const DEFAULT_MAX_BYTES: usize = 64 << 20;
 /// Largest value of a dictionary whose configuration gives no limit (1 MiB).
-pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
+pub(crate) const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
 /// Bytes each entry is counted for besides its key and value: the map slot, the LRU
 /// index, the `Arc`s.
-pub const ENTRY_OVERHEAD: usize = 96;
+pub(crate) const ENTRY_OVERHEAD: usize = 96;
 
 impl SharedDictConfig {
+    /// Byte capacity of a dictionary whose configuration gives none (64 MiB).
+    pub const DEFAULT_MAX_BYTES: usize = DEFAULT_MAX_BYTES;
+    /// Largest value of a dictionary whose configuration gives no limit (1 MiB).
+    pub const DEFAULT_MAX_VALUE_BYTES: usize = DEFAULT_MAX_VALUE_BYTES;
+    /// Bytes each entry is counted for besides its key and value: the map slot, the LRU
+    /// index, the `Arc`s.
+    pub const ENTRY_OVERHEAD: usize = ENTRY_OVERHEAD;
+
     /// A dictionary of `capacity` entries with the default byte limits.
     pub fn new(name: impl Into<String>, capacity: usize) -> Self {
         SharedDictConfig {
@@ -150,7 +158,7 @@ pub struct SharedDicts {
 
 impl SharedDicts {
     /// Builds the dictionaries from `(name, capacity)` pairs, with the default byte
-    /// limits ([`DEFAULT_MAX_BYTES`], [`DEFAULT_MAX_VALUE_BYTES`]).
+    /// limits ([`SharedDictConfig::DEFAULT_MAX_BYTES`], [`SharedDictConfig::DEFAULT_MAX_VALUE_BYTES`]).
     ///
     /// # Errors
     /// [`Error::Config`] for an empty or repeated name, or a capacity of 0.

@@ -11,16 +11,16 @@ mod table;
 pub use self::serde::Serde;
 
 /// Deepest nesting of tables converted from Lua; deeper (or cyclic) tables are an error.
-pub const MAX_DEPTH: usize = 100;
+pub(crate) const MAX_DEPTH: usize = 100;
 /// Most table entries (all levels together) converted from one Lua value.
-pub const MAX_ITEMS: usize = 1 << 20;
+pub(crate) const MAX_ITEMS: usize = 1 << 20;
 
 /// A plain Lua value that owns its data and is `Send`: what crosses from one VM or thread
 /// to another.
 ///
 /// Tables become [`Value::Array`] when their keys are exactly `1..=n` (or they carry the
 /// JSON array marker), [`Value::Map`] otherwise. Converting from Lua never runs a script's
-/// metamethods, and stops with an error past [`MAX_DEPTH`] levels or [`MAX_ITEMS`] entries
+/// metamethods, and stops with an error past [`Value::MAX_DEPTH`] levels or [`Value::MAX_ITEMS`] entries
 /// (so cycles are errors too), or with [`Error::CopyLimit`] past its
 /// [`CopyBudget`] (the bytes of every string copy, a string referenced twice counting
 /// twice, and of the entries). Functions, coroutines and userdata cannot be converted;
@@ -72,6 +72,12 @@ impl std::fmt::Debug for Value {
 }
 
 impl Value {
+    /// Deepest nesting of tables converted from Lua; deeper (or cyclic) tables are an
+    /// error.
+    pub const MAX_DEPTH: usize = MAX_DEPTH;
+    /// Most table entries (all levels together) converted from one Lua value.
+    pub const MAX_ITEMS: usize = MAX_ITEMS;
+
     /// Looks up a string key in a [`Value::Map`]; `None` for other variants.
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
@@ -114,8 +120,8 @@ impl Value {
         matches!(self, Value::Nil)
     }
 
-    /// Converts a Lua value without running metamethods, within [`MAX_DEPTH`] and
-    /// [`MAX_ITEMS`], charging its host copy to the budget of the current call (see
+    /// Converts a Lua value without running metamethods, within [`Value::MAX_DEPTH`] and
+    /// [`Value::MAX_ITEMS`], charging its host copy to the budget of the current call (see
     /// [`CopyBudget`]).
     pub(crate) fn from_lua_bounded(value: &mlua::Value, lua: &Lua) -> Result<Value, Error> {
         // Scalars copy nothing: no budget to look up.
@@ -166,7 +172,7 @@ impl Value {
 struct Bounds<'a> {
     /// The state the value belongs to.
     lua: &'a Lua,
-    /// Table entries left (of [`MAX_ITEMS`]).
+    /// Table entries left (of [`Value::MAX_ITEMS`]).
     items: usize,
     /// Host bytes left.
     bytes: &'a mut CopyBudget,

@@ -24,7 +24,7 @@ use crate::value::Value;
 pub use execution::Execution;
 use state::{Entry, State};
 
-/// A sandboxed Lua VM (the seeds' `LuaVM`).
+/// A sandboxed Lua VM.
 ///
 /// A `Vm` is `!Send`: it lives on the thread that created it. Concurrency comes from
 /// several VMs, or from several async executions interleaved on one VM as coroutines (on a

@@ -1,4 +1,4 @@
-//! The worker pool: a thread per VM, shared by any thread or task (the seeds' Pattern 2).
+//! The worker pool: a thread per VM, shared by any thread or task.
 //!
 //! A [`WorkerPool`] is a `Send + Sync + Clone` handle. Each worker is an OS thread owning
 //! a current-thread tokio runtime, a `LocalSet` and a [`Vm`] built by the pool's *init
@@ -77,7 +77,7 @@ pub struct WorkerPoolConfig {
     pub stuck_after: Option<Duration>,
     /// Configuration of each worker's VM (isolation, limits, modules, time slice).
     /// Default: `VmConfig::default()`. A VM configuration without a
-    /// [`time_slice`](VmConfig::time_slice) gets [`DEFAULT_TIME_SLICE`] when the pool is
+    /// [`time_slice`](VmConfig::time_slice) gets [`WorkerPoolConfig::DEFAULT_TIME_SLICE`] when the pool is
     /// built, so that a long job does not hold up the short ones interleaved with it on
     /// its worker; `Duration::ZERO` turns slicing off.
     pub vm: VmConfig,
@@ -98,9 +98,13 @@ impl Default for WorkerPoolConfig {
 
 /// The time slice of worker pool jobs unless configured otherwise (see
 /// [`VmConfig::time_slice`]).
-pub const DEFAULT_TIME_SLICE: Duration = Duration::from_millis(2);
+pub(crate) const DEFAULT_TIME_SLICE: Duration = Duration::from_millis(2);
 
 impl WorkerPoolConfig {
+    /// The time slice of worker pool jobs unless configured otherwise (see
+    /// [`VmConfig::time_slice`]): 2 ms.
+    pub const DEFAULT_TIME_SLICE: Duration = DEFAULT_TIME_SLICE;
+
     /// Sets the number of workers.
     pub fn with_workers(mut self, workers: usize) -> Self {
         self.workers = workers;
@@ -139,12 +143,12 @@ impl WorkerPoolConfig {
 }
 
 /// Builds each worker's VM: register host functions, run an init script.
-pub type Recipe = Arc<dyn Fn(&Vm) -> Result<()> + Send + Sync>;
+pub(crate) type Recipe = Arc<dyn Fn(&Vm) -> Result<()> + Send + Sync>;
 
 /// A snapshot of a pool's state and counters.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct PoolStatus {
+pub struct WorkerPoolStatus {
     /// Worker threads serving jobs.
     pub workers: usize,
     /// Workers running at least one job.
@@ -531,7 +535,7 @@ impl WorkerPool {
     }
 
     /// Like [`submit`](Self::submit), waiting at most `timeout` for room in the queue
-    /// (the seeds' `GetWithTimeout`).
+    /// (a get with a timeout).
     ///
     /// # Errors
     /// As [`submit`](Self::submit).
@@ -687,10 +691,10 @@ impl WorkerPool {
     }
 
     /// A snapshot of the pool's state and counters.
-    pub fn status(&self) -> PoolStatus {
+    pub fn status(&self) -> WorkerPoolStatus {
         let shared = self.shared();
         let s = &shared.stats;
-        PoolStatus {
+        WorkerPoolStatus {
             workers: shared.threads.load(Ordering::Acquire),
             busy: s.busy_workers.load(Ordering::Acquire),
             queued: shared.queue.len(),

@@ -13,8 +13,8 @@ use std::task::Poll;
 use std::time::Duration;
 
 use luapool::{
-    CheckoutConfig, CheckoutPool, CheckoutStatus, Error, Isolation, Script, Value, Vm, VmConfig,
-    VmGuard,
+    CheckoutPool, CheckoutPoolConfig, CheckoutPoolStatus, Error, Isolation, Script, Value, Vm,
+    VmConfig, VmGuard,
 };
 
 fn script(source: &str) -> Script {
@@ -23,7 +23,7 @@ fn script(source: &str) -> Script {
 
 /// A pool whose VMs know their creation number (`VM_ID`, 1-based), with a counter of
 /// how many VMs the init recipe built.
-fn numbered(config: CheckoutConfig) -> (CheckoutPool, Rc<Cell<usize>>) {
+fn numbered(config: CheckoutPoolConfig) -> (CheckoutPool, Rc<Cell<usize>>) {
     let inits = Rc::new(Cell::new(0));
     let counter = Rc::clone(&inits);
     let pool = CheckoutPool::builder(config)
@@ -48,13 +48,13 @@ async fn poll_once<F: Future>(mut fut: Pin<&mut F>) -> Poll<F::Output> {
 /// Asserts the pool's accounting: `size == idle + in_use`, and the given counts.
 #[track_caller]
 fn assert_status(pool: &CheckoutPool, size: usize, idle: usize, waiting: usize) {
-    let s: CheckoutStatus = pool.status();
+    let s: CheckoutPoolStatus = pool.status();
     assert_eq!(s.size, s.idle + s.in_use, "{s:?}");
     assert_eq!((s.size, s.idle, s.waiting), (size, idle, waiting), "{s:?}");
 }
 
-fn max(n: usize) -> CheckoutConfig {
-    CheckoutConfig::default().with_max_size(n)
+fn max(n: usize) -> CheckoutPoolConfig {
+    CheckoutPoolConfig::default().with_max_size(n)
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -497,13 +497,13 @@ async fn invalid_configurations_are_refused() {
         CheckoutPool::new(max(2).with_prewarm(3)),
         Err(Error::Config { .. })
     ));
-    let config: CheckoutConfig = serde_json::from_str(
+    let config: CheckoutPoolConfig = serde_json::from_str(
         r#"{ "max_size": 2, "max_uses": 10, "vm": { "isolation": "shared" } }"#,
     )
     .unwrap();
     assert_eq!(config.max_uses, Some(10));
     assert_eq!(config.vm.isolation, Isolation::Shared);
-    assert!(serde_json::from_str::<CheckoutConfig>(r#"{ "max": 2 }"#).is_err());
+    assert!(serde_json::from_str::<CheckoutPoolConfig>(r#"{ "max": 2 }"#).is_err());
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]

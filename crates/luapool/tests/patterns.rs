@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use luapool::{
-    CheckoutConfig, CheckoutPool, Error, HostError, Poison, Script, Value, Vm, VmConfig,
+    CheckoutPool, CheckoutPoolConfig, Error, HostError, Poison, Script, Value, Vm, VmConfig,
     WorkerPool, WorkerPoolConfig,
 };
 
@@ -27,7 +27,7 @@ impl Pattern {
         recipe(&vm).unwrap();
         let r = Arc::clone(&recipe);
         let checkout = CheckoutPool::builder(
-            CheckoutConfig::default()
+            CheckoutPoolConfig::default()
                 .with_max_size(1)
                 .with_vm(config.clone()),
         )

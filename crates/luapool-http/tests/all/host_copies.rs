@@ -54,7 +54,7 @@ async fn a_dictionary_keeps_within_its_default_byte_capacity() {
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["stored"], 1000);
-    // 64 MiB (luapool::DEFAULT_MAX_BYTES) of ~1 MiB entries.
+    // 64 MiB (luapool::SharedDictConfig::DEFAULT_MAX_BYTES) of ~1 MiB entries.
     let kept = v["kept"].as_u64().unwrap();
     assert!((32..=64).contains(&kept), "{v}");
     assert_eq!(v["huge"], false);

@@ -6,7 +6,7 @@
 //! instructions per request. Here the whole value is walked by one C-API sequence inside
 //! one protected call, reading keys and values straight off the Lua stack.
 //!
-//! Each table is walked twice: once to count its entries (against [`MAX_ITEMS`]) and to
+//! Each table is walked twice: once to count its entries (against [`Value::MAX_ITEMS`]) and to
 //! tell an array from a map, then to convert them: as `mlua::Table::pairs` did, entries
 //! come in `next` order and a table is an array when its keys are exactly `1..=#t` (or it
 //! is empty and carries the VM's array marker).

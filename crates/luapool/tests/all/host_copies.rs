@@ -5,7 +5,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use luapool::{CopyBudget, Error, LogOutput, Script, Value, Vm, VmConfig, DEFAULT_COPY_LIMIT};
+use luapool::{CopyBudget, Error, LogOutput, Script, Value, Vm, VmConfig};
+
+const DEFAULT_COPY_LIMIT: usize = CopyBudget::DEFAULT_LIMIT;
 
 use crate::{assert_contains, assert_location, ok, run, runtime_error, Buf};
 

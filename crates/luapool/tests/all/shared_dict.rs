@@ -535,8 +535,11 @@ fn a_value_over_the_limit_is_refused_with_too_large() {
 fn the_default_limits_apply_to_dictionaries_built_from_capacities() {
     let dicts = SharedDicts::new([("c", 10)]).unwrap();
     let c = dicts.get("c").unwrap();
-    assert_eq!(c.max_bytes(), luapool::DEFAULT_MAX_BYTES);
-    assert_eq!(c.max_value_bytes(), luapool::DEFAULT_MAX_VALUE_BYTES);
+    assert_eq!(c.max_bytes(), luapool::SharedDictConfig::DEFAULT_MAX_BYTES);
+    assert_eq!(
+        c.max_value_bytes(),
+        luapool::SharedDictConfig::DEFAULT_MAX_VALUE_BYTES
+    );
     let vm = vm_with(&dicts);
     let got = ok(
         &vm,
@@ -550,7 +553,7 @@ fn the_default_limits_apply_to_dictionaries_built_from_capacities() {
 fn replacing_and_deleting_entries_keeps_the_byte_count_exact() {
     let dicts = SharedDicts::new([("c", 10)]).unwrap();
     let c = dicts.get("c").unwrap();
-    let entry = |key: &str, len: usize| key.len() + len + luapool::ENTRY_OVERHEAD;
+    let entry = |key: &str, len: usize| key.len() + len + luapool::SharedDictConfig::ENTRY_OVERHEAD;
     c.set("a", vec![0u8; 100], None).unwrap();
     c.set("b", 7, None).unwrap();
     assert_eq!(c.used_bytes(), entry("a", 100) + entry("b", 8));

@@ -111,7 +111,7 @@ fn deeply_nested_tables_are_conversion_errors() {
         &vm,
         &format!(
             "local t = 1 for _ = 1, {} do t = {{ t }} end return t",
-            luapool::MAX_DEPTH
+            luapool::Value::MAX_DEPTH
         ),
     );
     assert!(matches!(v[0], Value::Array(_)));
