@@ -279,3 +279,26 @@ fn body_read_timeout_comes_from_the_file_or_the_flag() {
     assert!(status.starts_with("HTTP/1.1 408"), "{status}");
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
+
+#[test]
+fn the_request_id_is_in_log_lines_and_outgoing_requests() {
+    let dir = app_dir(
+        r#"function handle(req)
+  if req.path == "/b" then return req.headers["x-request-id"] or "none" end
+  log.warn("in a")
+  local res, err = http.request("http://" .. req.headers.host .. "/b")
+  if not res then error(err) end
+  return res.body
+end"#,
+    );
+    let serve = Serve::start(&[&app(&dir)]);
+    let (status, id) = serve.get("/a");
+    assert_eq!(status, 200, "{id}");
+    assert_ne!(id, "none");
+    let stderr = serve.stop_and_read_stderr();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("in a"))
+        .unwrap_or_else(|| panic!("no script log line in:\n{stderr}"));
+    assert!(line.contains(&format!("id={id}")), "{id}: {line}");
+}

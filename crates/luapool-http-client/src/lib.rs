@@ -16,7 +16,9 @@
 //! Returns `{ status = 200, headers = { ... }, body = "..." }`, or `nil, message` when
 //! the request fails (connection refused, timeout, too large a response). Bad arguments
 //! are Lua errors. Response header names are lower case; a repeated header is an array.
-//! The request is async: the script waits, its thread does not, so the VM must run on
+//! A request made by an execution that has an id (`luapool::ExecOptions::with_id`; the
+//! server gives each request's its request id) carries it as `x-request-id`, unless the
+//! script sets that header itself. The request is async: the script waits, its thread does not, so the VM must run on
 //! a tokio runtime with IO and time enabled (the `_async` calls of [`luapool::Vm`]).
 //!
 //! What the request copies out of the VM (url, headers, body) is charged to one
@@ -92,14 +94,32 @@ pub fn register(vm: &luapool::Vm) -> luapool::Result<()> {
 
 /// The `http` module, for [`luapool::Vm::register_module`] (what [`register`] adds).
 pub fn module() -> Module {
-    Module::new("http").async_function("request", |Request(spec)| async move {
-        let spec = spec?;
-        Ok(match send(spec).await {
-            Ok(reply) => (reply, None),
-            Err(message) => (Value::Nil, Some(message)),
-        })
+    Module::new("http").async_function("request", |Request(spec)| {
+        // Read while the calling execution runs: its id travels as `x-request-id`.
+        let id = luapool::Context::id();
+        async move {
+            let mut spec = spec?;
+            if let Some(id) = id {
+                if !spec
+                    .headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case(REQUEST_ID))
+                {
+                    spec.headers
+                        .push((REQUEST_ID.to_string(), id.as_bytes().to_vec()));
+                }
+            }
+            Ok(match send(spec).await {
+                Ok(reply) => (reply, None),
+                Err(message) => (Value::Nil, Some(message)),
+            })
+        }
     })
 }
+
+/// The header that carries the calling execution's id (see `luapool::Context::id`),
+/// unless the script sets it itself.
+const REQUEST_ID: &str = "x-request-id";
 
 fn parse(arg: mlua::Value, budget: &mut CopyBudget) -> HostResult<Spec> {
     let bad = |what: &str| HostError::new(format!("http.request: {what}"));

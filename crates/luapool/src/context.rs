@@ -43,11 +43,18 @@ use std::task::{Context as TaskContext, Poll};
 #[derive(Clone)]
 pub struct Context(Arc<dyn Any + Send + Sync>);
 
+/// What an execution carries for its host functions: its [`Context`] and its id.
+#[derive(Clone, Default)]
+pub(crate) struct Carried {
+    pub(crate) context: Option<Context>,
+    pub(crate) id: Option<Arc<str>>,
+}
+
 /// What the thread knows of the execution running on it.
 #[derive(Default)]
 struct Frame {
-    /// Its context, if it has one.
-    context: Option<Context>,
+    /// What it carries, if anything.
+    carried: Option<Carried>,
     /// True for a sync execution (on the VM's main thread, where nothing can yield).
     sync: bool,
 }
@@ -69,24 +76,31 @@ impl Context {
     pub fn get<T: Any + Send + Sync>() -> Option<Arc<T>> {
         CURRENT.with(|c| {
             let c = c.borrow();
-            let data = Arc::clone(&c.context.as_ref()?.0);
+            let data = Arc::clone(&c.carried.as_ref()?.context.as_ref()?.0);
             data.downcast::<T>().ok()
         })
     }
 
+    /// The running execution's id (see [`ExecOptions::with_id`](crate::ExecOptions::with_id)),
+    /// if it has one: `log` lines carry it as their `id` field and the HTTP client sends
+    /// it as `x-request-id`.
+    pub fn id() -> Option<Arc<str>> {
+        CURRENT.with(|c| c.borrow().carried.as_ref()?.id.clone())
+    }
+
     /// Runs `f`, a stretch of a sync execution (`sync`) or of an async one, with
-    /// `context` as the thread's current context; then puts back what it replaced.
-    pub(crate) fn scope<R>(context: Option<&Context>, sync: bool, f: impl FnOnce() -> R) -> R {
+    /// `carried` installed for its host functions; then puts back what it replaced.
+    pub(crate) fn scope<R>(carried: Option<&Carried>, sync: bool, f: impl FnOnce() -> R) -> R {
         // Nothing to install and nothing to hide: the common case costs one read.
         let same = |c: &RefCell<Frame>| {
             let c = c.borrow();
-            c.context.is_none() && c.sync == sync
+            c.carried.is_none() && c.sync == sync
         };
-        if context.is_none() && CURRENT.with(same) {
+        if carried.is_none() && CURRENT.with(same) {
             return f();
         }
         let frame = Frame {
-            context: context.cloned(),
+            carried: carried.cloned(),
             sync,
         };
         let saved = CURRENT.with(|c| c.replace(frame));
@@ -117,11 +131,11 @@ impl std::fmt::Debug for Context {
     }
 }
 
-/// An async execution's future, polled with its context installed (for executions that
-/// run without a metering driver, which installs it itself).
+/// An async execution's future, polled with what it carries installed (for executions
+/// that run without a metering driver, which installs it itself).
 pub(crate) struct WithContext<F> {
     pub(crate) future: Pin<Box<F>>,
-    pub(crate) context: Option<Context>,
+    pub(crate) carried: Option<Carried>,
 }
 
 impl<F: Future> Future for WithContext<F> {
@@ -129,7 +143,7 @@ impl<F: Future> Future for WithContext<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = self.get_mut();
-        Context::scope(this.context.as_ref(), false, || {
+        Context::scope(this.carried.as_ref(), false, || {
             this.future.as_mut().poll(cx)
         })
     }

@@ -2,9 +2,10 @@
 //! tighter than its VM's, and the [`Context`] its host functions read.
 
 use std::any::Any;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::context::Context;
+use crate::context::{Carried, Context};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 
@@ -42,6 +43,10 @@ pub struct ExecOptions {
     pub instruction_limit: Option<u64>,
     /// Data the execution's host functions read with [`Context::get`].
     pub context: Option<Context>,
+    /// The execution's id (a request id, a job id): the `log` lines of the execution
+    /// carry it as their `id` field, the HTTP client module sends it as `x-request-id`,
+    /// and host functions read it with [`Context::id`].
+    pub id: Option<Arc<str>>,
 }
 
 impl ExecOptions {
@@ -72,6 +77,23 @@ impl ExecOptions {
     pub fn with_context<T: Any + Send + Sync>(mut self, data: T) -> Self {
         self.context = Some(Context::new(data));
         self
+    }
+
+    /// Sets the execution's id (see [`ExecOptions::id`]).
+    pub fn with_id(mut self, id: impl Into<Arc<str>>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// What the execution carries for its host functions, if anything.
+    pub(crate) fn carried(&self) -> Option<Carried> {
+        if self.context.is_none() && self.id.is_none() {
+            return None;
+        }
+        Some(Carried {
+            context: self.context.clone(),
+            id: self.id.clone(),
+        })
     }
 
     /// True if the options set a limit.

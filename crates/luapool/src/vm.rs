@@ -12,7 +12,7 @@ use std::rc::Rc;
 use mlua::{FromLuaMulti, Function, IntoLua, IntoLuaMulti, MultiValue, Table, Variadic};
 
 use crate::config::{Isolation, VmConfig};
-use crate::context::{Context, WithContext};
+use crate::context::{Carried, Context, WithContext};
 use crate::error::{classify, Error, Result};
 use crate::exec_options::ExecOptions;
 use crate::host::{async_maker, sync_maker, HostResult, Maker, Module};
@@ -167,8 +167,9 @@ struct Plan<'a> {
     calls: Option<&'a str>,
     /// Runs the execution under the VM's limits, when it has any.
     driver: Option<Driver>,
-    /// The execution's context, when it has no driver (which installs it otherwise).
-    context: Option<Context>,
+    /// What the execution carries for its host functions, when it has no driver (which
+    /// installs it otherwise).
+    carried: Option<Carried>,
     shared_globals: bool,
 }
 
@@ -182,12 +183,12 @@ impl Plan<'_> {
             args,
             calls,
             driver,
-            context,
+            carried,
             shared_globals,
         } = self;
         let convert = |results: mlua::Result<MultiValue>| convert_results(&state, calls, results);
         let Some(driver) = driver else {
-            return convert(Context::scope(context.as_ref(), true, || func.call(args)));
+            return convert(Context::scope(carried.as_ref(), true, || func.call(args)));
         };
         let (result, stopped) = driver.run(state.lua(), || func.call(args), convert);
         state.note(stopped, shared_globals);
@@ -203,13 +204,13 @@ impl Plan<'_> {
             args,
             calls,
             driver,
-            context,
+            carried,
             shared_globals,
         } = self;
         let convert = |results: mlua::Result<MultiValue>| convert_results(&state, calls, results);
         let Some(driver) = driver else {
             let future = Box::pin(func.call_async(args));
-            return convert(WithContext { future, context }.await);
+            return convert(WithContext { future, carried }.await);
         };
         let call = func.call_async::<MultiValue>(args);
         let (result, stopped) = driver.run_async(state.lua(), call, convert).await;
@@ -683,7 +684,7 @@ impl Vm {
             Some(options) => options.narrow(self.limits)?,
             None => self.limits,
         };
-        let context = options.and_then(|o| o.context.clone());
+        let carried = options.and_then(ExecOptions::carried);
         let state = self.execution_state()?;
         let lua = state.lua();
         let mut args = args.into_lua_multi(lua).map_err(|e| classify(e, None))?;
@@ -719,12 +720,12 @@ impl Vm {
                 )
             }
         };
-        let (driver, context) = match meter {
+        let (driver, carried) = match meter {
             Some(meter) => {
                 let memory = state.memory_share(limits.memory);
-                (Some(Driver::new(meter, memory, context)), None)
+                (Some(Driver::new(meter, memory, carried)), None)
             }
-            None => (None, context),
+            None => (None, carried),
         };
         Ok(Plan {
             state,
@@ -732,7 +733,7 @@ impl Vm {
             args,
             calls,
             driver,
-            context,
+            carried,
             shared_globals: shared,
         })
     }

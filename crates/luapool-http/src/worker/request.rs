@@ -3,12 +3,14 @@
 //! worker's current VM, and the outcome as a response ([`Worker::respond`]).
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use luapool::ExecOptions;
 use tracing::info;
 
 use super::admission::Admitted;
@@ -54,12 +56,12 @@ impl Worker {
     }
 
     /// A new request id: the worker's prefix and a counter.
-    fn next_id(&self) -> String {
+    fn next_id(&self) -> Arc<str> {
         let n = self.next_id.get();
         self.next_id.set(n + 1);
         let mut id = self.id_prefix.clone();
         id.push_str(&n.to_string());
-        id
+        id.into()
     }
 
     /// Counts a response by status.
@@ -83,7 +85,7 @@ impl Worker {
         &self,
         req: Request<Incoming>,
         remote: Rc<str>,
-        id: &str,
+        id: &Arc<str>,
     ) -> Response<Full<Bytes>> {
         let Admitted { parts, body, _slot } = match self.admit(req).await {
             Ok(admitted) => admitted,
@@ -96,9 +98,13 @@ impl Worker {
             remote,
             id: id.to_string(),
         };
+        // The request id goes with the execution: in its `log` lines, and as
+        // `x-request-id` on its `http.request` calls.
+        let options = ExecOptions::new().with_id(Arc::clone(id));
         let result = {
             let _running = Raised::new(&self.metrics.in_flight);
-            vm.call_in_async::<Reply>(&app.script, "handle", request)
+            vm.with_options(&options)
+                .call_in_async::<Reply>(&app.script, "handle", request)
                 .await
         };
         self.metrics.vm_memory.set(vm.used_memory() as u64);

@@ -1,8 +1,10 @@
 //! `log.debug/info/warn/error(...)`: script messages as `tracing` events, one line each
-//! (control characters escaped).
+//! (control characters escaped), with the execution's id as their `id` field when it
+//! has one.
 
 use mlua::{Lua, MultiValue, Table};
 
+use crate::context::Context;
 use crate::copy_budget::{self, CopyBudget};
 use crate::log_line::escape;
 use crate::sandbox::{host_function, SandboxData};
@@ -28,35 +30,36 @@ fn message(lua: &Lua, args: &MultiValue) -> mlua::Result<String> {
     Ok(line)
 }
 
+/// Emits one script message at `$level`, with the execution's id (see
+/// [`Context::id`]) as the `id` field when it has one.
+macro_rules! emit {
+    ($level:ident, $lua:expr, $args:expr) => {{
+        let line = message($lua, $args)?;
+        match Context::id() {
+            Some(id) => tracing::$level!(target: "luapool::script", id = %id, "{line}"),
+            None => tracing::$level!(target: "luapool::script", "{line}"),
+        }
+        Ok(())
+    }};
+}
+
 pub(super) fn module(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table_with_capacity(0, 4)?;
     t.raw_set(
         "debug",
-        host_function(lua, |lua, args: MultiValue| {
-            tracing::debug!(target: "luapool::script", "{}", message(lua, &args)?);
-            Ok(())
-        })?,
+        host_function(lua, |lua, args: MultiValue| emit!(debug, lua, &args))?,
     )?;
     t.raw_set(
         "info",
-        host_function(lua, |lua, args: MultiValue| {
-            tracing::info!(target: "luapool::script", "{}", message(lua, &args)?);
-            Ok(())
-        })?,
+        host_function(lua, |lua, args: MultiValue| emit!(info, lua, &args))?,
     )?;
     t.raw_set(
         "warn",
-        host_function(lua, |lua, args: MultiValue| {
-            tracing::warn!(target: "luapool::script", "{}", message(lua, &args)?);
-            Ok(())
-        })?,
+        host_function(lua, |lua, args: MultiValue| emit!(warn, lua, &args))?,
     )?;
     t.raw_set(
         "error",
-        host_function(lua, |lua, args: MultiValue| {
-            tracing::error!(target: "luapool::script", "{}", message(lua, &args)?);
-            Ok(())
-        })?,
+        host_function(lua, |lua, args: MultiValue| emit!(error, lua, &args))?,
     )?;
     Ok(t)
 }

@@ -32,15 +32,16 @@ use mlua::Lua;
 
 use super::slice::AfterDriver;
 use super::{LimitKind, MemoryShare, Meter};
-use crate::context::Context;
+use crate::context::{Carried, Context};
 use crate::error::Result;
 
 /// Runs one execution under its limits: its [`Meter`] and, under a memory limit, its
-/// share of the VM's memory; with its [`Context`] installed while it runs.
+/// share of the VM's memory; with what it carries for its host functions (its
+/// [`Context`], its id) installed while it runs.
 pub(crate) struct Driver {
     meter: Meter,
     memory: Option<MemoryShare>,
-    context: Option<Context>,
+    carried: Option<Carried>,
 }
 
 /// What a [`Driver`] returns: the execution's converted result (the limit error if a
@@ -49,17 +50,17 @@ pub(crate) type Driven<R> = (Result<R>, Option<LimitKind>);
 
 impl Driver {
     /// A driver for an execution metered by `meter` (which may already have metered its
-    /// compilation), with `memory` its share of the VM's memory and `context` what its
+    /// compilation), with `memory` its share of the VM's memory and `carried` what its
     /// host functions read.
     pub(crate) fn new(
         meter: Meter,
         memory: Option<MemoryShare>,
-        context: Option<Context>,
+        carried: Option<Carried>,
     ) -> Driver {
         Driver {
             meter,
             memory,
-            context,
+            carried,
         }
     }
 
@@ -70,7 +71,7 @@ impl Driver {
         call: impl FnOnce() -> mlua::Result<T>,
         convert: impl FnOnce(mlua::Result<T>) -> Result<R>,
     ) -> Driven<R> {
-        let (results, _sliced) = Context::scope(self.context.as_ref(), true, || {
+        let (results, _sliced) = Context::scope(self.carried.as_ref(), true, || {
             stretch(&mut self.meter, &mut self.memory, lua, lua.state(), call)
         });
         self.meter.finish(convert(results))
@@ -97,7 +98,7 @@ impl Driver {
         let stretches = Stretches {
             call: &mut call,
             memory: &mut self.memory,
-            context: self.context.as_ref(),
+            carried: self.carried.as_ref(),
             lua,
             held: None,
         };
@@ -178,7 +179,7 @@ impl<F> Drop for Call<F> {
 struct Stretches<'a, F> {
     call: &'a mut Call<F>,
     memory: &'a mut Option<MemoryShare>,
-    context: Option<&'a Context>,
+    carried: Option<&'a Carried>,
     lua: &'a Lua,
     /// Set while the execution waits out the rest of its thread's tasks after its time
     /// slice ran out.
@@ -207,7 +208,7 @@ impl<F: Future> Future for Stretches<'_, F> {
             this.held = None;
             released = true;
         }
-        let (poll, sliced) = Context::scope(this.context, false, || {
+        let (poll, sliced) = Context::scope(this.carried, false, || {
             stretch(meter, this.memory, this.lua, *main, || {
                 call.as_mut().poll(cx)
             })

@@ -177,6 +177,12 @@ impl Job {
         self
     }
 
+    /// Sets the job's id (see [`ExecOptions::id`]): its `log` lines carry it.
+    pub fn with_id(mut self, id: impl Into<std::sync::Arc<str>>) -> Job {
+        self.options_mut().id = Some(id.into());
+        self
+    }
+
     /// The error the job's arguments could not be converted with, if one.
     pub(crate) fn invalid(&self) -> Option<&Error> {
         self.invalid.as_deref()

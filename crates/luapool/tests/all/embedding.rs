@@ -305,3 +305,16 @@ fn an_async_host_function_called_from_a_sync_execution_says_so() {
     assert!(text.contains("exec_async"), "{text}");
     assert!(text.starts_with("f.lua:1:"), "{text}");
 }
+
+#[test]
+fn host_functions_read_the_execution_id() {
+    for vm in [limited(), Vm::new(VmConfig::default()).expect("vm")] {
+        vm.register("my_id", |()| Ok(Context::id().map(|id| id.to_string())))
+            .expect("register");
+        let script = Script::new("id.lua", "return my_id()");
+        let opts = ExecOptions::new().with_id("req-7");
+        let id: Option<String> = vm.with_options(&opts).eval(&script, ()).expect("eval");
+        assert_eq!(id.as_deref(), Some("req-7"));
+        assert_eq!(vm.eval::<Option<String>>(&script).expect("eval"), None);
+    }
+}
