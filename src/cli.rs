@@ -47,10 +47,10 @@ pub(crate) struct VmFlags {
     trusted: bool,
     /// Wall-clock limit of one execution (for serve: of one request's handler), awaits
     /// included [run: none; serve: 30].
-    #[arg(long, visible_alias = "request-timeout", value_name = "SECONDS", value_parser = parse_seconds)]
+    #[arg(long, visible_alias = "request-timeout", value_name = "DURATION", value_parser = parse_seconds)]
     timeout: Option<Duration>,
     /// CPU-time limit of one execution [default: none].
-    #[arg(long = "cpu-limit", value_name = "SECONDS", value_parser = parse_seconds)]
+    #[arg(long = "cpu-limit", value_name = "DURATION", value_parser = parse_seconds)]
     cpu_limit: Option<Duration>,
     /// Lua instructions one execution may run, counted in steps of 1000 (deterministic,
     /// but about 2x slower) [default: none].
@@ -62,7 +62,7 @@ pub(crate) struct VmFlags {
     memory_limit: Option<usize>,
     /// Time an execution runs before it yields to the other ones on its thread; 0 turns
     /// slicing off [run: off; serve: 0.002].
-    #[arg(long = "time-slice", value_name = "SECONDS", value_parser = parse_seconds_or_zero)]
+    #[arg(long = "time-slice", value_name = "DURATION", value_parser = parse_seconds_or_zero)]
     time_slice: Option<Duration>,
     /// A directory `require` searches before the script's (APP's) own (repeatable).
     #[arg(long = "module-path", value_name = "DIR")]
@@ -169,14 +169,13 @@ fn run_usage_error(kind: ErrorKind, message: impl std::fmt::Display) -> clap::Er
 }
 
 /// Parses a positive number of seconds (`0.5`, `2`).
+/// A positive duration: `500ms`, `2s`, or a number of seconds, as in `luapool.toml`.
 fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
-    if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
-        return Err(format!("'{text}' must be a positive number of seconds"));
+    let d = luapool::duration::parse(text)?;
+    if d.is_zero() {
+        return Err(format!("'{text}' must be more than zero"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
 /// Arguments of `luapool serve`. Flags win over the configuration file.
@@ -188,8 +187,9 @@ pub(crate) struct ServeArgs {
     /// Configuration file (default: `luapool.toml` next to APP, if there is one).
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "ADDR")]
+    /// Address to listen on: HOST:PORT, :PORT or PORT (127.0.0.1), localhost:PORT
+    /// [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR", value_parser = luapool_http::parse_listen)]
     pub(crate) listen: Option<SocketAddr>,
     /// Worker threads, each with its own VM [default: one per core].
     #[arg(long, value_name = "N")]
@@ -205,17 +205,17 @@ pub(crate) struct ServeArgs {
     pub(crate) max_body_size: Option<usize>,
     /// Time a client has to send a request's headers, from the connection's accept or
     /// the first byte of a later request [default: 10].
-    #[arg(long = "header-read-timeout", value_name = "SECONDS", value_parser = parse_seconds)]
+    #[arg(long = "header-read-timeout", value_name = "DURATION", value_parser = parse_seconds)]
     pub(crate) header_read_timeout: Option<Duration>,
     /// Time a client has to send a request's body, from the end of its headers; then 408
     /// [default: 30].
-    #[arg(long = "body-read-timeout", value_name = "SECONDS", value_parser = parse_seconds)]
+    #[arg(long = "body-read-timeout", value_name = "DURATION", value_parser = parse_seconds)]
     pub(crate) body_read_timeout: Option<Duration>,
     /// How long a keep-alive connection may stay idle between requests [default: 75].
-    #[arg(long = "keep-alive-timeout", value_name = "SECONDS", value_parser = parse_seconds)]
+    #[arg(long = "keep-alive-timeout", value_name = "DURATION", value_parser = parse_seconds)]
     pub(crate) keep_alive_timeout: Option<Duration>,
     /// How long shutdown waits for requests in flight [default: 30].
-    #[arg(long = "shutdown-timeout", value_name = "SECONDS", value_parser = parse_seconds)]
+    #[arg(long = "shutdown-timeout", value_name = "DURATION", value_parser = parse_seconds)]
     pub(crate) shutdown_timeout: Option<Duration>,
     /// A shared dictionary `shared.NAME` holding up to CAPACITY entries (repeatable).
     #[arg(long = "shared-dict", value_name = "NAME=CAPACITY", value_parser = parse_dict)]
@@ -251,10 +251,7 @@ fn parse_dict(text: &str) -> Result<(String, usize), String> {
 
 /// Parses a number of seconds that may be 0 (`0` turns the feature off).
 fn parse_seconds_or_zero(text: &str) -> Result<Duration, String> {
-    if text.trim().parse::<f64>() == Ok(0.0) {
-        return Ok(Duration::ZERO);
-    }
-    parse_seconds(text)
+    luapool::duration::parse(text)
 }
 
 /// Arguments of `luapool check`.
@@ -276,8 +273,33 @@ mod tests {
     }
 
     #[test]
+    fn parses_listen_addresses() {
+        let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(luapool_http::parse_listen("8080"), Ok(local(8080)));
+        assert_eq!(luapool_http::parse_listen(":9000"), Ok(local(9000)));
+        assert_eq!(
+            luapool_http::parse_listen("localhost:9001"),
+            Ok(local(9001))
+        );
+        assert_eq!(
+            luapool_http::parse_listen("0.0.0.0:80"),
+            Ok(SocketAddr::from(([0, 0, 0, 0], 80)))
+        );
+        assert_eq!(
+            luapool_http::parse_listen("[::1]:81").map(|a| a.port()),
+            Ok(81)
+        );
+        assert!(luapool_http::parse_listen("example.com:80").is_err());
+        assert!(luapool_http::parse_listen("http").is_err());
+    }
+
+    #[test]
     fn parses_seconds() {
         assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_seconds("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_seconds("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_seconds("0").is_err());
+        assert_eq!(parse_seconds_or_zero("0s"), Ok(Duration::ZERO));
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("soon").is_err());
     }

@@ -36,7 +36,9 @@ use crate::error::{Error, Result};
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ServerConfig {
-    /// Address to listen on. Default: `127.0.0.1:8080`.
+    /// Address to listen on: `"HOST:PORT"`, `":PORT"`, `"PORT"` or `"localhost:PORT"`
+    /// (see [`parse_listen`]). Default: `127.0.0.1:8080`.
+    #[serde(deserialize_with = "deserialize_listen")]
     pub listen: SocketAddr,
     /// Worker threads, each with its own runtime and VM. Default: the number of cores.
     pub workers: usize,
@@ -52,21 +54,21 @@ pub struct ServerConfig {
     /// Time a client has to send a request's complete headers: counted from the
     /// connection's accept for its first request, and from the first byte of each later
     /// request on a keep-alive connection; then the connection is closed. Default: `10s`.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "luapool::duration::deserialize_required")]
     pub header_read_timeout: Duration,
     /// Time a client has to send a request's complete body, counted from the end of its
     /// headers; then `408 Request Timeout` and the connection is closed. The body is
     /// read before the request takes a handler slot, so a slow body never holds one.
     /// Default: `30s`.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "luapool::duration::deserialize_required")]
     pub body_read_timeout: Duration,
     /// How long a keep-alive connection may stay idle between requests (from the end of
     /// one request to the first byte of the next; on HTTP/2, while no stream is open)
     /// before it is closed. Default: `75s`.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "luapool::duration::deserialize_required")]
     pub keep_alive_timeout: Duration,
     /// How long a graceful shutdown waits for in-flight requests. Default: `30s`.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "luapool::duration::deserialize_required")]
     pub shutdown_timeout: Duration,
     /// Shared dictionaries (`shared.NAME` in handlers) and their capacities in entries.
     /// Default: none.
@@ -363,6 +365,45 @@ fn deserialize_size<'de, D: serde::Deserializer<'de>>(
         .ok_or_else(|| serde::de::Error::custom("a size is required here"))
 }
 
+/// Parses an address to listen on: `HOST:PORT`, `:PORT` or `PORT` (on 127.0.0.1),
+/// `localhost:PORT`, `*:PORT` (every interface), as `--listen` and `listen` take it.
+///
+/// ```
+/// assert_eq!(luapool_http::parse_listen(":9000").unwrap().to_string(), "127.0.0.1:9000");
+/// ```
+///
+/// # Errors
+/// A message naming the text and the forms accepted.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    let bad =
+        || format!("'{text}' is not an address to listen on (try 127.0.0.1:8080, :8080 or 8080)");
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => (host, port),
+        None => ("", text),
+    };
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let ip: std::net::IpAddr = match host {
+        "" | "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
+        "*" => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        host => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| bad())?,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Deserializes `listen` with [`parse_listen`].
+fn deserialize_listen<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    parse_listen(&text).map_err(serde::de::Error::custom)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -375,6 +416,20 @@ mod tests {
             ServerConfig::from_toml("").unwrap(),
             ServerConfig::default()
         );
+    }
+
+    #[test]
+    fn durations_and_addresses_are_read_as_the_flags_read_them() {
+        let c = ServerConfig::from_toml(
+            "request_timeout = 2\ncpu_limit = \"500ms\"\nbody_read_timeout = 0.5\nlisten = \":9000\"",
+        )
+        .unwrap();
+        assert_eq!(c.vm.timeout, Some(Duration::from_secs(2)));
+        assert_eq!(c.vm.cpu_limit, Some(Duration::from_millis(500)));
+        assert_eq!(c.body_read_timeout, Duration::from_millis(500));
+        assert_eq!(c.listen, SocketAddr::from(([127, 0, 0, 1], 9000)));
+        let c = ServerConfig::from_toml("listen = \"8081\"").unwrap();
+        assert_eq!(c.listen.port(), 8081);
     }
 
     #[test]

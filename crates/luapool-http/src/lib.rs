@@ -52,7 +52,7 @@ mod status;
 mod timeouts;
 mod worker;
 
-pub use config::ServerConfig;
+pub use config::{parse_listen, ServerConfig};
 pub use error::{Error, Result};
 pub use server::{Server, ServerShutdownSummary};
 pub use status::status_for;

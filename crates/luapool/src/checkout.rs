@@ -55,7 +55,7 @@ pub struct CheckoutPoolConfig {
     /// How long [`CheckoutPool::get`] waits for a VM when all are checked out before
     /// failing with [`Error::WaitTimeout`], e.g. `"100ms"` in config files; `None` waits
     /// as long as it takes. Default: none.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "crate::config::duration::deserialize")]
     pub wait_timeout: Option<Duration>,
     /// Checkouts after which a VM is retired (dropped on return, and its slot freed for a
     /// fresh one). Default: none.

@@ -75,7 +75,7 @@ pub struct VmConfig {
     pub memory_limit: Option<usize>,
     /// Most CPU time one execution may spend running (not awaiting), e.g. `"50ms"` in
     /// config files. Default: none.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "crate::config::duration::deserialize")]
     pub cpu_limit: Option<Duration>,
     /// Most Lua instructions one execution may run, counted in steps of 1000; makes the
     /// interpreter run about 2x slower, so prefer `cpu_limit` unless you need determinism.
@@ -85,14 +85,17 @@ pub struct VmConfig {
     /// execution that awaits past it is dropped, cancelling the pending host call.
     /// Also accepted as `request_timeout`, its name in the server's `luapool.toml`.
     /// Default: none.
-    #[serde(with = "humantime_serde", alias = "request_timeout")]
+    #[serde(
+        deserialize_with = "crate::config::duration::deserialize",
+        alias = "request_timeout"
+    )]
     pub timeout: Option<Duration>,
     /// Time slice of async executions, e.g. `"2ms"`: an execution that has run this
     /// long without awaiting is suspended at its next instruction and resumed after the
     /// other tasks ready on its thread, so that one long script does not hold up the
     /// short ones interleaved with it. Time suspended does not count towards
     /// `cpu_limit`. Sync executions are never sliced. Default: none (off).
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "crate::config::duration::deserialize")]
     pub time_slice: Option<Duration>,
 }
 
@@ -256,5 +259,79 @@ pub mod bytes {
             Some(Size::Number(n)) => Ok(Some(n)),
             Some(Size::Text(t)) => parse(&t).map(Some).map_err(serde::de::Error::custom),
         }
+    }
+}
+
+/// Durations as luapool reads them everywhere (flags, `luapool.toml`, JSON): a plain
+/// number of seconds (`2`, `0.5`) or a unit string (`500ms`, `2s`, `1m 30s`). Not part
+/// of the API: for luapool's own crates.
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    /// Parses `500ms`, `2s`, `1m 30s`, or a plain number of seconds (`2`, `0.25`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(luapool::duration::parse("500ms"), Ok(Duration::from_millis(500)));
+    /// assert_eq!(luapool::duration::parse("2"), Ok(Duration::from_secs(2)));
+    /// assert_eq!(luapool::duration::parse("0.25"), Ok(Duration::from_millis(250)));
+    /// assert!(luapool::duration::parse("soon").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// A message naming what could not be parsed.
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        let text = text.trim();
+        if let Ok(secs) = text.parse::<f64>() {
+            return seconds(secs).ok_or_else(|| {
+                format!("'{text}' is not a duration (a number of seconds must be 0 or more)")
+            });
+        }
+        humantime::parse_duration(text).map_err(|_| {
+            format!("'{text}' is not a duration (try 500ms, 2s or a number of seconds)")
+        })
+    }
+
+    fn seconds(secs: f64) -> Option<Duration> {
+        (secs.is_finite() && secs >= 0.0 && secs < 1e12).then(|| Duration::from_secs_f64(secs))
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Number(f64),
+        Text(String),
+    }
+
+    impl Written {
+        fn duration<E: serde::de::Error>(self) -> Result<Duration, E> {
+            match self {
+                Written::Number(n) => seconds(n).ok_or_else(|| {
+                    E::custom(format!("{n} is not a duration (seconds must be 0 or more)"))
+                }),
+                Written::Text(t) => parse(&t).map_err(E::custom),
+            }
+        }
+    }
+
+    /// Deserializes an optional duration written as seconds or as a string for
+    /// [`parse`], for `#[serde(deserialize_with = "luapool::duration::deserialize")]`.
+    ///
+    /// # Errors
+    /// The deserializer's error, with the message of [`parse`] for bad input.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<Written>::deserialize(d)?
+            .map(Written::duration)
+            .transpose()
+    }
+
+    /// [`deserialize`] for a required duration.
+    ///
+    /// # Errors
+    /// As [`deserialize`].
+    pub fn deserialize_required<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Written::deserialize(d)?.duration()
     }
 }

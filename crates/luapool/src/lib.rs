@@ -135,6 +135,9 @@ pub use worker_pool::{
 /// flags); not part of the API.
 #[doc(hidden)]
 pub use config::bytes;
+/// Duration parsing (`"500ms"`, `2`) for luapool's own crates; not part of the API.
+#[doc(hidden)]
+pub use config::duration;
 
 /// The mlua crate luapool is built on.
 ///

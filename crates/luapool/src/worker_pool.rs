@@ -69,11 +69,11 @@ pub struct WorkerPoolConfig {
     pub queue: usize,
     /// How long `submit` waits for room in a full queue before failing with
     /// [`Error::WaitTimeout`]; `None` waits as long as it takes. Default: none.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "crate::config::duration::deserialize")]
     pub submit_timeout: Option<Duration>,
     /// A worker inside one job poll for longer than this (a long C call the limits cannot
     /// interrupt) is replaced by a new worker. Default: none.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "crate::config::duration::deserialize")]
     pub stuck_after: Option<Duration>,
     /// Configuration of each worker's VM (isolation, limits, modules, time slice).
     /// Default: `VmConfig::default()`. A VM configuration without a
