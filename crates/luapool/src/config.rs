@@ -295,7 +295,7 @@ pub mod duration {
     }
 
     fn seconds(secs: f64) -> Option<Duration> {
-        (secs.is_finite() && secs >= 0.0 && secs < 1e12).then(|| Duration::from_secs_f64(secs))
+        (0.0..1e12).contains(&secs).then(|| Duration::from_secs_f64(secs))
     }
 
     #[derive(Deserialize)]
