@@ -81,6 +81,17 @@ fn parse(values: MultiValue, budget: &mut CopyBudget) -> Result<Reply, Bad> {
             Ok(plain(status, body))
         }
         (Value::Table(t), Value::Nil) => table_reply(&t, budget),
+        (Value::String(first), second) => Err(Bad::Reply(match first.to_str() {
+            Ok(text) if text.trim().parse::<u16>().is_ok() => format!(
+                "handle returned the status as a string ('{}'); the status is a number: `return {}, body`",
+                text.trim(),
+                text.trim()
+            ),
+            _ => format!(
+                "handle returned a string and then a {}; return a body string alone, `status, body` (the status a number) or a table {{ status, headers, body }}",
+                second.type_name()
+            ),
+        })),
         (Value::Nil, _) => Err(Bad::Reply("handle returned nothing; return a body string, `status, body` or a table { status, headers, body }".to_string())),
         (first, _) => Err(Bad::Reply(format!(
             "handle returned a {}; return a body string, `status, body` or a table {{ status, headers, body }}",
@@ -287,6 +298,8 @@ mod tests {
         assert!(invalid(&lua, "return { headers = { a = 'x\\ny' } }").contains("invalid value"));
         assert!(invalid(&lua, "return true").contains("boolean"));
         assert!(invalid(&lua, "return 200, {}").contains("second value"));
+        assert!(invalid(&lua, "return '200', 'ok'").contains("`return 200, body`"));
+        assert!(invalid(&lua, "return 'ok', 200").contains("the status a number"));
     }
 
     #[test]

@@ -295,7 +295,9 @@ pub mod duration {
     }
 
     fn seconds(secs: f64) -> Option<Duration> {
-        (0.0..1e12).contains(&secs).then(|| Duration::from_secs_f64(secs))
+        (0.0..1e12)
+            .contains(&secs)
+            .then(|| Duration::from_secs_f64(secs))
     }
 
     #[derive(Deserialize)]

@@ -26,6 +26,7 @@
 
 mod bounded;
 mod globals;
+pub(crate) mod hint;
 mod load;
 mod main_thread;
 mod require;

@@ -228,11 +228,15 @@ fn convert_results<R: FromLuaMulti>(
 ) -> Result<R> {
     let lua = state.lua();
     let results = results.map_err(|e| {
-        let err = classify(e, None);
-        match state.data().guards.is_some() {
-            true => crate::limits::error_value::attach(lua, err),
-            false => err,
+        let data = state.data();
+        let mut err = classify(e, None);
+        if data.guards.is_some() {
+            err = crate::limits::error_value::attach(lua, err);
         }
+        if !data.trusted {
+            err = crate::sandbox::hint::explain(err);
+        }
+        err
     })?;
     if let (Some(name), Some(first)) = (calls, results.front()) {
         if *first == fail_marker() {

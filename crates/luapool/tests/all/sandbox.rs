@@ -58,6 +58,10 @@ fn os_execute_is_absent() {
         "os.execute('touch /tmp/luapool-pwned')",
         &nil_error("call", "field", "execute"),
     );
+    assert_refused(
+        "os.getenv('HOME')",
+        "if this is os.getenv: it is not available in the sandbox",
+    );
     assert!(!std::path::Path::new("/tmp/luapool-pwned").exists());
 }
 
@@ -83,6 +87,10 @@ fn io_is_nil() {
     assert_refused(
         "local f = io.open('/etc/passwd') return f:read('a')",
         &nil_error("index", "global", "io"),
+    );
+    assert_refused(
+        "io.write('x')",
+        "'io' is not available in the sandbox (see docs/sandbox.md)",
     );
 }
 
