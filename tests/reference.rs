@@ -8,7 +8,7 @@
 //! [`reference`]). That mode also serves `bench/lua-testes.py` as a stand-in for `lua`.
 //!
 //! Compared, from the repository root with the same relative paths (so that error
-//! positions read the same): every conformance script of `tests/lua/conformance/` (each
+//! positions read the same): every conformance script of `crates/luapool/tests/lua/conformance/` (each
 //! prints `ok N`, and N must agree too) and every program of `bench/classic/` with a small
 //! argument. Stdout and the exit status must be identical; a difference prints the first
 //! line that differs. Arguments on the command line (`cargo test --test reference --
@@ -24,7 +24,7 @@ use luapool::mlua::{Function, Lua, MultiValue, Table, Value};
 const REFERENCE_VAR: &str = "LUAPOOL_REFERENCE_LUA";
 
 /// The conformance scripts' directory, relative to the repository root.
-const CONFORMANCE: &str = "tests/lua/conformance";
+const CONFORMANCE: &str = "crates/luapool/tests/lua/conformance";
 
 /// Arguments of the classic benchmarks: tiny sizes (`bench/classic.sh`'s QUICK sizes).
 const CLASSIC: [(&str, &str); 5] = [
