@@ -4,33 +4,33 @@
 //! A [`Vm`](crate::Vm) lives on the thread that created it, and so does a VM checked out
 //! of a [`CheckoutPool`](crate::CheckoutPool), the [`VmGuard`](crate::VmGuard): neither
 //! is `Send`. Each `compile_fail` example below is preceded by a passing twin that differs
-//! only in the one line that must fail (it names the same type inside a
-//! `PhantomData<fn() -> T>`, which is `Send` whatever `T` is), so a misspelt path cannot
-//! make the `compile_fail` pass: the twin would fail too. The `compile_fail` examples
-//! also name the error they expect, `E0277` (a trait bound not satisfied).
+//! only in the line that must make it fail, the `Send` bound of `check`: the twin shows
+//! that the rest (the type's path, the call) compiles, so a misspelt path cannot make the
+//! `compile_fail` example pass. The `compile_fail` examples also name the error they
+//! expect, `E0277` (a trait bound not satisfied), which rustdoc checks on nightly only.
 //!
 //! # `Vm` is not `Send`
 //!
 //! ```
-//! fn assert_send<T: Send>() {}
-//! assert_send::<std::marker::PhantomData<fn() -> luapool::Vm>>();
+//! fn check<T>() {}
+//! check::<luapool::Vm>();
 //! ```
 //!
 //! ```compile_fail,E0277
-//! fn assert_send<T: Send>() {}
-//! assert_send::<luapool::Vm>();
+//! fn check<T: Send>() {}
+//! check::<luapool::Vm>();
 //! ```
 //!
 //! # `VmGuard` is not `Send`
 //!
 //! ```
-//! fn assert_send<T: Send>() {}
-//! assert_send::<std::marker::PhantomData<fn() -> luapool::VmGuard>>();
+//! fn check<T>() {}
+//! check::<luapool::VmGuard>();
 //! ```
 //!
 //! ```compile_fail,E0277
-//! fn assert_send<T: Send>() {}
-//! assert_send::<luapool::VmGuard>();
+//! fn check<T: Send>() {}
+//! check::<luapool::VmGuard>();
 //! ```
 //!
 //! # What is `Send` and `Sync`
