@@ -35,8 +35,7 @@ fn the_repository_readme_quotes_the_crate_readme_example() {
         return;
     };
     let crate_readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-            .unwrap();
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let root_readme = std::fs::read_to_string(&root_path).unwrap();
     for lang in ["toml", "rust"] {
         let want = fenced(&crate_readme, lang)
