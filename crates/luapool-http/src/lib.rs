@@ -37,6 +37,7 @@
 //! core crate's worker pool does.
 
 #![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod admin;
 mod app;

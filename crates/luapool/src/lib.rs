@@ -82,8 +82,30 @@
 //! ```
 //!
 //! `docs/limits.md` in the repository has the details and the known gaps.
+//!
+//! ## Features
+//!
+//! Exactly one engine feature must be enabled (the build fails otherwise):
+//!
+//! - **`lua54`** (default): Lua 5.4, vendored.
+//! - **`lua55`**: Lua 5.5, vendored: `default-features = false, features = ["lua55"]`.
+//! - **`luajit`**: LuaJIT 2.1, vendored. Build it with
+//!   `TARGET_CFLAGS=-DLUAJIT_ENABLE_CHECKHOOK` (the workspace's `.cargo/config.toml`
+//!   does) so that CPU limits can stop JIT-compiled loops.
+//!
+//! The documentation on docs.rs is built with `lua54`.
 
 #![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The README's examples, compiled and run as doctests (`cargo test -p luapool --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+/// Compile-fail checks of the public types' `Send` and `Sync`.
+#[cfg(doctest)]
+mod compile_fail;
 
 mod checkout;
 mod config;

@@ -1,4 +1,4 @@
-//! Runs the Lua conformance scripts of `tests/lua/conformance/` (at the repository root)
+//! Runs the Lua conformance scripts of `tests/lua/conformance/` (in this crate)
 //! through luapool on the engine this build uses. Each script checks language semantics
 //! and the sandboxed standard library with `assert`, with per-engine expectations keyed
 //! on `_VERSION`; a script passes when it runs to its end without an error.
@@ -17,7 +17,7 @@ use luapool::{Isolation, Script, Vm, VmConfig};
 
 /// Where the scripts are; their shared helpers are the module `lib.check` there.
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/lua/conformance")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua/conformance")
 }
 
 /// The conformance scripts, sorted by name.
@@ -63,8 +63,8 @@ fn conformance_scripts_pass_on_this_engine() {
         .unwrap();
     let mut failures = Vec::new();
     for path in &scripts {
-        // Named as `luapool run tests/lua/conformance/NAME.lua` names it from the
-        // repository root: the scripts check error positions against their file name.
+        // Named as `luapool run tests/lua/conformance/NAME.lua` names it from this
+        // crate's directory: the scripts check error positions against their file name.
         let name = path.file_name().unwrap().to_string_lossy();
         let script = Script::new(
             format!("tests/lua/conformance/{name}"),

@@ -10,6 +10,7 @@ mod host;
 mod host_copies;
 mod isolation;
 mod modules;
+mod readme;
 mod sandbox;
 mod shared_dict;
 mod trusted;
