@@ -24,6 +24,27 @@ pub(crate) fn install(lua: &Lua, data: &SandboxData, dicts: &SharedDicts) -> mlu
     for dict in dicts.iter() {
         table.raw_set(dict.name(), dict_object(lua, data, dict)?)?;
     }
+    // A dictionary that was not configured is an error that says how to configure it,
+    // not a `nil` that fails later as "attempt to index a nil value".
+    let missing = lua.create_table_with_capacity(0, 1)?;
+    missing.raw_set(
+        "__index",
+        data.wrap_host(
+            lua,
+            host_function(lua, |_, (_, key): (Value, Value)| -> mlua::Result<()> {
+                let name = match &key {
+                    Value::String(s) => s.to_string_lossy(),
+                    other => other.type_name().to_string(),
+                };
+                Err(mlua::Error::runtime(format!(
+                    "shared dictionary '{name}' is not configured (luapool serve: \
+                 --shared-dict {name}=CAPACITY or [shared_dicts] in luapool.toml; \
+                 embedders: SharedDicts::new)"
+                )))
+            })?,
+        )?,
+    )?;
+    table.set_metatable(Some(missing))?;
     data.install_module(lua, "shared", table)?;
     Ok(())
 }

@@ -102,19 +102,23 @@ fn host_and_scripts_share_entries() {
 }
 
 #[test]
-fn shared_is_a_global_and_a_module_and_unknown_dicts_are_nil() {
+fn shared_is_a_global_and_a_module_and_unknown_dicts_are_errors() {
     let vm = vm_with(&dicts());
     assert_eq!(
         ok(
             &vm,
-            "return require('shared') == shared, shared.nope, type(shared.cache), type(shared.cache.get)"
+            "return require('shared') == shared, type(shared.cache), type(shared.cache.get)"
         ),
-        vec![
-            Value::Boolean(true),
-            Value::Nil,
-            s("table"),
-            s("function")
-        ]
+        vec![Value::Boolean(true), s("table"), s("function")]
+    );
+    let err = vm
+        .exec(&Script::new("nope.lua", "\nreturn shared.nope:get('k')"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("nope.lua:2: shared dictionary 'nope' is not configured")
+            && err.contains("--shared-dict nope=CAPACITY"),
+        "{err}"
     );
     // Without registration there is no `shared`.
     assert_eq!(ok(&crate::vm(), "return shared"), vec![Value::Nil]);
