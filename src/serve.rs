@@ -22,9 +22,9 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let outcome = serve_until_stopped(&server, &args);
-    if let Err(e) = outcome {
-        error!("{e}");
+    match serve_until_stopped(&server, &args) {
+        Ok(signals) => signals.exit_on_the_next(),
+        Err(e) => error!("{e}"),
     }
     let summary = server.shutdown(shutdown_timeout);
     if summary.abandoned > 0 {
@@ -86,13 +86,43 @@ fn config(args: &ServeArgs) -> Result<ServerConfig, luapool_http::Error> {
     Ok(c)
 }
 
+/// The stop signals' handlers, kept installed after the first stop signal so that a
+/// second one is not lost (the first already replaced the default action).
+struct StopSignals {
+    runtime: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// While the server drains, a second SIGTERM or SIGINT (a second Ctrl-C) exits at
+    /// once, with the status a shell gives an interrupted program.
+    fn exit_on_the_next(self) {
+        let StopSignals {
+            runtime,
+            mut term,
+            mut int,
+        } = self;
+        std::thread::spawn(move || {
+            runtime.block_on(async {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            });
+            eprintln!("luapool: second stop signal: exiting without waiting for requests");
+            std::process::exit(130);
+        });
+    }
+}
+
 /// Installs the signal handlers, announces the address, then waits for SIGTERM or
 /// SIGINT, reloading on SIGHUP (and on file changes with `--watch`).
-fn serve_until_stopped(server: &Server, args: &ServeArgs) -> std::io::Result<()> {
+fn serve_until_stopped(server: &Server, args: &ServeArgs) -> std::io::Result<StopSignals> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let (term, int) = runtime.block_on(async {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
@@ -109,8 +139,8 @@ fn serve_until_stopped(server: &Server, args: &ServeArgs) -> std::io::Result<()>
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
-                _ = term.recv() => { info!("SIGTERM: shutting down"); return Ok(()) }
-                _ = int.recv() => { info!("SIGINT: shutting down"); return Ok(()) }
+                _ = term.recv() => { info!("SIGTERM: shutting down"); break }
+                _ = int.recv() => { info!("SIGINT: shutting down"); break }
                 _ = hup.recv() => { info!("SIGHUP: reloading"); let _ = server.reload(); }
                 _ = tick.tick(), if watched.is_some() => {
                     let dirs = watched.as_deref().unwrap_or_default();
@@ -123,7 +153,9 @@ fn serve_until_stopped(server: &Server, args: &ServeArgs) -> std::io::Result<()>
                 }
             }
         }
-    })
+        Ok::<_, std::io::Error>((term, int))
+    })?;
+    Ok(StopSignals { runtime, term, int })
 }
 
 /// The directories `--watch` looks at: the app's and the module paths.
