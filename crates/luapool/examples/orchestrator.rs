@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
-use luapool::{HostResult, Job, Module, Script, WorkerPool, WorkerPoolConfig};
+use luapool::{HostResult, Job, Module, Script, VmConfig, WorkerPool, WorkerPoolConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -73,14 +73,15 @@ pub(crate) async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let llm = Module::new("llm")
         .async_function("ask", move |prompt: String| ask(addr, prompt))
         .async_function("ask_all", ask_all);
-    let config = WorkerPoolConfig::default().with_workers(2);
+    let vm = VmConfig::default().with_timeout(Duration::from_secs(10)); // per job
+    let config = WorkerPoolConfig::default().with_workers(2).with_vm(vm);
     let pool = WorkerPool::builder(config).module(llm).build()?;
 
     // Many jobs at once, from one task: each is an agent making four calls.
     let (jobs, agent, start) = (25, Script::new("agent.lua", AGENT), Instant::now());
     let reports = try_join_all((0..jobs).map(|i| {
         let job = Job::exec(agent.clone()).with_args((format!("topic-{i}"),));
-        pool.eval::<String>(job.with_timeout(Duration::from_secs(10)))
+        pool.eval::<String>(job)
     }))
     .await?;
     let elapsed = start.elapsed();

@@ -16,7 +16,7 @@ struct Order {
     id: u32,
     total: f64,
     country: String,
-    account_age_days: u32,
+    age_days: u32,
 }
 
 /// What the rules decide (serde reads it from the Lua string).
@@ -39,10 +39,10 @@ struct Verdict {
 /// and caches it; every job runs it in fresh globals, then calls `decide`.
 const RULES: &str = r#"
 local blocked = { XX = true, YY = true }
-function decide(order)
-    if blocked[order.country] then return { action = "reject", reason = "blocked country" } end
-    if order.total > 5000 then return { action = "review", reason = "large amount" } end
-    if order.account_age_days < 7 and order.total > 500 then return { action = "review", reason = "new account" } end
+function decide(o) -- o: an Order
+    if blocked[o.country] then return { action = "reject", reason = "blocked country" } end
+    if o.total > 5000 then return { action = "review", reason = "large amount" } end
+    if o.age_days < 7 and o.total > 500 then return { action = "review", reason = "new buyer" } end
     return { action = "approve", reason = "ok" }
 end"#;
 
@@ -52,7 +52,7 @@ fn order(i: u32) -> Order {
         id: i,
         total: f64::from(i * 7919 % 6000) + 0.5,
         country: ["FR", "DE", "US", "XX", "JP", "BR", "IN"][(i % 7) as usize].into(),
-        account_age_days: i * 31 % 90,
+        age_days: i * 31 % 90,
     }
 }
 
