@@ -302,3 +302,33 @@ end"#,
         .unwrap_or_else(|| panic!("no script log line in:\n{stderr}"));
     assert!(line.contains(&format!("id={id}")), "{id}: {line}");
 }
+
+#[test]
+fn a_second_stop_signal_exits_without_draining() {
+    let dir = app_dir(
+        r#"function handle(req)
+  if req.path == "/started" then return tostring(shared.s:get("started")) end
+  shared.s:set("started", true)
+  sleep(60)
+  return "late"
+end"#,
+    );
+    let serve = Serve::start(&["--shared-dict", "s=10", &app(&dir)]);
+    let slow = format!("{}/slow", serve.base);
+    std::thread::spawn(move || reqwest::blocking::get(slow));
+    // The slow request is in its handler once the flag is set.
+    while serve.get("/started").1 != "true" {
+        std::thread::yield_now();
+    }
+    // The first signal starts a graceful drain (30 s by default, longer than `wait`
+    // waits); the second one exits at once.
+    serve.signal("INT");
+    // Two signals sent back to back could arrive as one: send the second once the server
+    // has acted on the first (it no longer accepts connections).
+    let probe = format!("{}/started", serve.base);
+    while reqwest::blocking::get(&probe).is_ok() {
+        std::thread::yield_now();
+    }
+    serve.signal("INT");
+    assert_eq!(serve.wait(), Some(130));
+}
