@@ -62,7 +62,7 @@ pub(crate) async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })?
     };
     let kv = Module::new("kv").function("get", get).function("set", set);
-    // The VMs' own ceiling: per-job limits need one on LuaJIT, which has no time slices.
+    // The VMs' own ceiling: no job of any tenant runs longer than this.
     let vm = VmConfig::default().with_cpu_limit(Duration::from_secs(1));
     let config = WorkerPoolConfig::default().with_workers(2).with_vm(vm);
     let pool = WorkerPool::builder(config).module(kv).build()?;

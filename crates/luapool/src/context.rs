@@ -70,6 +70,12 @@ impl Context {
         Context(Arc::new(data))
     }
 
+    /// A context sharing `data`, already in an [`Arc`] (e.g. one object for many jobs):
+    /// [`Context::get::<T>`](Context::get) returns that same `Arc`.
+    pub fn from_arc<T: Any + Send + Sync>(data: Arc<T>) -> Context {
+        Context(data)
+    }
+
     /// The running execution's context data of type `T`, if it has some. Call it from a
     /// host function (for an async one, before its future starts, and move the `Arc`
     /// into the future); elsewhere it is `None`.

@@ -186,6 +186,27 @@ impl Error {
         }
     }
 
+    /// The table a script raised as its error (see [`value`](Error::value)), converted
+    /// to `T` through serde: `None` when there is none, `Some(Err(..))` when it does not
+    /// fit `T`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use luapool::{Script, Vm, VmConfig};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Refusal { code: u16 }
+    ///
+    /// let vm = Vm::new(VmConfig::default().with_timeout(Duration::from_secs(5)))?;
+    /// let err = vm.exec(&Script::new("e.lua", "error({ code = 429 })")).unwrap_err();
+    /// let refusal: Refusal = err.value_as().expect("a table error")?;
+    /// assert_eq!(refusal.code, 429);
+    /// # Ok::<(), luapool::Error>(())
+    /// ```
+    pub fn value_as<T: serde::de::DeserializeOwned>(&self) -> Option<Result<T>> {
+        self.value().map(|v| v.clone().deserialize())
+    }
+
     pub(crate) fn conversion(message: impl Into<String>) -> Self {
         Error::Conversion {
             message: message.into(),

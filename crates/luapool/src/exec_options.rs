@@ -79,6 +79,13 @@ impl ExecOptions {
         self
     }
 
+    /// Attaches `data`, shared, as the execution's [`Context`] (see
+    /// [`Context::from_arc`]).
+    pub fn with_context_arc<T: Any + Send + Sync>(mut self, data: Arc<T>) -> Self {
+        self.context = Some(Context::from_arc(data));
+        self
+    }
+
     /// Sets the execution's id (see [`ExecOptions::id`]).
     pub fn with_id(mut self, id: impl Into<Arc<str>>) -> Self {
         self.id = Some(id.into());

@@ -75,6 +75,10 @@ pub(crate) struct Limits {
     /// Not a limit: async executions yield to their thread's other tasks after running
     /// this long at a stretch.
     pub(crate) slice: Option<Duration>,
+    /// A time slice was configured: executions are metered even where the engine cannot
+    /// slice them (LuaJIT), so that a VM meant to be sliced (a pool's) has the limits'
+    /// machinery for per-execution limits and structured errors on every engine.
+    pub(crate) sliced_config: bool,
 }
 
 impl Limits {
@@ -94,6 +98,7 @@ impl Limits {
             instructions: config.instruction_limit,
             timeout: config.timeout,
             slice,
+            sliced_config: config.time_slice.is_some_and(|s| !s.is_zero()),
         }
     }
 
@@ -104,6 +109,7 @@ impl Limits {
             || self.instructions.is_some()
             || self.timeout.is_some()
             || self.slice.is_some()
+            || self.sliced_config
     }
 }
 

@@ -546,6 +546,18 @@ impl Vm {
         Ok(values.into())
     }
 
+    /// Like [`eval`](Vm::eval), passing `args` to the chunk as `...`.
+    ///
+    /// # Errors
+    /// As [`exec`](Vm::exec).
+    pub fn eval_with_args<R: FromLuaMulti>(
+        &self,
+        script: &Script,
+        args: impl IntoLuaMulti,
+    ) -> Result<R> {
+        self.plan(Target::Chunk(script), args, false)?.run()
+    }
+
     /// Async variant of [`eval`](Vm::eval), passing `args` to the chunk as `...`.
     ///
     /// # Errors

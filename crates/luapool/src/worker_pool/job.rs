@@ -143,7 +143,8 @@ impl Job {
         self
     }
 
-    /// Replaces the job's options.
+    /// Replaces the job's options, including any set before with the `with_*` methods
+    /// below (call it first).
     pub fn with_options(mut self, options: ExecOptions) -> Job {
         self.options = Some(Box::new(options));
         self
@@ -174,6 +175,13 @@ impl Job {
     /// Attaches `data` as the job's [`Context`](crate::Context).
     pub fn with_context<T: Any + Send + Sync>(mut self, data: T) -> Job {
         self.options_mut().context = Some(crate::Context::new(data));
+        self
+    }
+
+    /// Attaches `data`, shared, as the job's [`Context`](crate::Context) (see
+    /// [`Context::from_arc`](crate::Context::from_arc)).
+    pub fn with_context_arc<T: Any + Send + Sync>(mut self, data: std::sync::Arc<T>) -> Job {
+        self.options_mut().context = Some(crate::Context::from_arc(data));
         self
     }
 
