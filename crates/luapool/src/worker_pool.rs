@@ -493,7 +493,9 @@ impl WorkerPool {
     ///
     /// Dropping the returned future cancels the job: a queued job is not run, a running
     /// one is dropped the next time its worker polls it (at its next await, or when its
-    /// time slice runs out), which stops its script as a timeout would.
+    /// time slice runs out), which stops its script as a timeout would. On LuaJIT, which
+    /// cannot slice executions, a CPU-bound job that never awaits runs on until one of
+    /// its limits stops it.
     ///
     /// # Errors
     /// The job's own error; [`Error::Conversion`] if its arguments could not be

@@ -552,6 +552,11 @@ async fn dropping_a_queued_job_means_it_never_runs() {
 
 #[tokio::test]
 async fn dropping_a_running_job_stops_its_script() {
+    if cfg!(feature = "luajit") {
+        // LuaJIT cannot slice executions: a CPU-bound job that never awaits is dropped
+        // only when a limit stops it (see `WorkerPool::submit`).
+        return;
+    }
     let started = Arc::new(Notify::new());
     let s = Arc::clone(&started);
     let pool = WorkerPool::builder(one_worker().with_concurrency(1))

@@ -299,7 +299,7 @@ fn an_async_host_function_called_from_a_sync_execution_says_so() {
     })
     .expect("register");
     let err = vm
-        .exec(&Script::new("f.lua", "return fetch()"))
+        .exec(&Script::new("f.lua", "local v = fetch()\nreturn v"))
         .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("exec_async"), "{text}");
