@@ -13,7 +13,7 @@
 //! inside another's host function, never see each other's.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -50,18 +50,15 @@ pub(crate) struct Carried {
     pub(crate) id: Option<Arc<str>>,
 }
 
-/// What the thread knows of the execution running on it.
-#[derive(Default)]
-struct Frame {
-    /// What it carries, if anything.
-    carried: Option<Carried>,
-    /// True for a sync execution (on the VM's main thread, where nothing can yield).
-    sync: bool,
-}
-
 thread_local! {
-    /// The execution running on this thread.
-    static CURRENT: RefCell<Frame> = RefCell::default();
+    /// What the execution running on this thread carries, if anything.
+    static CARRIED: RefCell<Option<Carried>> = const { RefCell::new(None) };
+    /// True while `CARRIED` is `Some`: the common case (nothing carried, nothing to
+    /// hide) is one read of a `Cell`.
+    static HAS_CARRIED: Cell<bool> = const { Cell::new(false) };
+    /// True while a sync execution runs on this thread (on the VM's main thread, where
+    /// nothing can yield).
+    static SYNC: Cell<bool> = const { Cell::new(false) };
 }
 
 impl Context {
@@ -80,9 +77,9 @@ impl Context {
     /// host function (for an async one, before its future starts, and move the `Arc`
     /// into the future); elsewhere it is `None`.
     pub fn get<T: Any + Send + Sync>() -> Option<Arc<T>> {
-        CURRENT.with(|c| {
+        CARRIED.with(|c| {
             let c = c.borrow();
-            let data = Arc::clone(&c.carried.as_ref()?.context.as_ref()?.0);
+            let data = Arc::clone(&c.as_ref()?.context.as_ref()?.0);
             data.downcast::<T>().ok()
         })
     }
@@ -91,42 +88,46 @@ impl Context {
     /// if it has one: `log` lines carry it as their `id` field and the HTTP client sends
     /// it as `x-request-id`.
     pub fn id() -> Option<Arc<str>> {
-        CURRENT.with(|c| c.borrow().carried.as_ref()?.id.clone())
+        CARRIED.with(|c| c.borrow().as_ref()?.id.clone())
     }
 
     /// Runs `f`, a stretch of a sync execution (`sync`) or of an async one, with
     /// `carried` installed for its host functions; then puts back what it replaced.
     pub(crate) fn scope<R>(carried: Option<&Carried>, sync: bool, f: impl FnOnce() -> R) -> R {
-        // Nothing to install and nothing to hide: the common case costs one read.
-        let same = |c: &RefCell<Frame>| {
-            let c = c.borrow();
-            c.carried.is_none() && c.sync == sync
-        };
-        if carried.is_none() && CURRENT.with(same) {
+        let _sync = RestoreSync(SYNC.with(|s| s.replace(sync)));
+        // Nothing to install and nothing to hide: the common case.
+        if carried.is_none() && !HAS_CARRIED.with(Cell::get) {
             return f();
         }
-        let frame = Frame {
-            carried: carried.cloned(),
-            sync,
-        };
-        let saved = CURRENT.with(|c| c.replace(frame));
-        let _restore = Restore(Some(saved));
+        let saved = CARRIED.with(|c| c.replace(carried.cloned()));
+        HAS_CARRIED.with(|h| h.set(carried.is_some()));
+        let _restore = RestoreCarried(Some(saved));
         f()
     }
 
     /// True while a sync execution runs on this thread (and no async one inside it).
     pub(crate) fn in_sync_execution() -> bool {
-        CURRENT.with(|c| c.borrow().sync)
+        SYNC.with(Cell::get)
     }
 }
 
-/// Puts a saved frame back, also when the scope unwinds.
-struct Restore(Option<Frame>);
+/// Puts the saved sync flag back, also when the scope unwinds.
+struct RestoreSync(bool);
 
-impl Drop for Restore {
+impl Drop for RestoreSync {
+    fn drop(&mut self) {
+        SYNC.with(|s| s.set(self.0));
+    }
+}
+
+/// Puts what the enclosing execution carried back, also when the scope unwinds.
+struct RestoreCarried(Option<Option<Carried>>);
+
+impl Drop for RestoreCarried {
     fn drop(&mut self) {
         if let Some(saved) = self.0.take() {
-            CURRENT.with(|c| *c.borrow_mut() = saved);
+            HAS_CARRIED.with(|h| h.set(saved.is_some()));
+            CARRIED.with(|c| *c.borrow_mut() = saved);
         }
     }
 }
