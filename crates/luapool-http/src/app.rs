@@ -45,6 +45,8 @@ impl App {
 pub(crate) struct Host {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) dicts: luapool::SharedDicts,
+    /// The `[static]` directories, served before any handler.
+    pub(crate) statics: crate::static_files::StaticFiles,
 }
 
 impl Host {

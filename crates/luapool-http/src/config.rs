@@ -73,6 +73,11 @@ pub struct ServerConfig {
     /// Shared dictionaries (`shared.NAME` in handlers) and their capacities in entries.
     /// Default: none.
     pub shared_dicts: BTreeMap<String, usize>,
+    /// Static files: URL prefix → directory (relative to the app's directory), served
+    /// for `GET` and `HEAD` before any handler runs (`[static]` in `luapool.toml`:
+    /// `"/assets" = "public"`). Default: none.
+    #[serde(rename = "static")]
+    pub static_dirs: BTreeMap<String, std::path::PathBuf>,
     /// Address of the admin listener (`/metrics`, `/healthz`). Default: none (off).
     pub admin: Option<SocketAddr>,
     /// Log every request (target `luapool::access`). Default: `false`.
@@ -109,6 +114,7 @@ impl Default for ServerConfig {
             keep_alive_timeout: Duration::from_secs(75),
             shutdown_timeout: Duration::from_secs(30),
             shared_dicts: BTreeMap::new(),
+            static_dirs: BTreeMap::new(),
             admin: None,
             access_log: false,
             dev: false,

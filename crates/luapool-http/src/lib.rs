@@ -49,6 +49,7 @@ mod ratelog;
 mod request;
 mod response;
 mod server;
+mod static_files;
 mod status;
 mod timeouts;
 mod worker;

@@ -76,9 +76,15 @@ impl Server {
                 .iter()
                 .map(|(name, capacity)| (name.clone(), *capacity)),
         )?;
+        let base = app_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| Path::new("."));
+        let statics = crate::static_files::StaticFiles::new(&config.static_dirs, base)?;
         let host = Host {
             config: Arc::new(config),
             dicts,
+            statics,
         };
         let app = Arc::new(App::read(&app_path)?);
         host.check(&app)?;

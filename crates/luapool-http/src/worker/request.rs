@@ -87,6 +87,12 @@ impl Worker {
         remote: Rc<str>,
         id: &Arc<str>,
     ) -> Response<Full<Bytes>> {
+        let statics = &self.shared.host.statics;
+        if !statics.is_empty() {
+            if let Some(response) = statics.serve(req.method(), req.uri(), req.headers()).await {
+                return response;
+            }
+        }
         let Admitted { parts, body, _slot } = match self.admit(req).await {
             Ok(admitted) => admitted,
             Err(refused) => return refused,

@@ -1,0 +1,180 @@
+//! Static files: directories served under URL prefixes (`[static]` in `luapool.toml`),
+//! before any handler runs.
+//!
+//! The files are served by tower-http's `ServeDir` (safe path resolution, `Range`,
+//! `Last-Modified` and `If-Modified-Since`, precompressed `.br`, `.zst` and `.gz`
+//! siblings chosen by `Accept-Encoding`, `index.html` for directories); this module adds
+//! a weak `ETag` and `If-None-Match`, and holds the response in memory (files over
+//! [`MAX_FILE`] are refused with `500` rather than read whole).
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_NONE_MATCH, LAST_MODIFIED};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use tower::ServiceExt;
+use tower_http::services::ServeDir;
+
+use crate::error::{Error, Result};
+
+/// Largest file served (it is read into memory whole): 256 MiB.
+pub(crate) const MAX_FILE: u64 = 256 << 20;
+
+/// The static mounts of a server: URL prefix → directory.
+#[derive(Clone, Default)]
+pub(crate) struct StaticFiles {
+    mounts: Vec<Mount>,
+}
+
+#[derive(Clone)]
+struct Mount {
+    /// The URL prefix, without a trailing slash (`/assets`; empty for `/`).
+    prefix: String,
+    dir: ServeDir,
+}
+
+impl StaticFiles {
+    /// The mounts of `config` (`prefix → directory`), directories relative to `base`
+    /// (the app's directory). Longer prefixes are tried first.
+    pub(crate) fn new<'a>(
+        config: impl IntoIterator<Item = (&'a String, &'a PathBuf)>,
+        base: &Path,
+    ) -> Result<StaticFiles> {
+        let mut mounts = Vec::new();
+        for (prefix, dir) in config {
+            if !prefix.starts_with('/') {
+                return Err(Error::Config {
+                    message: format!("static prefix '{prefix}' must start with '/'"),
+                });
+            }
+            let dir = base.join(dir);
+            if !dir.is_dir() {
+                return Err(Error::Config {
+                    message: format!(
+                        "static directory '{}' (for '{prefix}') is not a directory",
+                        dir.display()
+                    ),
+                });
+            }
+            mounts.push(Mount {
+                prefix: prefix.trim_end_matches('/').to_string(),
+                dir: ServeDir::new(dir)
+                    .precompressed_br()
+                    .precompressed_zstd()
+                    .precompressed_gzip(),
+            });
+        }
+        mounts.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        Ok(StaticFiles { mounts })
+    }
+
+    /// True if there is nothing to serve.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.mounts.is_empty()
+    }
+
+    /// The response for a `GET` or `HEAD` of a path under a mount, or `None` when the
+    /// request is not for static files (other methods, other paths).
+    pub(crate) async fn serve(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Option<Response<Full<Bytes>>> {
+        if *method != Method::GET && *method != Method::HEAD {
+            return None;
+        }
+        let path = uri.path();
+        let mount = self.mounts.iter().find(|m| {
+            path.strip_prefix(m.prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })?;
+        let rest = &path[mount.prefix.len()..];
+        let rest = if rest.is_empty() { "/" } else { rest };
+        let target = match uri.query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_string(),
+        };
+        let mut request = Request::builder().method(method.clone()).uri(target);
+        if let Some(h) = request.headers_mut() {
+            h.clone_from(headers);
+        }
+        let request = request.body(()).ok()?;
+        let response = match mount.dir.clone().oneshot(request).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        Some(finish(response, headers).await)
+    }
+}
+
+/// Adds the ETag, answers `If-None-Match`, and reads the body into memory.
+async fn finish<B>(response: Response<B>, request: &HeaderMap) -> Response<Full<Bytes>>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    let (mut parts, body) = response.into_parts();
+    if let Some(etag) = etag(&parts.headers) {
+        let matches = request
+            .get(IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim() == "*" || weak_eq(t.trim(), etag.to_str().unwrap_or("")))
+            });
+        if matches && parts.status == StatusCode::OK {
+            let mut not_modified = Response::new(Full::new(Bytes::new()));
+            *not_modified.status_mut() = StatusCode::NOT_MODIFIED;
+            not_modified.headers_mut().insert(ETAG, etag);
+            if let Some(lm) = parts.headers.get(LAST_MODIFIED) {
+                not_modified.headers_mut().insert(LAST_MODIFIED, lm.clone());
+            }
+            return not_modified;
+        }
+        parts.headers.insert(ETAG, etag);
+    }
+    let length = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|l| l > MAX_FILE) {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "file too large to serve");
+    }
+    match body.collect().await {
+        Ok(collected) => Response::from_parts(parts, Full::new(collected.to_bytes())),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read a static file");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file")
+        }
+    }
+}
+
+/// A weak ETag from the file's size and modification time (as the response states
+/// them: the whole size, also for a range).
+fn etag(headers: &HeaderMap) -> Option<HeaderValue> {
+    let modified = headers.get(LAST_MODIFIED)?.to_str().ok()?;
+    let size = match headers.get(CONTENT_RANGE).and_then(|v| v.to_str().ok()) {
+        Some(range) => range.rsplit('/').next()?.to_string(),
+        None => headers.get(CONTENT_LENGTH)?.to_str().ok()?.to_string(),
+    };
+    let stamp = httpdate::parse_http_date(modified)
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    HeaderValue::from_str(&format!("W/\"{size}-{stamp:x}\"")).ok()
+}
+
+/// Weak comparison of two entity tags (RFC 9110 8.8.3.2).
+fn weak_eq(a: &str, b: &str) -> bool {
+    a.trim_start_matches("W/") == b.trim_start_matches("W/")
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = status;
+    r
+}
