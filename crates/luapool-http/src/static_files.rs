@@ -65,7 +65,7 @@ impl StaticFiles {
                     .precompressed_gzip(),
             });
         }
-        mounts.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
         Ok(StaticFiles { mounts })
     }
 
