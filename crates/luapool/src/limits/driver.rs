@@ -103,7 +103,13 @@ impl Driver {
             held: None,
         };
         let results = match timeout {
-            Some(left) => tokio::time::timeout(left, stretches).await.ok().flatten(),
+            Some(left) => Deadline {
+                inner: stretches,
+                at: tokio::time::Instant::now() + left,
+                sleep: None,
+            }
+            .await
+            .flatten(),
             None => stretches.await,
         };
         call.release(matches!(results, Some(Ok(_))));
@@ -229,5 +235,34 @@ impl<F: Future> Future for Stretches<'_, F> {
             }
         }
         poll.map(Some)
+    }
+}
+
+/// `inner`, given up at `at` (resolving to `None`). The timer is registered only once
+/// `inner` is pending: most executions finish in their first poll, and a tokio timer
+/// per execution would cost them for nothing (while running, the watchdog enforces the
+/// deadline).
+struct Deadline<F> {
+    inner: F,
+    at: tokio::time::Instant,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<F: Future + Unpin> Future for Deadline<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Poll::Ready(out) = Pin::new(&mut this.inner).poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        let at = this.at;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
