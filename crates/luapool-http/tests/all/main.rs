@@ -9,6 +9,7 @@ mod host_copies;
 mod hostile;
 mod isolation;
 mod lifecycle;
+mod routing;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -1,0 +1,313 @@
+-- luapool.router: routes and middleware for `luapool serve` handlers (docs/handlers.md,
+-- "Routing"). Loaded once per worker VM; `require("luapool.router")` returns this table.
+--
+-- An app builds its router on every request (the app's top level runs per request), so
+-- building must be cheap. The module keeps, per VM, a tree of the route lists apps have
+-- built: a node is the list of routes registered so far (methods and path patterns,
+-- strings only), its children the lists one route longer. Registering a route that the
+-- tree already knows is three table lookups; the dispatch table of a list (static paths
+-- in a hash, patterns grouped by their first path segment) is built the first time a
+-- list dispatches and kept in its node. The tree never holds a handler or any request
+-- data: the handlers are kept in the request's own router object, at the route's index.
+-- A node is complete before it is attached, so an execution stopped by a limit leaves
+-- the tree consistent. At most MAX_NODES nodes are kept; past that, lists are built for
+-- each request without being kept.
+
+local type, error, tostring, tonumber, setmetatable, pairs = type, error, tostring, tonumber, setmetatable, pairs
+local find, match, gsub, sub, char, upper, format =
+  string.find, string.match, string.gsub, string.sub, string.char, string.upper, string.format
+local sort, concat = table.sort, table.concat
+
+local MAX_NODES = 4096
+local kept = 0
+
+-- the method of a route that answers any method (not a valid method token)
+local ANY = ""
+-- private keys of a router object: its node, its middleware
+local NODE, MW = {}, {}
+
+local root = { n = 0 }
+
+-- compiled path patterns, by pattern string
+local compiled = {}
+local compiled_count = 0
+
+local function hex(h) return char(tonumber(h, 16)) end
+local function decode(s)
+  if find(s, "%", 1, true) then return (gsub(s, "%%(%x%x)", hex)) end
+  return s
+end
+
+-- Compiles a path pattern: { static = path } or { lp = Lua pattern, names = {...},
+-- n = #names, kind = 1 (parameters) or 2 (wildcard tail), first = literal first segment }.
+local function compile(pattern, level)
+  local spec = compiled[pattern]
+  if spec then return spec end
+  if type(pattern) ~= "string" or sub(pattern, 1, 1) ~= "/" then
+    error("a route's path must be a string starting with '/', got " ..
+      (type(pattern) == "string" and format("%q", pattern) or type(pattern)), level)
+  end
+  if find(pattern, "%c") then
+    error(format("route path %q has control characters", pattern), level)
+  end
+  if not find(pattern, "/[:*]") then
+    spec = { static = pattern }
+  else
+    local parts, names, seen = { "^" }, {}, {}
+    local kind, first, count = 1, nil, 0
+    local segments, pos = {}, 2
+    while true do
+      local slash = find(pattern, "/", pos, true)
+      if not slash then segments[#segments + 1] = sub(pattern, pos); break end
+      segments[#segments + 1] = sub(pattern, pos, slash - 1)
+      pos = slash + 1
+    end
+    for i = 1, #segments do
+      local seg = segments[i]
+      local lead = sub(seg, 1, 1)
+      if lead == ":" or lead == "*" then
+        local name = sub(seg, 2)
+        if not find(name, "^[%a_][%w_]*$") then
+          error(format("route path %q: '%s' needs a name (letters, digits, '_')", pattern, seg), level)
+        end
+        if seen[name] then
+          error(format("route path %q: the parameter '%s' appears twice", pattern, name), level)
+        end
+        seen[name] = true
+        count = count + 1
+        names[count] = name
+        if lead == "*" then
+          if i ~= #segments then
+            error(format("route path %q: a wildcard '*%s' must be the last segment", pattern, name), level)
+          end
+          parts[#parts + 1] = "/(.*)"
+          kind = 2
+        else
+          parts[#parts + 1] = "/([^/]+)"
+        end
+      else
+        if i == 1 then first = seg end
+        parts[#parts + 1] = "/" .. gsub(seg, "%p", "%%%0")
+      end
+    end
+    parts[#parts + 1] = "$"
+    spec = { lp = concat(parts), names = names, n = count, kind = kind, first = first }
+  end
+  if compiled_count < MAX_NODES then
+    compiled_count = compiled_count + 1
+    compiled[pattern] = spec
+  end
+  return spec
+end
+
+local function check_method(method, level)
+  if type(method) ~= "string" or not find(method, "^[%w!#$%%&'*+%-.^_`|~]+$") then
+    error("a route's method must be a method name such as \"GET\", got " ..
+      (type(method) == "string" and format("%q", method) or type(method)), level)
+  end
+end
+
+-- The node after `parent` for one more route.
+local function child_of(parent, method, pattern, level)
+  if method ~= ANY then check_method(method, level + 1) end
+  local node = { parent = parent, n = parent.n + 1, method = method, spec = compile(pattern, level + 1) }
+  if kept < MAX_NODES then
+    local kids = parent.kids
+    if not kids then kids = {}; parent.kids = kids end
+    local by_method = kids[method]
+    if not by_method then by_method = {}; kids[method] = by_method end
+    by_method[pattern] = node
+    kept = kept + 1
+  end
+  return node
+end
+
+local Router = {}
+local Meta = { __index = Router, __metatable = false }
+
+local function add(self, method, pattern, handler)
+  if type(handler) ~= "function" then
+    error("a route's handler must be a function, got " .. type(handler), 3)
+  end
+  local node = self[NODE]
+  if node == nil then
+    error("call a router's methods with a colon: app:get(path, handler)", 3)
+  end
+  local kids = node.kids
+  local by_method = kids and kids[method]
+  local child = by_method and by_method[pattern] or child_of(node, method, pattern, 4)
+  self[child.n] = handler
+  self[NODE] = child
+  return self
+end
+
+--- router.new(): a new router, empty.
+local M = {}
+function M.new()
+  return setmetatable({ [NODE] = root }, Meta)
+end
+
+function Router:get(pattern, handler) return add(self, "GET", pattern, handler) end
+function Router:post(pattern, handler) return add(self, "POST", pattern, handler) end
+function Router:put(pattern, handler) return add(self, "PUT", pattern, handler) end
+function Router:delete(pattern, handler) return add(self, "DELETE", pattern, handler) end
+function Router:patch(pattern, handler) return add(self, "PATCH", pattern, handler) end
+function Router:head(pattern, handler) return add(self, "HEAD", pattern, handler) end
+function Router:options(pattern, handler) return add(self, "OPTIONS", pattern, handler) end
+function Router:any(pattern, handler) return add(self, ANY, pattern, handler) end
+function Router:route(method, pattern, handler)
+  check_method(method, 3)
+  return add(self, upper(method), pattern, handler)
+end
+
+function Router:use(middleware)
+  if type(middleware) ~= "function" then
+    error("a middleware must be a function, got " .. type(middleware), 2)
+  end
+  local mw = self[MW]
+  if not mw then mw = {}; self[MW] = mw end
+  mw[#mw + 1] = middleware
+  return self
+end
+
+-- The dispatch table of a node's route list.
+local function build(node)
+  local chain = {}
+  local at = node
+  while at.n > 0 do chain[at.n] = at; at = at.parent end
+  local static, dynamic = {}, {}
+  for i = 1, node.n do
+    local nd = chain[i]
+    local spec = nd.spec
+    local r = { i = i, method = nd.method, lp = spec.lp, names = spec.names, n = spec.n,
+                kind = spec.kind, first = spec.first }
+    if spec.static then
+      local list = static[spec.static]
+      if not list then list = {}; static[spec.static] = list end
+      list[#list + 1] = r
+    else
+      dynamic[#dynamic + 1] = r
+    end
+  end
+  -- parameters before wildcards, then in the order registered
+  sort(dynamic, function(a, b)
+    if a.kind ~= b.kind then return a.kind < b.kind end
+    return a.i < b.i
+  end)
+  local by_first, default = {}, {}
+  for _, r in pairs(dynamic) do
+    if r.first and not by_first[r.first] then by_first[r.first] = {} end
+  end
+  for k = 1, #dynamic do
+    local r = dynamic[k]
+    if r.first then
+      local list = by_first[r.first]
+      list[#list + 1] = r
+    else
+      default[#default + 1] = r
+      for _, list in pairs(by_first) do list[#list + 1] = r end
+    end
+  end
+  local t = { static = static, by_first = by_first, default = default, dynamic = #dynamic > 0 }
+  node.t = t
+  return t
+end
+
+-- The route for `method` on `path` and its parameters, or nil.
+local function lookup(t, path, method, first)
+  local list = t.static[path]
+  if list then
+    for k = 1, #list do
+      local r = list[k]
+      local m = r.method
+      if m == method or m == ANY then return r, {} end
+    end
+  end
+  if not t.dynamic then return nil end
+  local candidates = first and t.by_first[first] or t.default
+  for k = 1, #candidates do
+    local r = candidates[k]
+    local m = r.method
+    if m == method or m == ANY then
+      if r.n == 1 then
+        local c = match(path, r.lp)
+        if c then return r, { [r.names[1]] = decode(c) } end
+      else
+        local caps = { match(path, r.lp) }
+        if caps[1] then
+          local params, names = {}, r.names
+          for j = 1, r.n do params[names[j]] = decode(caps[j]) end
+          return r, params
+        end
+      end
+    end
+  end
+  return nil
+end
+
+-- 405 with the methods of the routes whose path matches, or 404.
+local function miss(t, path, first)
+  local allow, seen = {}, {}
+  local function note(m)
+    if not seen[m] then seen[m] = true; allow[#allow + 1] = m end
+  end
+  for _, r in pairs(t.static[path] or {}) do note(r.method) end
+  if t.dynamic then
+    for _, r in pairs(first and t.by_first[first] or t.default) do
+      if match(path, r.lp) then note(r.method) end
+    end
+  end
+  if #allow == 0 then
+    return { status = 404, headers = {}, body = "not found" }
+  end
+  if seen.GET and not seen.HEAD then note("HEAD") end
+  sort(allow)
+  return { status = 405, headers = { allow = concat(allow, ", ") }, body = "method not allowed" }
+end
+
+local function route(self, req)
+  local node = self[NODE]
+  local t = node.t or build(node)
+  local path, method = req.path, req.method
+  local first = t.dynamic and match(path, "^/([^/]*)")
+  local r, params = lookup(t, path, method, first)
+  if not r and method == "HEAD" then r, params = lookup(t, path, "GET", first) end
+  if r then return self[r.i](req, params) end
+  return miss(t, path, first)
+end
+
+-- A reply as a table { status, headers, body }, for middleware.
+local function as_table(a, b)
+  local kind = type(a)
+  if kind == "table" then
+    if a.headers == nil then a.headers = {} end
+    return a
+  elseif kind == "string" and b == nil then
+    return { status = 200, headers = {}, body = a }
+  elseif kind == "number" then
+    return { status = a, headers = {}, body = b }
+  end
+  return a, b
+end
+
+local function run(self, mw, req, k)
+  local f = mw[k]
+  if f == nil then return as_table(route(self, req)) end
+  return f(req, function() return run(self, mw, req, k + 1) end)
+end
+
+function Router:dispatch(req)
+  if type(req) ~= "table" then
+    error("dispatch needs the request table, got " .. type(req), 2)
+  end
+  local mw = self[MW]
+  if mw then return run(self, mw, req, 1) end
+  return route(self, req)
+end
+
+function Router:handler()
+  return function(req) return self:dispatch(req) end
+end
+
+M.decode = decode
+return M
