@@ -107,7 +107,8 @@ local function check_method(method, level)
   end
 end
 
--- The node after `parent` for one more route.
+-- The node after `parent` for one more route; `level` is the app's (add's caller's)
+-- level from here.
 local function child_of(parent, method, pattern, level)
   if method ~= ANY then check_method(method, level + 1) end
   local node = { parent = parent, n = parent.n + 1, method = method, spec = compile(pattern, level + 1) }
@@ -125,17 +126,19 @@ end
 local Router = {}
 local Meta = { __index = Router, __metatable = false }
 
+-- Adds a route. The methods below call it in a tail call, so its caller is the app: the
+-- errors name the app's line with level 2.
 local function add(self, method, pattern, handler)
-  if type(handler) ~= "function" then
-    error("a route's handler must be a function, got " .. type(handler), 3)
-  end
   local node = self[NODE]
   if node == nil then
-    error("call a router's methods with a colon: app:get(path, handler)", 3)
+    error("call a router's methods with a colon: app:get(path, handler)", 2)
+  end
+  if type(handler) ~= "function" then
+    error("a route's handler must be a function, got " .. type(handler), 2)
   end
   local kids = node.kids
   local by_method = kids and kids[method]
-  local child = by_method and by_method[pattern] or child_of(node, method, pattern, 4)
+  local child = by_method and by_method[pattern] or child_of(node, method, pattern, 3)
   self[child.n] = handler
   self[NODE] = child
   return self
