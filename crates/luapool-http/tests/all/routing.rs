@@ -172,7 +172,7 @@ async fn replies_204_and_304_have_no_body_and_no_content_type() {
 }
 
 #[tokio::test]
-async fn a_route_error_names_the_app_line() {
+async fn a_route_error_is_a_500() {
     let t = start(
         r#"local app = require("luapool.router").new()
            app:get("/", function(req) error("boom") end)
