@@ -6,7 +6,7 @@
 -- built: a node is the list of routes registered so far (methods and path patterns,
 -- strings only), its children the lists one route longer. Registering a route that the
 -- tree already knows is three table lookups; the dispatch table of a list (static paths
--- in a hash, patterns grouped by their first path segment) is built the first time a
+-- in a hash, the patterns of each method in the order they are tried) is built the first time a
 -- list dispatches and kept in its node. The tree never holds a handler or any request
 -- data: the handlers are kept in the request's own router object, at the route's index.
 -- A node is complete before it is attached, so an execution stopped by a limit leaves
@@ -39,7 +39,7 @@ local function decode(s)
 end
 
 -- Compiles a path pattern: { static = path } or { lp = Lua pattern, names = {...},
--- n = #names, kind = 1 (parameters) or 2 (wildcard tail), first = literal first segment }.
+-- n = #names, kind = 1 (parameters) or 2 (wildcard tail) }.
 local function compile(pattern, level)
   local spec = compiled[pattern]
   if spec then return spec end
@@ -54,7 +54,7 @@ local function compile(pattern, level)
     spec = { static = pattern }
   else
     local parts, names, seen = { "^" }, {}, {}
-    local kind, first, count = 1, nil, 0
+    local kind, count = 1, 0
     local segments, pos = {}, 2
     while true do
       local slash = find(pattern, "/", pos, true)
@@ -86,12 +86,11 @@ local function compile(pattern, level)
           parts[#parts + 1] = "/([^/]+)"
         end
       else
-        if i == 1 then first = seg end
         parts[#parts + 1] = "/" .. gsub(seg, "%p", "%%%0")
       end
     end
     parts[#parts + 1] = "$"
-    spec = { lp = concat(parts), names = names, n = count, kind = kind, first = first }
+    spec = { lp = concat(parts), names = names, n = count, kind = kind }
   end
   if compiled_count < MAX_NODES then
     compiled_count = compiled_count + 1
@@ -147,7 +146,9 @@ end
 --- router.new(): a new router, empty.
 local M = {}
 function M.new()
-  return setmetatable({ [NODE] = root }, Meta)
+  -- room for 16 handlers in the array part: no resizes for up to 16 routes
+  return setmetatable({ [NODE] = root,
+    nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil }, Meta)
 end
 
 function Router:get(pattern, handler) return add(self, "GET", pattern, handler) end
@@ -183,7 +184,7 @@ local function build(node)
     local nd = chain[i]
     local spec = nd.spec
     local r = { i = i, method = nd.method, lp = spec.lp, names = spec.names, n = spec.n,
-                kind = spec.kind, first = spec.first }
+                kind = spec.kind }
     if spec.static then
       local list = static[spec.static]
       if not list then list = {}; static[spec.static] = list end
@@ -197,27 +198,30 @@ local function build(node)
     if a.kind ~= b.kind then return a.kind < b.kind end
     return a.i < b.i
   end)
-  local by_first, default = {}, {}
-  for _, r in pairs(dynamic) do
-    if r.first and not by_first[r.first] then by_first[r.first] = {} end
+  -- the dynamic routes each method tries, in order: its own and those of `any`
+  local by_method, default = {}, {}
+  for k = 1, #dynamic do
+    local m = dynamic[k].method
+    if m ~= ANY then by_method[m] = true end
   end
+  for m in pairs(by_method) do by_method[m] = {} end
   for k = 1, #dynamic do
     local r = dynamic[k]
-    if r.first then
-      local list = by_first[r.first]
-      list[#list + 1] = r
-    else
+    if r.method == ANY then
       default[#default + 1] = r
-      for _, list in pairs(by_first) do list[#list + 1] = r end
+      for _, list in pairs(by_method) do list[#list + 1] = r end
+    else
+      local list = by_method[r.method]
+      list[#list + 1] = r
     end
   end
-  local t = { static = static, by_first = by_first, default = default, dynamic = #dynamic > 0 }
+  local t = { static = static, by_method = by_method, default = default, all = dynamic }
   node.t = t
   return t
 end
 
 -- The route for `method` on `path` and its parameters, or nil.
-local function lookup(t, path, method, first)
+local function lookup(t, path, method)
   local list = t.static[path]
   if list then
     for k = 1, #list do
@@ -226,22 +230,18 @@ local function lookup(t, path, method, first)
       if m == method or m == ANY then return r, {} end
     end
   end
-  if not t.dynamic then return nil end
-  local candidates = first and t.by_first[first] or t.default
+  local candidates = t.by_method[method] or t.default
   for k = 1, #candidates do
     local r = candidates[k]
-    local m = r.method
-    if m == method or m == ANY then
-      if r.n == 1 then
-        local c = match(path, r.lp)
-        if c then return r, { [r.names[1]] = decode(c) } end
-      else
-        local caps = { match(path, r.lp) }
-        if caps[1] then
-          local params, names = {}, r.names
-          for j = 1, r.n do params[names[j]] = decode(caps[j]) end
-          return r, params
-        end
+    if r.n == 1 then
+      local c = match(path, r.lp)
+      if c then return r, { [r.names[1]] = decode(c) } end
+    else
+      local caps = { match(path, r.lp) }
+      if caps[1] then
+        local params, names = {}, r.names
+        for j = 1, r.n do params[names[j]] = decode(caps[j]) end
+        return r, params
       end
     end
   end
@@ -249,16 +249,14 @@ local function lookup(t, path, method, first)
 end
 
 -- 405 with the methods of the routes whose path matches, or 404.
-local function miss(t, path, first)
+local function miss(t, path)
   local allow, seen = {}, {}
   local function note(m)
     if not seen[m] then seen[m] = true; allow[#allow + 1] = m end
   end
   for _, r in pairs(t.static[path] or {}) do note(r.method) end
-  if t.dynamic then
-    for _, r in pairs(first and t.by_first[first] or t.default) do
-      if match(path, r.lp) then note(r.method) end
-    end
+  for _, r in pairs(t.all) do
+    if match(path, r.lp) then note(r.method) end
   end
   if #allow == 0 then
     return { status = 404, headers = {}, body = "not found" }
@@ -272,11 +270,10 @@ local function route(self, req)
   local node = self[NODE]
   local t = node.t or build(node)
   local path, method = req.path, req.method
-  local first = t.dynamic and match(path, "^/([^/]*)")
-  local r, params = lookup(t, path, method, first)
-  if not r and method == "HEAD" then r, params = lookup(t, path, "GET", first) end
+  local r, params = lookup(t, path, method)
+  if not r and method == "HEAD" then r, params = lookup(t, path, "GET") end
   if r then return self[r.i](req, params) end
-  return miss(t, path, first)
+  return miss(t, path)
 end
 
 -- A reply as a table { status, headers, body }, for middleware.
