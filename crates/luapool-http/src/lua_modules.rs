@@ -165,7 +165,11 @@ mod tests {
             ("app:get('/a/:', f)", "needs a name"),
             ("app:get('/*r/x', f)", "last segment"),
             ("app:get('/:a/:a', f)", "twice"),
-            ("app:get('/a', 1)", "must be a function"),
+            ("app:get('/a')", "must be a function"),
+            (
+                "app:get('/a', 1) app:dispatch({ method = 'GET', path = '/a' })",
+                "route GET /a is a number",
+            ),
             ("app:route('BAD METHOD', '/a', f)", "method"),
             ("app.get('/a', f)", "colon"),
             ("app:use('x')", "middleware"),

@@ -110,7 +110,8 @@ end
 -- level from here.
 local function child_of(parent, method, pattern, level)
   if method ~= ANY then check_method(method, level + 1) end
-  local node = { parent = parent, n = parent.n + 1, method = method, spec = compile(pattern, level + 1) }
+  local node = { parent = parent, n = parent.n + 1, method = method, pattern = pattern,
+                 spec = compile(pattern, level + 1) }
   if kept < MAX_NODES then
     local kids = parent.kids
     if not kids then kids = {}; parent.kids = kids end
@@ -125,22 +126,25 @@ end
 local Router = {}
 local Meta = { __index = Router, __metatable = false }
 
--- Adds a route. The methods below call it in a tail call, so its caller is the app: the
--- errors name the app's line with level 2.
-local function add(self, method, pattern, handler)
-  local node = self[NODE]
-  if node == nil then
-    error("call a router's methods with a colon: app:get(path, handler)", 2)
+-- The method that adds a route for `method` (inlined in each method: this runs for every
+-- route of every request). Errors name the app's line (level 2). A handler that is not
+-- a function is refused here when it is nil, else when its route is dispatched.
+local function adder(method)
+  return function(self, pattern, handler)
+    local node = self[NODE]
+    if node == nil then
+      error("call a router's methods with a colon: app:get(path, handler)", 2)
+    end
+    if handler == nil then
+      error("a route's handler must be a function, got nil", 2)
+    end
+    local kids = node.kids
+    local by_method = kids and kids[method]
+    local child = by_method and by_method[pattern] or child_of(node, method, pattern, 3)
+    self[child.n] = handler
+    self[NODE] = child
+    return self
   end
-  if type(handler) ~= "function" then
-    error("a route's handler must be a function, got " .. type(handler), 2)
-  end
-  local kids = node.kids
-  local by_method = kids and kids[method]
-  local child = by_method and by_method[pattern] or child_of(node, method, pattern, 3)
-  self[child.n] = handler
-  self[NODE] = child
-  return self
 end
 
 --- router.new(): a new router, empty.
@@ -151,17 +155,24 @@ function M.new()
     nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil }, Meta)
 end
 
-function Router:get(pattern, handler) return add(self, "GET", pattern, handler) end
-function Router:post(pattern, handler) return add(self, "POST", pattern, handler) end
-function Router:put(pattern, handler) return add(self, "PUT", pattern, handler) end
-function Router:delete(pattern, handler) return add(self, "DELETE", pattern, handler) end
-function Router:patch(pattern, handler) return add(self, "PATCH", pattern, handler) end
-function Router:head(pattern, handler) return add(self, "HEAD", pattern, handler) end
-function Router:options(pattern, handler) return add(self, "OPTIONS", pattern, handler) end
-function Router:any(pattern, handler) return add(self, ANY, pattern, handler) end
+Router.get = adder("GET")
+Router.post = adder("POST")
+Router.put = adder("PUT")
+Router.delete = adder("DELETE")
+Router.patch = adder("PATCH")
+Router.head = adder("HEAD")
+Router.options = adder("OPTIONS")
+Router.any = adder(ANY)
+local by_name = {}
 function Router:route(method, pattern, handler)
   check_method(method, 3)
-  return add(self, upper(method), pattern, handler)
+  method = upper(method)
+  local add = by_name[method]
+  if not add then
+    add = adder(method)
+    if #by_name < 64 then by_name[#by_name + 1] = method; by_name[method] = add end
+  end
+  return add(self, pattern, handler)
 end
 
 function Router:use(middleware)
@@ -184,7 +195,7 @@ local function build(node)
     local nd = chain[i]
     local spec = nd.spec
     local r = { i = i, method = nd.method, lp = spec.lp, names = spec.names, n = spec.n,
-                kind = spec.kind }
+                kind = spec.kind, pattern = nd.pattern }
     if spec.static then
       local list = static[spec.static]
       if not list then list = {}; static[spec.static] = list end
@@ -272,7 +283,14 @@ local function route(self, req)
   local path, method = req.path, req.method
   local r, params = lookup(t, path, method)
   if not r and method == "HEAD" then r, params = lookup(t, path, "GET") end
-  if r then return self[r.i](req, params) end
+  if r then
+    local h = self[r.i]
+    if type(h) ~= "function" then
+      error(format("the handler of route %s %s is a %s, not a function",
+        r.method == ANY and "*" or r.method, r.pattern, type(h)), 2)
+    end
+    return h(req, params)
+  end
   return miss(t, path)
 end
 
