@@ -106,7 +106,10 @@ mod tests {
     fn the_modules_are_read_only_and_not_globals() {
         let vm = vm();
         let e = fails(&vm, "require('luapool.router').new = nil");
-        assert!(e.contains("read-only") || e.contains("luapool.router"), "{e}");
+        assert!(
+            e.contains("read-only") || e.contains("luapool.router"),
+            "{e}"
+        );
         run(
             &vm,
             r#"assert(_G["luapool.router"] == nil)
@@ -180,7 +183,10 @@ mod tests {
                     "local app = require('luapool.router').new() local f = function() end\n{code}"
                 ),
             );
-            assert!(e.contains(needle) && e.contains("test.lua:2"), "{code}: {e}");
+            assert!(
+                e.contains(needle) && e.contains("test.lua:2"),
+                "{code}: {e}"
+            );
         }
     }
 }

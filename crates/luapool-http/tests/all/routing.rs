@@ -152,7 +152,10 @@ async fn redirects_and_cookies() {
     let (s, h, _) = fetch(&c, "GET", &t.url("/go")).await;
     assert_eq!((s, &h["location"]), (302, &"/users/1".parse().unwrap()));
     let (s, h, _) = fetch(&c, "GET", &t.url("/moved")).await;
-    assert_eq!((s, &h["location"]), (301, &"https://example.com/".parse().unwrap()));
+    assert_eq!(
+        (s, &h["location"]),
+        (301, &"https://example.com/".parse().unwrap())
+    );
     let (s, h, _) = fetch(&c, "GET", &t.url("/cookie")).await;
     assert_eq!(s, 200);
     assert_eq!(h["set-cookie"], "sid=abc; Path=/; HttpOnly; SameSite=Lax");
@@ -180,4 +183,24 @@ async fn a_route_error_is_a_500() {
     );
     let (s, _) = get(&t.url("/")).await;
     assert_eq!(s, 500);
+}
+
+#[tokio::test]
+async fn a_router_built_once_in_a_module_dispatches_every_request() {
+    let routes = r#"local app = require("luapool.router").new()
+        app:get("/users/:id", function(req, params) return "user " .. params.id .. " " .. req.query.x end)
+        return app"#;
+    let t = crate::start_with(
+        r#"local app = require("routes")
+           function handle(req) return app:dispatch(req) end"#,
+        &[("routes.lua", routes)],
+        crate::test_config(),
+    );
+    for i in 0..3 {
+        assert_eq!(
+            get(&t.url(&format!("/users/{i}?x={i}"))).await,
+            (200, format!("user {i} {i}"))
+        );
+    }
+    assert_eq!(get(&t.url("/users")).await.0, 404);
 }
