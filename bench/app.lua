@@ -2,6 +2,23 @@
 -- comparison config (shared/anchors/openresty/nginx.conf).
 -- Run: target/release/luapool serve --listen 127.0.0.1:18081 --workers 1 bench/app.lua
 
+-- /users/ID: the ten routes of bench/router.lua with luapool.router, built on each
+-- request that takes this branch (luapool serve only: pool-front has no router).
+local function routed(req)
+    local app = require("luapool.router").new()
+    app:get("/", function(req) return "Hello, World!" end)
+    app:get("/health", function(req) return "ok" end)
+    app:get("/users", function(req) return "users" end)
+    app:post("/users", function(req) return 201, "created" end)
+    app:get("/users/:id", function(req, params) return "user " .. params.id end)
+    app:put("/users/:id", function(req, params) return "updated " .. params.id end)
+    app:delete("/users/:id", function(req, params) return 204 end)
+    app:get("/users/:id/posts/:post", function(req, params) return params.post end)
+    app:get("/posts/:id", function(req, params) return "post " .. params.id end)
+    app:get("/static/*path", function(req, params) return params.path end)
+    return app:dispatch(req)
+end
+
 function handle(req)
     local path = req.path
     if path == "/" then
@@ -34,6 +51,8 @@ function handle(req)
         local s = 0
         for i = 1, 100000 do s = s + i % 7 end
         return tostring(s)
+    elseif string.sub(path, 1, 7) == "/users/" then
+        return routed(req)
     end
     return 404, "not found"
 end

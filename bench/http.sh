@@ -15,7 +15,8 @@
 #   WARMUP=1s          an unmeasured wrk run per server and endpoint first ("0" to skip)
 #   SERVERS="luapool luapool-luajit openresty reference reference-lua pool-front"   which servers
 #                      to run (luapool-luajit: luapool built with `--features luajit`)
-#   ENDPOINTS="/ /echo /json /compute /sleep"   which endpoints to run; add "mix" for the slow-handler
+#   ENDPOINTS="/ /echo /json /compute /sleep"   which endpoints to run; add "/users/42" for the routed
+#                      endpoint (luapool.router; OpenResty's regex location), "mix" for the slow-handler
 #                      scenario: /compute under MIX_COMPUTE_CONNS connections in the background
 #                      while / is measured with MIX_CONNS connections (servers with /compute)
 #   MIX_CONNS=32       connections of the mix's / load
@@ -198,7 +199,9 @@ wait_ready() { # name url pid
 start_openresty() {
     NGINX_PREFIX=$SCRATCH/openresty
     mkdir -p "$NGINX_PREFIX"/{conf,logs,tmp}
+    # /users/ID (the routed endpoint): a regex location, added to the template's server
     sed -e "s|__WORKERS__|$WORKERS|g" -e "s|__PREFIX__|$NGINX_PREFIX|g" \
+        -e '0,/^\( *\)location = \/ {/s//\1location ~ ^\/users\/([0-9]+)$ { content_by_lua_block { ngx.header.content_type = "text\/plain" ngx.print("user ", ngx.var[1]) } }\n&/' \
         "$OPENRESTY_CONF" >"$NGINX_PREFIX/conf/nginx.conf"
     LOGF[openresty]=$NGINX_PREFIX/logs/error.log
     nginx -p "$NGINX_PREFIX" -c "$NGINX_PREFIX/conf/nginx.conf" -e "$NGINX_PREFIX/logs/error.log" ||
@@ -305,6 +308,7 @@ endpoint_servers() { # endpoint -> servers that have it
     for s in "${order[@]}"; do
         case $1 in
             /json | /compute | /sleep | mix) [[ $s == reference* ]] && continue ;;
+            /users/42) [[ $s == reference* || $s == pool-front ]] && continue ;;
         esac
         echo "$s"
     done
@@ -317,6 +321,7 @@ for s in "${order[@]}"; do
         check "$s" GET /compute 200 300000 ""
         [[ " $ENDPOINTS " == *" /json "* ]] && check_json "$s"
         [[ " $ENDPOINTS " == *" /sleep "* ]] && check "$s" GET /sleep 200 slept ""
+        [[ " $ENDPOINTS " == *" /users/42 "* && $s != pool-front ]] && check "$s" GET /users/42 200 "user 42" text/plain
     fi
 done
 
@@ -507,6 +512,7 @@ for ep in $ENDPOINTS; do
         /echo) title="## /echo (POST 1 KiB, echoed)" ;;
         /json) title="## /json (a 10-field object encoded as JSON: luapool's json.encode, OpenResty's cjson)" ;;
         /compute) title="## /compute (100,000-iteration Lua loop)" ;;
+        /users/42) title="## /users/42 (luapool.router, ten routes built per request; OpenResty: a regex location)" ;;
         /sleep) title="## /sleep (sleep 1 s; $SLEEP_CONNS connections: req/s = responses per second)" ;;
     esac
     say "$title"

@@ -44,6 +44,7 @@ mod app;
 mod config;
 mod error;
 mod intake;
+mod lua_modules;
 mod metrics;
 mod ratelog;
 mod request;
@@ -62,7 +63,9 @@ pub use status::status_for;
 /// Adds the server's host library that needs no server to a [`luapool::Vm`]: the `http`
 /// module (`http.request{ method, url, headers, body, timeout }`), which lives in the
 /// `luapool-http-client` crate ([`luapool_http_client::register`]): a program that
-/// wants the client without the server (as `luapool run` does) depends on that crate.
+/// wants the client without the server (as `luapool run` does) depends on that crate;
+/// and the modules written in Lua that `require` gives handlers: `luapool.router`
+/// (routes and middleware) and `luapool.response` (redirects, cookies).
 ///
 /// ```
 /// let vm = luapool::Vm::new(luapool::VmConfig::default())?;
@@ -75,5 +78,6 @@ pub use status::status_for;
 /// # Errors
 /// As [`luapool::Vm::register_module`].
 pub fn register_host_library(vm: &luapool::Vm) -> luapool::Result<()> {
-    luapool_http_client::register(vm)
+    luapool_http_client::register(vm)?;
+    lua_modules::register(vm)
 }

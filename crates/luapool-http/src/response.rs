@@ -5,6 +5,9 @@
 //! header values are strings or arrays of strings. Anything else is a bad reply: the
 //! client gets `500` and the log says what was wrong.
 //!
+//! A `1xx`, `204` or `304` reply has no body: one the handler gives is dropped, and no
+//! default content type is added.
+//!
 //! Body and headers are copied out of the VM within one [`CopyBudget`] (what the VM may
 //! still allocate): a reply that would copy more fails with [`luapool::Error::CopyLimit`] (`500`).
 
@@ -101,6 +104,13 @@ fn parse(values: MultiValue, budget: &mut CopyBudget) -> Result<Reply, Bad> {
 }
 
 fn plain(status: StatusCode, body: Vec<u8>) -> Reply {
+    if bodiless(status) {
+        return Reply::Ok {
+            status,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        };
+    }
     let mut headers = HeaderMap::with_capacity(1);
     headers.insert(CONTENT_TYPE, DEFAULT_CONTENT_TYPE);
     Reply::Ok {
@@ -108,6 +118,14 @@ fn plain(status: StatusCode, body: Vec<u8>) -> Reply {
         headers,
         body: Bytes::from(body),
     }
+}
+
+/// True for the statuses whose responses have no body (RFC 9110 6.4.1): `1xx`, `204`
+/// and `304`.
+fn bodiless(status: StatusCode) -> bool {
+    status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
 }
 
 fn status_code(value: &Value) -> Result<StatusCode, String> {
@@ -161,6 +179,13 @@ fn table_reply(t: &Table, budget: &mut CopyBudget) -> Result<Reply, Bad> {
                 other.type_name()
             )))
         }
+    }
+    if bodiless(status) {
+        return Ok(Reply::Ok {
+            status,
+            headers,
+            body: Bytes::new(),
+        });
     }
     if !headers.contains_key(CONTENT_TYPE) {
         headers.insert(CONTENT_TYPE, DEFAULT_CONTENT_TYPE);
@@ -285,6 +310,24 @@ mod tests {
         assert_eq!(h["x-n"], "5");
         let (s, _, b) = ok(&lua, "return {}");
         assert_eq!((s, b.len()), (StatusCode::OK, 0));
+    }
+
+    #[test]
+    fn bodiless_statuses_drop_the_body_and_the_default_content_type() {
+        let lua = Lua::new();
+        for code in [
+            "return 204, 'x'",
+            "return 304",
+            "return { status = 204, body = 'x' }",
+            "return { status = 304, headers = { etag = '\"a\"' } }",
+            "return 103",
+        ] {
+            let (_, h, b) = ok(&lua, code);
+            assert!(b.is_empty(), "{code}");
+            assert!(!h.contains_key(CONTENT_TYPE), "{code}");
+        }
+        let (_, h, _) = ok(&lua, "return { status = 304, headers = { etag = 'e' } }");
+        assert_eq!(h["etag"], "e");
     }
 
     #[test]

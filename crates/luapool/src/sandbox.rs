@@ -394,6 +394,26 @@ impl SandboxData {
         Ok(sealed)
     }
 
+    /// Seals `module` and makes it a `require` target named `name`, not a global. In a
+    /// trusted state the module stays writable and goes into `package.loaded`.
+    pub(crate) fn install_builtin(
+        &self,
+        lua: &Lua,
+        name: &str,
+        module: Table,
+    ) -> mlua::Result<Table> {
+        let module = if self.trusted {
+            let package: Table = self.base.raw_get("package")?;
+            let loaded: Table = package.raw_get("loaded")?;
+            loaded.raw_set(name, &module)?;
+            module
+        } else {
+            seal::seal(lua, module, name, self.reject(lua)?)?
+        };
+        self.builtins.raw_set(name, &module)?;
+        Ok(module)
+    }
+
     /// Wraps a host function so that its failures are raised as Lua string errors
     /// pointing at the caller's line (see [`host_result`]), also when it is called in tail
     /// position.

@@ -65,6 +65,8 @@ pub(crate) enum Registration {
     Module(String, Vec<(String, Maker)>),
     Value(String, Value),
     SharedDicts(SharedDicts),
+    /// A built-in module written in Lua: its name and its source.
+    LuaModule(String, Script),
 }
 
 impl Registration {
@@ -73,7 +75,8 @@ impl Registration {
         match self {
             Registration::Global(name, _)
             | Registration::Module(name, _)
-            | Registration::Value(name, _) => name,
+            | Registration::Value(name, _)
+            | Registration::LuaModule(name, _) => name,
             Registration::SharedDicts(_) => "shared",
         }
     }
@@ -101,6 +104,21 @@ impl Registration {
                 })
                 .and_then(|v| data.base.raw_set(name.as_str(), v)),
             Registration::SharedDicts(dicts) => shared_dict::install(lua, data, dicts),
+            Registration::LuaModule(name, script) => (|| {
+                let env = data.new_env(lua)?;
+                let chunk = lua
+                    .load(script.source())
+                    .set_name(script.chunk_name())
+                    .set_mode(mlua::chunk::ChunkMode::Text)
+                    .set_environment(env)
+                    .into_function()?;
+                let mlua::Value::Table(table) = chunk.call::<mlua::Value>(name.as_str())? else {
+                    return Err(mlua::Error::runtime(format!(
+                        "the Lua module '{name}' did not return a table"
+                    )));
+                };
+                data.install_builtin(lua, name, table).map(|_| ())
+            })(),
         };
         res.map_err(|e| classify(e, None))
     }
@@ -434,6 +452,35 @@ impl Vm {
         }
         let makers = module.makers();
         self.install(Registration::Module(module.name, makers))
+    }
+
+    /// Registers a built-in module written in Lua: `script` runs once on this VM's state
+    /// (once per state with [`Isolation::FreshVm`]), in an environment of its own, and the
+    /// table it returns is what `require(name)` gives every execution. The table is
+    /// read-only to scripts, like the other built-in modules; it is not a global. The
+    /// module's locals live as long as the VM: keep request data out of them.
+    ///
+    /// `name` is one or more Lua identifiers joined by dots (`"luapool.router"`).
+    ///
+    /// ```
+    /// use luapool::{Script, Vm, VmConfig};
+    ///
+    /// let vm = Vm::new(VmConfig::default())?;
+    /// let source = "local M = {} function M.twice(x) return 2 * x end return M";
+    /// vm.register_lua_module("util.math", &Script::new("util/math.lua", source))?;
+    /// let n: i64 = vm.eval(&Script::new("t", "return require('util.math').twice(21)"))?;
+    /// assert_eq!(n, 42);
+    /// # Ok::<(), luapool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] if `name` is not dotted identifiers; [`Error::Syntax`] or
+    /// [`Error::Runtime`] if the script does not compile, fails or returns no table.
+    pub fn register_lua_module(&self, name: &str, script: &Script) -> Result<()> {
+        for part in name.split('.') {
+            check_identifier(part)?;
+        }
+        self.install(Registration::LuaModule(name.to_string(), script.clone()))
     }
 
     /// Makes `value` a read-only global visible to every execution (tables are sealed,

@@ -9,6 +9,7 @@ mod host_copies;
 mod hostile;
 mod isolation;
 mod lifecycle;
+mod routing;
 mod static_files;
 
 use std::path::PathBuf;
