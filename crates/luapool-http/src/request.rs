@@ -4,20 +4,36 @@
 //! ([`luapool::string_table`]), which costs about a third of the Lua constructor it
 //! replaced.
 //!
-//! Every string keeps the request's bytes: `path` and header values as sent, query keys
-//! and values percent-decoded (`+` is a space) into whatever bytes they encode, valid
-//! UTF-8 or not. A header or query key seen twice becomes an array of its values, in
-//! order.
+//! Every string keeps the request's bytes: `raw_path`, `raw_query` and header values as
+//! sent; `path`, query keys and values percent-decoded (in the query `+` is a space)
+//! into whatever bytes they encode, valid UTF-8 or not. `query`, `headers` and `cookies`
+//! hold the first value of a repeated key. When a query key or a header repeats, the
+//! table of all values goes into a weak-keyed table of the VM, keyed by `req`, out of
+//! the handler's sight, where `req:query_all` and `req:header_all` find it: a request
+//! without repeats pays nothing for them.
+//!
+//! The methods (`query_all`, `header_all`, `cookies` aside as a field, `form`, `json`)
+//! live in one metatable per VM ([`Methods`]), made on the first request: no closure
+//! per request. They parse on call.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use luapool::mlua::{self, IntoLua, Lua};
-use luapool::string_table::{string_table, Field};
+use luapool::mlua::{self, IntoLua, Lua, LuaString, Table, Value as LuaValue};
+use luapool::string_table::{string_table_with, Field};
+use luapool::CopyBudget;
 
-/// One request as the handler sees it: `req.method`, `req.path`, `req.query`,
-/// `req.headers`, `req.body`, `req.remote_addr`, `req.id`.
+/// Most parts a `multipart/form-data` body may have for `req:form()`.
+const MAX_FORM_PARTS: usize = 1000;
+
+/// Longest field name `req:form()` accepts, in bytes.
+const MAX_FIELD_NAME: usize = 1024;
+
+/// One request as the handler sees it: `req.method`, `req.path`, `req.raw_path`,
+/// `req.raw_query`, `req.query`, `req.headers`, `req.cookies`, `req.body`,
+/// `req.remote_addr`, `req.id`, and the shared methods.
 pub(crate) struct LuaRequest {
     pub(crate) parts: http::request::Parts,
     pub(crate) body: Bytes,
@@ -28,48 +44,97 @@ pub(crate) struct LuaRequest {
 
 impl IntoLua for LuaRequest {
     fn into_lua(self, lua: &Lua) -> mlua::Result<mlua::Value> {
-        let query: Vec<QueryPair<'_>> = self
-            .parts
-            .uri
-            .query()
-            .map(|q| query_pairs(q).collect())
-            .unwrap_or_default();
+        let raw_path = self.parts.uri.path().as_bytes();
+        let path: Cow<'_, [u8]> = percent_encoding::percent_decode(raw_path).into();
+        let raw_query = self.parts.uri.query().unwrap_or("");
+        let query: Vec<QueryPair<'_>> = query_pairs(raw_query.as_bytes()).collect();
         let query: Vec<(&[u8], &[u8])> = query.iter().map(|(k, v)| (&**k, &**v)).collect();
-        // hyper gives header names in lower case.
+        // hyper gives header names in lower case, the values of a name together.
         let headers: Vec<(&[u8], &[u8])> = self
             .parts
             .headers
             .iter()
             .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
             .collect();
-        let table = string_table(
+        let cookies: Vec<(&[u8], &[u8])> = self
+            .parts
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .flat_map(|value| cookie_pairs(value.as_bytes()))
+            .collect();
+        let repeated_headers = self.parts.headers.len() != self.parts.headers.keys_len();
+        let repeated_query = has_repeats(&query);
+        let methods = Methods::get(lua)?;
+        let all: &[(&std::ffi::CStr, Field<'_>)] = match (repeated_query, repeated_headers) {
+            (false, false) => &[],
+            (true, false) => &[(c"query", Field::Multimap(&query))],
+            (false, true) => &[(c"headers", Field::Multimap(&headers))],
+            (true, true) => &[
+                (c"query", Field::Multimap(&query)),
+                (c"headers", Field::Multimap(&headers)),
+            ],
+        };
+        let table = string_table_with(
             lua,
             &[
                 (
                     c"method",
                     Field::Bytes(self.parts.method.as_str().as_bytes()),
                 ),
-                (c"path", Field::Bytes(self.parts.uri.path().as_bytes())),
-                (c"query", Field::Multimap(&query)),
-                (c"headers", Field::Multimap(&headers)),
+                (c"path", Field::Bytes(&path)),
+                (c"raw_path", Field::Bytes(raw_path)),
+                (c"raw_query", Field::Bytes(raw_query.as_bytes())),
+                (c"query", Field::First(&query)),
+                (c"headers", Field::First(&headers)),
+                (c"cookies", Field::First(&cookies)),
                 (c"body", Field::Bytes(&self.body)),
                 (c"remote_addr", Field::Bytes(self.remote.as_bytes())),
                 (c"id", Field::Bytes(self.id.as_bytes())),
             ],
+            &methods.metatable,
+            (!all.is_empty()).then_some((&methods.all_values, all)),
         )?;
         Ok(mlua::Value::Table(table))
     }
 }
 
+/// True if a key appears twice in `pairs`.
+fn has_repeats(pairs: &[(&[u8], &[u8])]) -> bool {
+    if pairs.len() <= 8 {
+        return pairs
+            .iter()
+            .enumerate()
+            .any(|(i, (k, _))| pairs[..i].iter().any(|(seen, _)| seen == k));
+    }
+    let mut seen = HashSet::with_capacity(pairs.len());
+    !pairs.iter().all(|(k, _)| seen.insert(*k))
+}
+
+/// The name-value pairs of one `Cookie` header value (`a=1; b="2"`): names and values
+/// trimmed, surrounding double quotes removed from values; a pair without `=` or with an
+/// empty name is skipped.
+fn cookie_pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    header.split(|&b| b == b';').filter_map(|pair| {
+        let i = pair.iter().position(|&b| b == b'=')?;
+        let name = pair[..i].trim_ascii();
+        let mut value = pair[i + 1..].trim_ascii();
+        if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
+            value = &value[1..value.len() - 1];
+        }
+        (!name.is_empty()).then_some((name, value))
+    })
+}
+
 /// A query key and value, decoded.
 type QueryPair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
 
-/// The key-value pairs of a query string, decoded as HTML forms are (`+` is a space,
-/// `%XX` the byte XX) into bytes: invalid UTF-8 stays as it was sent. A pair without `=`
-/// has an empty value; empty pairs are skipped.
-fn query_pairs(query: &str) -> impl Iterator<Item = QueryPair<'_>> {
+/// The key-value pairs of a query string (or an `application/x-www-form-urlencoded`
+/// body), decoded as HTML forms are (`+` is a space, `%XX` the byte XX) into bytes:
+/// invalid UTF-8 stays as it was sent. A pair without `=` has an empty value; empty
+/// pairs are skipped.
+fn query_pairs(query: &[u8]) -> impl Iterator<Item = QueryPair<'_>> {
     query
-        .as_bytes()
         .split(|&b| b == b'&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| match pair.iter().position(|&b| b == b'=') {
@@ -89,6 +154,245 @@ fn decode(part: &[u8]) -> Cow<'_, [u8]> {
     } else {
         percent_encoding::percent_decode(part).into()
     }
+}
+
+/// What every `req` of a VM shares, kept in the VM's app data: the metatable whose
+/// `__index` is the table of methods, and the weak-keyed table of all the values of
+/// repeated query keys and headers (`all_values[req] = { query = ..., headers = ... }`).
+pub(crate) struct Methods {
+    metatable: Table,
+    all_values: Table,
+}
+
+impl Methods {
+    /// The VM's methods, made on first use.
+    fn get(lua: &Lua) -> mlua::Result<mlua::AppDataRef<'_, Methods>> {
+        if let Some(methods) = lua.app_data_ref::<Methods>() {
+            return Ok(methods);
+        }
+        lua.set_app_data(Methods::new(lua)?);
+        lua.app_data_ref::<Methods>()
+            .ok_or_else(|| mlua::Error::runtime("req: the methods table was not kept"))
+    }
+
+    fn new(lua: &Lua) -> mlua::Result<Methods> {
+        let index = lua.create_table_with_capacity(0, 4)?;
+        index.raw_set(
+            "query_all",
+            lua.create_function(|lua, (req, name): (Table, LuaString)| {
+                all_values(lua, &req, "query", &name)
+            })?,
+        )?;
+        index.raw_set(
+            "header_all",
+            lua.create_function(|lua, (req, name): (Table, LuaString)| {
+                let name = lower_case(lua, name)?;
+                all_values(lua, &req, "headers", &name)
+            })?,
+        )?;
+        index.raw_set(
+            "form",
+            lua.create_function(|lua, req: Table| form(lua, &req))?,
+        )?;
+        index.raw_set(
+            "json",
+            lua.create_function(|lua, req: Table| json(lua, &req))?,
+        )?;
+        let metatable = lua.create_table_with_capacity(0, 2)?;
+        metatable.raw_set("__index", index)?;
+        metatable.raw_set("__metatable", false)?;
+        let weak = lua.create_table_with_capacity(0, 1)?;
+        weak.raw_set("__mode", "k")?;
+        let all_values = lua.create_table()?;
+        all_values.set_metatable(Some(weak))?;
+        Ok(Methods {
+            metatable,
+            all_values,
+        })
+    }
+}
+
+/// `name` in lower case (header names are), charged to the call's copy budget when it
+/// must be copied.
+fn lower_case(lua: &Lua, name: LuaString) -> mlua::Result<LuaString> {
+    let bytes = name.as_bytes();
+    if !bytes.iter().any(u8::is_ascii_uppercase) {
+        return Ok(name.clone());
+    }
+    CopyBudget::for_lua(lua)
+        .charge(bytes.len())
+        .map_err(|e| mlua::Error::runtime(format!("req:header_all: {e}")))?;
+    lua.create_string(bytes.to_ascii_lowercase())
+}
+
+/// `req:query_all(name)` and `req:header_all(name)`: a new array of every value of
+/// `name` in `req[field]`, in order (empty when there is none).
+fn all_values(lua: &Lua, req: &Table, field: &str, name: &LuaString) -> mlua::Result<Table> {
+    let methods = Methods::get(lua)?;
+    let repeated = match methods.all_values.raw_get::<Option<Table>>(req)? {
+        Some(all) => all.raw_get::<Option<Table>>(field)?,
+        None => None,
+    };
+    drop(methods);
+    let value = match repeated {
+        Some(all) => all.raw_get::<LuaValue>(name)?,
+        None => match req.raw_get::<LuaValue>(field)? {
+            LuaValue::Table(first) => first.raw_get::<LuaValue>(name)?,
+            _ => LuaValue::Nil,
+        },
+    };
+    match value {
+        LuaValue::Table(values) => {
+            let copy = lua.create_table_with_capacity(values.raw_len(), 0)?;
+            for i in 1..=values.raw_len() {
+                copy.raw_set(i, values.raw_get::<LuaValue>(i)?)?;
+            }
+            Ok(copy)
+        }
+        LuaValue::Nil => lua.create_table(),
+        one => lua.create_sequence_from([one]),
+    }
+}
+
+/// `req:json()`: the body decoded as `json.decode` does, or `nil, message`.
+fn json(lua: &Lua, req: &Table) -> mlua::Result<(LuaValue, Option<String>)> {
+    let body: LuaString = match req.raw_get::<LuaValue>("body")? {
+        LuaValue::String(s) => s,
+        _ => return Ok((LuaValue::Nil, Some("req:json: no body".to_string()))),
+    };
+    let decoded = luapool::json_decode(lua, &body.as_bytes());
+    match decoded {
+        Ok(value) => Ok((value, None)),
+        Err(mlua::Error::RuntimeError(message)) => {
+            let message = message.strip_prefix("json.decode: ").unwrap_or(&message);
+            Ok((LuaValue::Nil, Some(format!("req:json: {message}"))))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `req:form()`: the body as a form (`application/x-www-form-urlencoded` or
+/// `multipart/form-data`, by the `content-type` header): a table of field name to value,
+/// the first of a repeated name winning; or `nil, message`.
+fn form(lua: &Lua, req: &Table) -> mlua::Result<(LuaValue, Option<String>)> {
+    let fail = |message: String| Ok((LuaValue::Nil, Some(format!("req:form: {message}"))));
+    let content_type: Option<LuaString> = match req.raw_get::<LuaValue>("headers")? {
+        LuaValue::Table(headers) => match headers.raw_get::<LuaValue>("content-type")? {
+            LuaValue::String(s) => Some(s),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(content_type) = content_type else {
+        return fail("no content-type".to_string());
+    };
+    let content_type = content_type.to_string_lossy();
+    let body: LuaString = match req.raw_get::<LuaValue>("body")? {
+        LuaValue::String(s) => s,
+        _ => lua.create_string("")?,
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/x-www-form-urlencoded" => {
+            let body = body.as_bytes();
+            // The decoded keys and values, at most the body's size.
+            if let Err(e) = CopyBudget::for_lua(lua).charge(body.len()) {
+                return fail(e.to_string());
+            }
+            let t = lua.create_table()?;
+            for (k, v) in query_pairs(&body) {
+                if k.len() > MAX_FIELD_NAME {
+                    return fail(format!("a field name is over {MAX_FIELD_NAME} bytes"));
+                }
+                let k = lua.create_string(&*k)?;
+                if t.raw_get::<LuaValue>(&k)?.is_nil() {
+                    t.raw_set(k, lua.create_string(&*v)?)?;
+                }
+            }
+            Ok((LuaValue::Table(t), None))
+        }
+        "multipart/form-data" => match multipart(lua, &content_type, &body)? {
+            Ok(t) => Ok((LuaValue::Table(t), None)),
+            Err(message) => fail(message),
+        },
+        _ => fail(format!("content-type {content_type:?} is not a form")),
+    }
+}
+
+/// A `multipart/form-data` body as a table: a field is a string, a file (a part with a
+/// filename) `{ filename =, content_type =, data = }`. The outer error is Lua's (out of
+/// memory), the inner one a bad body.
+fn multipart(
+    lua: &Lua,
+    content_type: &str,
+    body: &LuaString,
+) -> mlua::Result<Result<Table, String>> {
+    use futures_util::FutureExt;
+
+    let boundary = match multer::parse_boundary(content_type) {
+        Ok(boundary) => boundary,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let body = body.as_bytes();
+    // The body's copy, and the parts multer may copy out of it.
+    if let Err(e) = CopyBudget::for_lua(lua).charge(body.len().saturating_mul(2)) {
+        return Ok(Err(e.to_string()));
+    }
+    let copy = Bytes::copy_from_slice(&body);
+    drop(body);
+    let stream = futures_util::stream::once(std::future::ready(Ok::<Bytes, std::convert::Infallible>(copy)));
+    let mut parts = multer::Multipart::new(stream, boundary);
+    let parse = async {
+        let t = lua.create_table()?;
+        let mut count = 0;
+        loop {
+            let field = match parts.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            count += 1;
+            if count > MAX_FORM_PARTS {
+                return Ok(Err(format!("more than {MAX_FORM_PARTS} parts")));
+            }
+            let Some(name) = field.name().map(str::to_owned) else {
+                return Ok(Err("a part has no name".to_string()));
+            };
+            if name.len() > MAX_FIELD_NAME {
+                return Ok(Err(format!("a field name is over {MAX_FIELD_NAME} bytes")));
+            }
+            let file = field
+                .file_name()
+                .map(|f| (f.to_owned(), field.content_type().map(|m| m.to_string())));
+            let data = match field.bytes().await {
+                Ok(data) => data,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            if t.raw_get::<LuaValue>(name.as_str())?.is_nil() {
+                let value = match file {
+                    None => LuaValue::String(lua.create_string(&data)?),
+                    Some((filename, content_type)) => {
+                        let f = lua.create_table_with_capacity(0, 3)?;
+                        f.raw_set("filename", filename)?;
+                        f.raw_set("content_type", content_type)?;
+                        f.raw_set("data", lua.create_string(&data)?)?;
+                        LuaValue::Table(f)
+                    }
+                };
+                t.raw_set(name, value)?;
+            }
+        }
+        Ok(Ok(t))
+    };
+    // The whole body is one ready chunk: parsing never waits.
+    parse
+        .now_or_never()
+        .unwrap_or_else(|| Ok(Err("the multipart parser stalled".to_string())))
 }
 
 #[cfg(test)]
@@ -121,12 +425,12 @@ mod tests {
         return table.concat({ r.method, r.path, s(r.query), s(r.headers), #r.body, r.remote_addr, r.id }, "|")"#;
 
     #[test]
-    fn every_field_is_built_and_repeated_keys_become_arrays() {
+    fn every_field_is_built_and_repeated_keys_keep_their_first_value() {
         let lua = Lua::new();
         let dump: Function = lua.load(DUMP).into_function().unwrap();
         let headers: &[(&str, &[u8])] = &[("x-a", b"1"), ("x-b", b"2"), ("x-a", b"3")];
         let req = request("/p?q=1&r=%20x&q=2&q=3", headers);
-        let want = "POST|/p|q=[1,2,3] r= x|x-a=[1,3] x-b=2|5|127.0.0.1:9|id-1";
+        let want = "POST|/p|q=1 r= x|x-a=1 x-b=2|5|127.0.0.1:9|id-1";
         let got: String = dump.call(req.into_lua(&lua).unwrap()).unwrap();
         assert_eq!(got, want);
         // No query: an empty table.
@@ -138,7 +442,7 @@ mod tests {
 
     #[test]
     fn query_parts_keep_their_bytes() {
-        let pairs: Vec<_> = query_pairs("a=%FF%FE&b=x+y%2B&&c&d=%zz")
+        let pairs: Vec<_> = query_pairs(b"a=%FF%FE&b=x+y%2B&&c&d=%zz")
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         let want: Vec<(Vec<u8>, Vec<u8>)> = vec![
@@ -156,6 +460,57 @@ mod tests {
         let t = request("/?a=%FF%FE&b=%41", &[]).into_lua(&lua).unwrap();
         let got: (i64, i64, String) = f.call(t).unwrap();
         assert_eq!(got, (2, 255, "A".to_string()));
+    }
+
+    #[test]
+    fn all_values_of_repeated_keys_and_the_raw_fields() {
+        let lua = Lua::new();
+        let f: Function = lua
+            .load(
+                "local r = ... return table.concat(r:query_all('q'), ','), #r:query_all('none'),
+                   table.concat(r:header_all('X-A'), ','), table.concat(r:header_all('x-b'), ','),
+                   r.path, r.raw_path, r.raw_query, r.cookies.a, r.cookies.b, r.cookies.c,
+                   getmetatable(r), table.concat(r:query_all('r'), ',')",
+            )
+            .into_function()
+            .unwrap();
+        let headers: &[(&str, &[u8])] = &[
+            ("x-a", b"1"),
+            ("x-b", b"2"),
+            ("x-a", b"3"),
+            ("cookie", b"a=1; b=\"two\"; a=3"),
+            ("cookie", b"c = x=y ;;d"),
+        ];
+        let req = request("/a%20b/%FF?q=1&r=%20x&q=2&q=3", headers);
+        let got: (String, i64, String, String, LuaString, String, String, String, String, String, bool, String) =
+            f.call(req.into_lua(&lua).unwrap()).unwrap();
+        assert_eq!(got.0, "1,2,3");
+        assert_eq!(got.1, 0);
+        assert_eq!((got.2.as_str(), got.3.as_str()), ("1,3", "2"));
+        assert_eq!(&*got.4.as_bytes(), b"/a b/\xff");
+        assert_eq!((got.5.as_str(), got.6.as_str()), ("/a%20b/%FF", "q=1&r=%20x&q=2&q=3"));
+        assert_eq!((got.7.as_str(), got.8.as_str(), got.9.as_str()), ("1", "two", "x=y"));
+        assert!(!got.10);
+        assert_eq!(got.11, " x");
+        // Without repeats nothing is kept aside, and the methods still answer.
+        let f: Function = lua
+            .load("local r = ... return #r:query_all('a'), r:query_all('a')[1], #r:header_all('x'), r.raw_query")
+            .into_function()
+            .unwrap();
+        let got: (i64, String, i64, String) = f.call(request("/?a=1", &[]).into_lua(&lua).unwrap()).unwrap();
+        assert_eq!(got, (1, "1".to_string(), 0, "a=1".to_string()));
+    }
+
+    #[test]
+    fn has_repeats_small_and_large() {
+        let small: Vec<(&[u8], &[u8])> = vec![(b"a", b""), (b"b", b""), (b"a", b"")];
+        assert!(has_repeats(&small));
+        assert!(!has_repeats(&small[..2]));
+        let keys: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+        let mut large: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (k.as_bytes(), &b""[..])).collect();
+        assert!(!has_repeats(&large));
+        large.push((b"7", b""));
+        assert!(has_repeats(&large));
     }
 
     #[test]
