@@ -21,7 +21,7 @@ use std::collections::HashSet;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use luapool::mlua::{self, IntoLua, Lua, LuaString, Table, Value as LuaValue};
+use luapool::mlua::{self, IntoLua, Lua, LuaString, MultiValue, Table, Value as LuaValue};
 use luapool::string_table::{string_table_with, Field};
 use luapool::CopyBudget;
 
@@ -192,11 +192,11 @@ impl Methods {
         )?;
         index.raw_set(
             "form",
-            lua.create_function(|lua, req: Table| form(lua, &req))?,
+            lua.create_function(|lua, req: Table| returned(lua, form(lua, &req)?))?,
         )?;
         index.raw_set(
             "json",
-            lua.create_function(|lua, req: Table| json(lua, &req))?,
+            lua.create_function(|lua, req: Table| returned(lua, json(lua, &req)?))?,
         )?;
         let metatable = lua.create_table_with_capacity(0, 2)?;
         metatable.raw_set("__index", index)?;
@@ -254,18 +254,29 @@ fn all_values(lua: &Lua, req: &Table, field: &str, name: &LuaString) -> mlua::Re
     }
 }
 
-/// `req:json()`: the body decoded as `json.decode` does, or `nil, message`.
-fn json(lua: &Lua, req: &Table) -> mlua::Result<(LuaValue, Option<String>)> {
+/// A method's results: the value, or `nil, message`.
+fn returned(lua: &Lua, result: Result<LuaValue, String>) -> mlua::Result<MultiValue> {
+    Ok(match result {
+        Ok(value) => MultiValue::from_iter([value]),
+        Err(message) => {
+            MultiValue::from_iter([LuaValue::Nil, LuaValue::String(lua.create_string(message)?)])
+        }
+    })
+}
+
+/// `req:json()`: the body decoded as `json.decode` does, or the message of why not. The
+/// outer error is Lua's (out of memory).
+fn json(lua: &Lua, req: &Table) -> mlua::Result<Result<LuaValue, String>> {
     let body: LuaString = match req.raw_get::<LuaValue>("body")? {
         LuaValue::String(s) => s,
-        _ => return Ok((LuaValue::Nil, Some("req:json: no body".to_string()))),
+        _ => return Ok(Err("req:json: no body".to_string())),
     };
     let decoded = luapool::json_decode(lua, &body.as_bytes());
     match decoded {
-        Ok(value) => Ok((value, None)),
+        Ok(value) => Ok(Ok(value)),
         Err(mlua::Error::RuntimeError(message)) => {
             let message = message.strip_prefix("json.decode: ").unwrap_or(&message);
-            Ok((LuaValue::Nil, Some(format!("req:json: {message}"))))
+            Ok(Err(format!("req:json: {message}")))
         }
         Err(e) => Err(e),
     }
@@ -273,9 +284,10 @@ fn json(lua: &Lua, req: &Table) -> mlua::Result<(LuaValue, Option<String>)> {
 
 /// `req:form()`: the body as a form (`application/x-www-form-urlencoded` or
 /// `multipart/form-data`, by the `content-type` header): a table of field name to value,
-/// the first of a repeated name winning; or `nil, message`.
-fn form(lua: &Lua, req: &Table) -> mlua::Result<(LuaValue, Option<String>)> {
-    let fail = |message: String| Ok((LuaValue::Nil, Some(format!("req:form: {message}"))));
+/// the first of a repeated name winning; or the message of why not. The outer error is
+/// Lua's (out of memory).
+fn form(lua: &Lua, req: &Table) -> mlua::Result<Result<LuaValue, String>> {
+    let fail = |message: String| Ok(Err(format!("req:form: {message}")));
     let content_type: Option<LuaString> = match req.raw_get::<LuaValue>("headers")? {
         LuaValue::Table(headers) => match headers.raw_get::<LuaValue>("content-type")? {
             LuaValue::String(s) => Some(s),
@@ -314,10 +326,10 @@ fn form(lua: &Lua, req: &Table) -> mlua::Result<(LuaValue, Option<String>)> {
                     t.raw_set(k, lua.create_string(&*v)?)?;
                 }
             }
-            Ok((LuaValue::Table(t), None))
+            Ok(Ok(LuaValue::Table(t)))
         }
         "multipart/form-data" => match multipart(lua, &content_type, &body)? {
-            Ok(t) => Ok((LuaValue::Table(t), None)),
+            Ok(t) => Ok(Ok(LuaValue::Table(t))),
             Err(message) => fail(message),
         },
         _ => fail(format!("content-type {content_type:?} is not a form")),
