@@ -158,21 +158,46 @@ fn decode(part: &[u8]) -> Cow<'_, [u8]> {
 
 /// What every `req` of a VM shares, kept in the VM's app data: the metatable whose
 /// `__index` is the table of methods, and the weak-keyed table of all the values of
-/// repeated query keys and headers (`all_values[req] = { query = ..., headers = ... }`).
+/// repeated query keys and headers (`all_values[req] = { query = ..., headers = ... }`),
+/// which the metatable also holds (as `all_values`, out of scripts' reach: the
+/// metatable is hidden) for the methods to find.
 pub(crate) struct Methods {
     metatable: Table,
     all_values: Table,
 }
 
+/// The VM's [`Methods`], or new ones when the VM's app data could not take them.
+enum MethodsRef<'a> {
+    Kept(mlua::AppDataRef<'a, Methods>),
+    New(Methods),
+}
+
+impl std::ops::Deref for MethodsRef<'_> {
+    type Target = Methods;
+
+    fn deref(&self) -> &Methods {
+        match self {
+            MethodsRef::Kept(kept) => kept,
+            MethodsRef::New(new) => new,
+        }
+    }
+}
+
 impl Methods {
     /// The VM's methods, made on first use.
-    fn get(lua: &Lua) -> mlua::Result<mlua::AppDataRef<'_, Methods>> {
+    fn get(lua: &Lua) -> mlua::Result<MethodsRef<'_>> {
         if let Some(methods) = lua.app_data_ref::<Methods>() {
-            return Ok(methods);
+            return Ok(MethodsRef::Kept(methods));
         }
-        lua.set_app_data(Methods::new(lua)?);
-        lua.app_data_ref::<Methods>()
-            .ok_or_else(|| mlua::Error::runtime("req: the methods table was not kept"))
+        // The app data container is borrowed (it is not, where requests are built: this
+        // is not expected): these methods serve this request alone.
+        if let Err(methods) = lua.try_set_app_data(Methods::new(lua)?) {
+            return Ok(MethodsRef::New(methods));
+        }
+        match lua.app_data_ref::<Methods>() {
+            Some(methods) => Ok(MethodsRef::Kept(methods)),
+            None => Ok(MethodsRef::New(Methods::new(lua)?)),
+        }
     }
 
     fn new(lua: &Lua) -> mlua::Result<Methods> {
@@ -198,13 +223,14 @@ impl Methods {
             "json",
             lua.create_function(|lua, req: Table| returned(lua, json(lua, &req)?))?,
         )?;
-        let metatable = lua.create_table_with_capacity(0, 2)?;
+        let metatable = lua.create_table_with_capacity(0, 3)?;
         metatable.raw_set("__index", index)?;
         metatable.raw_set("__metatable", false)?;
         let weak = lua.create_table_with_capacity(0, 1)?;
         weak.raw_set("__mode", "k")?;
         let all_values = lua.create_table()?;
         all_values.set_metatable(Some(weak))?;
+        metatable.raw_set("all_values", &all_values)?;
         Ok(Methods {
             metatable,
             all_values,
@@ -228,12 +254,17 @@ fn lower_case(lua: &Lua, name: LuaString) -> mlua::Result<LuaString> {
 /// `req:query_all(name)` and `req:header_all(name)`: a new array of every value of
 /// `name` in `req[field]`, in order (empty when there is none).
 fn all_values(lua: &Lua, req: &Table, field: &str, name: &LuaString) -> mlua::Result<Table> {
-    let methods = Methods::get(lua)?;
-    let repeated = match methods.all_values.raw_get::<Option<Table>>(req)? {
-        Some(all) => all.raw_get::<Option<Table>>(field)?,
+    let store = match req.metatable() {
+        Some(metatable) => metatable.raw_get::<Option<Table>>("all_values")?,
         None => None,
     };
-    drop(methods);
+    let repeated = match store {
+        Some(store) => match store.raw_get::<Option<Table>>(req)? {
+            Some(all) => all.raw_get::<Option<Table>>(field)?,
+            None => None,
+        },
+        None => None,
+    };
     let value = match repeated {
         Some(all) => all.raw_get::<LuaValue>(name)?,
         None => match req.raw_get::<LuaValue>(field)? {
