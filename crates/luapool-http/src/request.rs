@@ -388,7 +388,10 @@ fn multipart(
     }
     let copy = Bytes::copy_from_slice(&body);
     drop(body);
-    let stream = futures_util::stream::once(std::future::ready(Ok::<Bytes, std::convert::Infallible>(copy)));
+    let stream = futures_util::stream::once(std::future::ready(Ok::<
+        Bytes,
+        std::convert::Infallible,
+    >(copy)));
     let mut parts = multer::Multipart::new(stream, boundary);
     let parse = async {
         let t = lua.create_table()?;
@@ -525,14 +528,32 @@ mod tests {
             ("cookie", b"c = x=y ;;d"),
         ];
         let req = request("/a%20b/%FF?q=1&r=%20x&q=2&q=3", headers);
-        let got: (String, i64, String, String, LuaString, String, String, String, String, String, bool, String) =
-            f.call(req.into_lua(&lua).unwrap()).unwrap();
+        let got: (
+            String,
+            i64,
+            String,
+            String,
+            LuaString,
+            String,
+            String,
+            String,
+            String,
+            String,
+            bool,
+            String,
+        ) = f.call(req.into_lua(&lua).unwrap()).unwrap();
         assert_eq!(got.0, "1,2,3");
         assert_eq!(got.1, 0);
         assert_eq!((got.2.as_str(), got.3.as_str()), ("1,3", "2"));
         assert_eq!(&*got.4.as_bytes(), b"/a b/\xff");
-        assert_eq!((got.5.as_str(), got.6.as_str()), ("/a%20b/%FF", "q=1&r=%20x&q=2&q=3"));
-        assert_eq!((got.7.as_str(), got.8.as_str(), got.9.as_str()), ("1", "two", "x=y"));
+        assert_eq!(
+            (got.5.as_str(), got.6.as_str()),
+            ("/a%20b/%FF", "q=1&r=%20x&q=2&q=3")
+        );
+        assert_eq!(
+            (got.7.as_str(), got.8.as_str(), got.9.as_str()),
+            ("1", "two", "x=y")
+        );
         assert!(!got.10);
         assert_eq!(got.11, " x");
         // Without repeats nothing is kept aside, and the methods still answer.
@@ -540,7 +561,9 @@ mod tests {
             .load("local r = ... return #r:query_all('a'), r:query_all('a')[1], #r:header_all('x'), r.raw_query")
             .into_function()
             .unwrap();
-        let got: (i64, String, i64, String) = f.call(request("/?a=1", &[]).into_lua(&lua).unwrap()).unwrap();
+        let got: (i64, String, i64, String) = f
+            .call(request("/?a=1", &[]).into_lua(&lua).unwrap())
+            .unwrap();
         assert_eq!(got, (1, "1".to_string(), 0, "a=1".to_string()));
     }
 
@@ -550,7 +573,8 @@ mod tests {
         assert!(has_repeats(&small));
         assert!(!has_repeats(&small[..2]));
         let keys: Vec<String> = (0..20).map(|i| i.to_string()).collect();
-        let mut large: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (k.as_bytes(), &b""[..])).collect();
+        let mut large: Vec<(&[u8], &[u8])> =
+            keys.iter().map(|k| (k.as_bytes(), &b""[..])).collect();
         assert!(!has_repeats(&large));
         large.push((b"7", b""));
         assert!(has_repeats(&large));

@@ -32,10 +32,7 @@ pub use json::json_decode;
 
 /// True if `name` is a global of the host library.
 pub(crate) fn provides(name: &str) -> bool {
-    matches!(
-        name,
-        "sleep" | "json" | "log" | "time" | "codec" | "crypto"
-    )
+    matches!(name, "sleep" | "json" | "log" | "time" | "codec" | "crypto")
 }
 
 /// Installs the host library into a sandbox.

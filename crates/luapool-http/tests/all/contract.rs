@@ -266,8 +266,17 @@ async fn json_bodies_decode_or_give_nil_and_a_message() {
         "function(req) local v, err = req:json() \
          return { v = v, err = err, null = v and v.n == json.null } end",
     ));
-    let v = post_json(&t, "/", "application/json", r#"{"a":[1,2],"s":"x","n":null}"#).await;
-    assert_eq!(v["v"], serde_json::json!({ "a": [1, 2], "s": "x", "n": null }));
+    let v = post_json(
+        &t,
+        "/",
+        "application/json",
+        r#"{"a":[1,2],"s":"x","n":null}"#,
+    )
+    .await;
+    assert_eq!(
+        v["v"],
+        serde_json::json!({ "a": [1, 2], "s": "x", "n": null })
+    );
     assert_eq!(v["null"], true);
     let v = post_json(&t, "/", "application/json", "{oops").await;
     assert!(v["v"].is_null());
@@ -286,7 +295,10 @@ async fn non_utf8_bytes_are_kept_in_query_path_and_headers() {
     );
     let r = client()
         .get(t.url("/%FE?a=%FF%00"))
-        .header("x-bin", reqwest::header::HeaderValue::from_bytes(b"\xff\xfe").unwrap())
+        .header(
+            "x-bin",
+            reqwest::header::HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+        )
         .send()
         .await
         .unwrap();

@@ -123,7 +123,11 @@ fn url_decode(
         return Ok(s.clone());
     }
     // The decoded bytes, and the spaced copy first when there is one.
-    charge(lua, function, bytes.len() * (1 + usize::from(plus_is_space)))?;
+    charge(
+        lua,
+        function,
+        bytes.len() * (1 + usize::from(plus_is_space)),
+    )?;
     let decoded: Vec<u8> = if plus_is_space {
         let spaced: Vec<u8> = bytes
             .iter()

@@ -119,7 +119,10 @@ fn random_bytes_are_fresh_and_bounded() {
         "local a, b = crypto.random_bytes(32), crypto.random_bytes(32)
          return #a, tostring(a ~= b), #crypto.random_bytes(0), #crypto.random_bytes(1048576)",
     );
-    assert_eq!(got, ["Integer(32)", "true", "Integer(0)", "Integer(1048576)"]);
+    assert_eq!(
+        got,
+        ["Integer(32)", "true", "Integer(0)", "Integer(1048576)"]
+    );
     for bad in ["1048577", "-1", "1.5", "'x'"] {
         let message = runtime_error(&vm, &format!("return crypto.random_bytes({bad})"));
         assert_contains(&message, "crypto.random_bytes");
