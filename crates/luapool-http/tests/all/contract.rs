@@ -311,10 +311,15 @@ async fn req_is_a_plain_table_with_a_hidden_shared_metatable() {
         r#"function handle(req)
              req.path = "changed"; req.extra = 1
              local mt = getmetatable(req)
-             local keys = 0 for _ in pairs(req) do keys = keys + 1 end
-             return tostring(mt) .. " " .. req.path .. " " .. type(req.json) .. " " .. keys
+             local function count() local n = 0 for _ in pairs(req) do n = n + 1 end return n end
+             local before = count()
+             -- query and cookies are made on first read, then kept as fields.
+             local q, c = req.query, req.cookies
+             local same = q == req.query and c == req.cookies
+             return tostring(mt) .. " " .. req.path .. " " .. type(req.json) .. " " .. before
+                    .. " " .. count() .. " " .. tostring(same) .. " " .. tostring(req.nothing)
            end"#,
     );
     let (_, body) = get(&t.url("/")).await;
-    assert_eq!(body, "false changed function 11");
+    assert_eq!(body, "false changed function 9 11 true nil");
 }
