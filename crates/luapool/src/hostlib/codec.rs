@@ -119,7 +119,8 @@ fn url_decode(
     plus_is_space: bool,
 ) -> mlua::Result<LuaString> {
     let bytes = s.as_bytes();
-    if !bytes.contains(&b'%') && !(plus_is_space && bytes.contains(&b'+')) {
+    let escaped = bytes.contains(&b'%') || (plus_is_space && bytes.contains(&b'+'));
+    if !escaped {
         return Ok(s.clone());
     }
     // The decoded bytes, and the spaced copy first when there is one.
