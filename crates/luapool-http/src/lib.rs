@@ -7,6 +7,7 @@
 //! local json = require("json")
 //! function handle(req)
 //!   -- req.method, req.path, req.query, req.headers, req.body, req.remote_addr, req.id
+//!   -- req.raw_path, req.raw_query, req.cookies; req:query_all(k), req:header_all(k), req:form(), req:json()
 //!   return { status = 200, headers = { ["content-type"] = "application/json" },
 //!            body = json.encode({ path = req.path }) }
 //! end

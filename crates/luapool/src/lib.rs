@@ -41,6 +41,7 @@
 //! | `string` (no `dump`), `table`, `math`, `utf8`, `coroutine` | `string.dump` |
 //! | `os.time/clock/date/difftime`, `debug.traceback` | the rest of `os`, `io`, `package`, `debug` |
 //! | `sleep`, `json`, `log`, `time` (the host library) | |
+//! | `codec` (base64, hex, URL encoding) and `crypto` (`sha256`, `hmac_sha256`, `random_bytes`), also host library | |
 //! | `shared` (when the host registers [`SharedDicts`]) | |
 //!
 //! [`VmConfig::trusted`] makes a VM the `lua` interpreter (its own globals, the full standard
@@ -139,6 +140,7 @@ pub use engine::ENGINE;
 pub use error::{Error, Result};
 pub use exec_options::ExecOptions;
 pub use host::{HostError, HostResult, Module};
+pub use hostlib::json_decode;
 pub use limits::LimitKind;
 pub use live_vm::{Healed, LiveVm};
 pub use log_line::LogOutput;

@@ -21,6 +21,9 @@ pub enum Field<'a> {
     /// A table of the key-value pairs; a key given twice or more holds an array of its
     /// values, in order (as a query string or HTTP headers may repeat a key).
     Multimap(&'a [(&'a [u8], &'a [u8])]),
+    /// A table of the key-value pairs where the first value of a repeated key wins:
+    /// every value is a string.
+    First(&'a [(&'a [u8], &'a [u8])]),
 }
 
 /// A new table holding `fields` (each name once), made in one call into Lua.
@@ -48,6 +51,63 @@ pub fn string_table(lua: &Lua, fields: &[(&CStr, Field<'_>)]) -> mlua::Result<Ta
     unsafe { lua.exec_raw((), |l| push_fields(l, fields)) }
 }
 
+/// [`string_table`] with `metatable` set on the new table and, when `hidden` is
+/// `Some((store, fields))`, a second table of `fields` stored as `store[table]` (with
+/// `rawset`: `store` is typically a weak-keyed table of data kept out of the table's
+/// sight), in the same one call into Lua.
+///
+/// ```
+/// use luapool::mlua::Lua;
+/// use luapool::string_table::{string_table_with, Field};
+///
+/// let lua = Lua::new();
+/// let mt = lua.create_table()?;
+/// mt.raw_set("__index", lua.load("{ hello = function(self) return 'hi ' .. self.name end }").eval::<luapool::mlua::Table>()?)?;
+/// let store = lua.create_table()?;
+/// let pairs: &[(&[u8], &[u8])] = &[(b"a", b"1"), (b"a", b"2")];
+/// let t = string_table_with(&lua, &[(c"name", Field::Bytes(b"x")), (c"q", Field::First(pairs))], &mt,
+///                           Some((&store, &[(c"q", Field::Multimap(pairs))])))?;
+/// let f = lua.load("local t, store = ... return t:hello(), t.q.a, store[t].q.a[2]").into_function()?;
+/// let (hi, a, a2): (String, String, String) = f.call((t, store))?;
+/// assert_eq!((hi.as_str(), a.as_str(), a2.as_str()), ("hi x", "1", "2"));
+/// # Ok::<(), luapool::mlua::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`string_table`].
+pub fn string_table_with(
+    lua: &Lua,
+    fields: &[(&CStr, Field<'_>)],
+    metatable: &Table,
+    hidden: Option<(&Table, &[(&CStr, Field<'_>)])>,
+) -> mlua::Result<Table> {
+    let (store, hidden) = match hidden {
+        Some((store, hidden)) => (Some(store), hidden),
+        None => (None, &[][..]),
+    };
+    // SAFETY: as in `string_table`. On entry the stack holds the metatable (1) and the
+    // store or nil (2); `push_fields` pushes the table (3); `lua_setmetatable` pops the
+    // metatable copy pushed just before it; with a store, the hidden table (4) and its
+    // key (5) are pushed in the order `lua_rawset` pops them (key, then value), on a
+    // table made by the host. `lua_replace` moves the table to 1 and `lua_settop`
+    // leaves it alone on the stack, the one result.
+    unsafe {
+        lua.exec_raw((metatable, store), |l| {
+            push_fields(l, fields);
+            ffi::lua_pushvalue(l, 1);
+            ffi::lua_setmetatable(l, 3);
+            if ffi::lua_type(l, 2) == ffi::LUA_TTABLE {
+                push_fields(l, hidden);
+                ffi::lua_pushvalue(l, 3);
+                ffi::lua_insert(l, -2);
+                ffi::lua_rawset(l, 2);
+            }
+            ffi::lua_replace(l, 1);
+            ffi::lua_settop(l, 1);
+        })
+    }
+}
+
 /// Pushes the table of `fields` onto `l`'s stack.
 ///
 /// # Safety
@@ -71,6 +131,13 @@ unsafe fn push_fields(l: *mut lua_State, fields: &[(&CStr, Field<'_>)]) {
                         append(l, map, key, value);
                     }
                 }
+                Field::First(pairs) => {
+                    ffi::lua_createtable(l, 0, c_int::try_from(pairs.len()).unwrap_or(0));
+                    let map = ffi::lua_gettop(l);
+                    for (key, value) in *pairs {
+                        set_first(l, map, key, value);
+                    }
+                }
             }
             ffi::lua_setfield(l, table, name.as_ptr());
         }
@@ -84,6 +151,25 @@ unsafe fn push_fields(l: *mut lua_State, fields: &[(&CStr, Field<'_>)]) {
 unsafe fn push_bytes(l: *mut lua_State, bytes: &[u8]) {
     // SAFETY: see the function's contract; `lua_pushlstring` copies the bytes.
     unsafe { ffi::lua_pushlstring(l, bytes.as_ptr().cast(), bytes.len()) };
+}
+
+/// `map[key] = value` unless `map` has `key` already.
+///
+/// # Safety
+/// As [`append`].
+unsafe fn set_first(l: *mut lua_State, map: c_int, key: &[u8], value: &[u8]) {
+    // SAFETY: see the function's contract; the function leaves the stack as it found it.
+    unsafe {
+        push_bytes(l, key); // key
+        ffi::lua_pushvalue(l, -1); // key key
+        if ffi::lua_rawget(l, map) == ffi::LUA_TNIL {
+            ffi::lua_pop(l, 1); // key
+            push_bytes(l, value); // key value
+            ffi::lua_rawset(l, map);
+        } else {
+            ffi::lua_pop(l, 2);
+        }
+    }
 }
 
 /// `map[key] = value`, or, for a key already there, an array of its values.

@@ -9,6 +9,26 @@ use crate::copy_budget::CopyBudget;
 use crate::sandbox::host_function;
 use crate::value::{ArrayMarker, Value};
 
+/// Decodes JSON `text` into a Lua value on `lua` exactly as scripts' `json.decode`
+/// does (`null` is `json.null`, an empty array carries the array marker), for hosts
+/// that parse script-facing data (the HTTP server's `req:json()`).
+///
+/// ```
+/// let lua = luapool::mlua::Lua::new();
+/// let v = luapool::json_decode(&lua, br#"{"a": [1, 2]}"#)?;
+/// let f = lua.load("return (...).a[2]").into_function()?;
+/// assert_eq!(f.call::<i64>(v)?, 2);
+/// assert!(luapool::json_decode(&lua, b"{").is_err());
+/// # Ok::<(), luapool::mlua::Error>(())
+/// ```
+///
+/// # Errors
+/// A runtime error `json.decode: MESSAGE` for text that is not JSON; a memory error if
+/// the value does not fit the state's memory limit.
+pub fn json_decode(lua: &Lua, text: &[u8]) -> mlua::Result<LuaValue> {
+    decode::decode(lua, text)
+}
+
 pub(super) fn module(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table_with_capacity(0, 4)?;
     t.raw_set("null", LuaValue::NULL)?;

@@ -45,6 +45,8 @@ const LAZY_NAMES: &[&str] = &[
     "json",
     "log",
     "time",
+    "codec",
+    "crypto",
 ];
 
 /// Makes assignments to base names through `env_mt` (`{ __index = base, __metatable =

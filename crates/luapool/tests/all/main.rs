@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(missing_docs)]
 
+mod codec;
 mod conformance;
 mod embedding;
 mod exec;

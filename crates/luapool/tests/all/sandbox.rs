@@ -641,6 +641,8 @@ fn every_provided_global_can_be_assigned_nil() {
         "json",
         "log",
         "time",
+        "codec",
+        "crypto",
         "http",
         "shared",
     ];
