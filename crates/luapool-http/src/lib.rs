@@ -51,12 +51,15 @@ mod response;
 mod server;
 mod status;
 mod timeouts;
+mod tls;
 mod worker;
+mod compress;
 
 pub use config::{parse_listen, ServerConfig};
 pub use error::{Error, Result};
 pub use server::{Server, ServerShutdownSummary};
 pub use status::status_for;
+pub use tls::TlsConfig;
 
 /// Adds the server's host library that needs no server to a [`luapool::Vm`]: the `http`
 /// module (`http.request{ method, url, headers, body, timeout }`), which lives in the

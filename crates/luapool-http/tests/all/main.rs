@@ -9,6 +9,8 @@ mod host_copies;
 mod hostile;
 mod isolation;
 mod lifecycle;
+mod tls;
+mod compression;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
