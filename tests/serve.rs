@@ -344,7 +344,12 @@ fn write_self_signed(dir: &Path) -> String {
 
 /// GET `https://localhost:PORT/` trusting only `cert_pem`: the body, or the error.
 fn https_get(serve: &Serve, cert_pem: &str) -> Result<String, reqwest::Error> {
-    let addr: std::net::SocketAddr = serve.base.strip_prefix("https://").unwrap().parse().unwrap();
+    let addr: std::net::SocketAddr = serve
+        .base
+        .strip_prefix("https://")
+        .unwrap()
+        .parse()
+        .unwrap();
     let client = reqwest::blocking::Client::builder()
         .tls_built_in_root_certs(false)
         .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
@@ -369,13 +374,20 @@ fn serves_https_with_the_tls_flags_and_sighup_reloads_the_certificate() {
         key.to_str().unwrap(),
         &app(&dir),
     ]);
-    assert!(serve.base.starts_with("https://127.0.0.1:"), "{}", serve.base);
+    assert!(
+        serve.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        serve.base
+    );
     assert_eq!(https_get(&serve, &old).unwrap(), "secure");
     let new = write_self_signed(dir.path());
     serve.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(20);
     while https_get(&serve, &new).is_err() {
-        assert!(Instant::now() < deadline, "the new certificate was never served");
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was never served"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(https_get(&serve, &old).is_err());
@@ -400,13 +412,30 @@ fn tls_in_the_config_file_is_relative_to_it_and_bad_files_stop_the_start() {
     let cert = dir.path().join("cert.pem").display().to_string();
     let junk = dir.path().join("junk.pem").display().to_string();
     for (args, expected) in [
-        (["--tls-cert", "/no/such/cert.pem", "--tls-key", &other_key], "/no/such/cert.pem"),
-        (["--tls-cert", &junk, "--tls-key", &other_key], "no PEM certificate"),
-        (["--tls-cert", &cert, "--tls-key", &junk], "no PEM private key"),
-        (["--tls-cert", &cert, "--tls-key", &other_key], "does not match"),
+        (
+            ["--tls-cert", "/no/such/cert.pem", "--tls-key", &other_key],
+            "/no/such/cert.pem",
+        ),
+        (
+            ["--tls-cert", &junk, "--tls-key", &other_key],
+            "no PEM certificate",
+        ),
+        (
+            ["--tls-cert", &cert, "--tls-key", &junk],
+            "no PEM private key",
+        ),
+        (
+            ["--tls-cert", &cert, "--tls-key", &other_key],
+            "does not match",
+        ),
     ] {
         let err = fails_to_start(
-            &[&["--listen", "127.0.0.1:0"][..], &args[..], &[&app(&dir)][..]].concat(),
+            &[
+                &["--listen", "127.0.0.1:0"][..],
+                &args[..],
+                &[&app(&dir)][..],
+            ]
+            .concat(),
         );
         assert!(err.contains(expected), "{err}");
     }

@@ -310,7 +310,12 @@ mod tests {
         ] {
             assert!(compressible(t.as_bytes()), "{t}");
         }
-        for t in ["image/png", "application/octet-stream", "application/zip", "json"] {
+        for t in [
+            "image/png",
+            "application/octet-stream",
+            "application/zip",
+            "json",
+        ] {
             assert!(!compressible(t.as_bytes()), "{t}");
         }
     }
@@ -322,7 +327,13 @@ mod tests {
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(ETAG, HeaderValue::from_static("\"v1\""));
         h.insert(VARY, HeaderValue::from_static("Origin"));
-        let out = compress(StatusCode::OK, &mut h, body.clone(), Some(Encoding::Gzip), 1024);
+        let out = compress(
+            StatusCode::OK,
+            &mut h,
+            body.clone(),
+            Some(Encoding::Gzip),
+            1024,
+        );
         assert!(out.len() < body.len());
         assert_eq!(h[CONTENT_ENCODING], "gzip");
         assert_eq!(h[ETAG], "W/\"v1\"");
@@ -362,7 +373,10 @@ mod tests {
     fn every_encoding_round_trips() {
         let body = "hello, compressed world. ".repeat(100);
         let zstd = Encoding::Zstd.compress(body.as_bytes()).unwrap();
-        assert_eq!(zstd::bulk::decompress(&zstd, 1 << 20).unwrap(), body.as_bytes());
+        assert_eq!(
+            zstd::bulk::decompress(&zstd, 1 << 20).unwrap(),
+            body.as_bytes()
+        );
         let br = Encoding::Brotli.compress(body.as_bytes()).unwrap();
         let mut out = Vec::new();
         brotli::BrotliDecompress(&mut &br[..], &mut out).unwrap();

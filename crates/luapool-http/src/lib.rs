@@ -41,6 +41,7 @@
 
 mod admin;
 mod app;
+mod compress;
 mod config;
 mod error;
 mod intake;
@@ -53,7 +54,6 @@ mod status;
 mod timeouts;
 mod tls;
 mod worker;
-mod compress;
 
 pub use config::{parse_listen, ServerConfig};
 pub use error::{Error, Result};

@@ -205,7 +205,10 @@ impl Server {
         };
         match certs.reload() {
             Ok(()) => {
-                info!("reloaded the TLS certificate {}", certs.cert_path().display());
+                info!(
+                    "reloaded the TLS certificate {}",
+                    certs.cert_path().display()
+                );
                 Ok(())
             }
             Err(e) => {

@@ -90,9 +90,10 @@ impl TlsConfig {
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .map_err(|e| match e {
-                rustls::Error::InconsistentKeys(_) => {
-                    key_error(format!("the key does not match the certificate {}", self.cert.display()))
-                }
+                rustls::Error::InconsistentKeys(_) => key_error(format!(
+                    "the key does not match the certificate {}",
+                    self.cert.display()
+                )),
                 e => key_error(format!("cannot use the key with the certificate: {e}")),
             })?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -80,7 +80,11 @@ async fn each_encoding_round_trips() {
         let (encoding, vary, body) = fetch(&t, reqwest::Method::GET, "/big", accept).await;
         assert_eq!(encoding.as_deref(), Some(expected), "{accept}");
         assert_eq!(vary.as_deref(), Some("accept-encoding"), "{accept}");
-        assert!(body.len() < big().len() / 4, "{accept}: {} bytes", body.len());
+        assert!(
+            body.len() < big().len() / 4,
+            "{accept}: {} bytes",
+            body.len()
+        );
         assert_eq!(decode(expected, &body), big(), "{accept}");
     }
 }
@@ -103,7 +107,11 @@ async fn refused_small_already_encoded_and_binary_bodies_are_untouched() {
             assert_eq!(encoding, None, "{path} {accept}");
         }
         assert_eq!(v.is_some(), vary, "{path} {accept}");
-        let expected = if path == "/small" { "{\"a\":1}".to_string() } else { big() };
+        let expected = if path == "/small" {
+            "{\"a\":1}".to_string()
+        } else {
+            big()
+        };
         assert_eq!(body, expected.as_bytes(), "{path} {accept}");
     }
 }

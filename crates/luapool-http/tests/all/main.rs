@@ -2,6 +2,7 @@
 //! `127.0.0.1:0` and drives it with a real HTTP client.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod compression;
 mod contract;
 mod errors;
 mod host;
@@ -10,7 +11,6 @@ mod hostile;
 mod isolation;
 mod lifecycle;
 mod tls;
-mod compression;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

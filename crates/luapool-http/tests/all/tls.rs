@@ -8,15 +8,13 @@ use std::time::{Duration, Instant};
 use luapool_http::{Error, Server, TlsConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{start_with, test_config, write_app, TestServer};
+use crate::{test_config, write_app, TestServer};
 
 /// A self-signed certificate for `localhost` and `127.0.0.1`: its PEM and its key's.
-pub fn self_signed() -> (String, String) {
-    let ck = rcgen::generate_simple_self_signed(vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-    ])
-    .unwrap();
+fn self_signed() -> (String, String) {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
     (ck.cert.pem(), ck.key_pair.serialize_pem())
 }
 
@@ -41,8 +39,14 @@ fn https_client(cert_pem: &str, addr: SocketAddr, http1: bool) -> reqwest::Clien
 }
 
 /// A TLS server answering "secure" (its certificate files in its app's directory).
-fn start_tls(pair: &(String, String), tweak: impl FnOnce(luapool_http::ServerConfig) -> luapool_http::ServerConfig) -> TestServer {
-    let dir = write_app("function handle(req) return 'secure ' .. req.method end", &[]);
+fn start_tls(
+    pair: &(String, String),
+    tweak: impl FnOnce(luapool_http::ServerConfig) -> luapool_http::ServerConfig,
+) -> TestServer {
+    let dir = write_app(
+        "function handle(req) return 'secure ' .. req.method end",
+        &[],
+    );
     let tls = write_pair(dir.path(), pair);
     let server = Server::start(
         dir.path().join("app.lua"),
@@ -78,17 +82,16 @@ async fn alpn_picks_http2_or_http1_over_tls() {
     assert_eq!(r.version(), reqwest::Version::HTTP_11);
     assert_eq!(r.text().await.unwrap(), "secure POST");
     // Plain HTTP to the TLS port gets no answer.
-    let plain = crate::client()
-        .get(format!("http://{addr}/"))
-        .send()
-        .await;
+    let plain = crate::client().get(format!("http://{addr}/")).send().await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_finishes_its_handshake_is_closed() {
     let pair = self_signed();
-    let t = start_tls(&pair, |c| c.with_header_read_timeout(Duration::from_millis(500)));
+    let t = start_tls(&pair, |c| {
+        c.with_header_read_timeout(Duration::from_millis(500))
+    });
     let addr = t.server().local_addr();
     // One sends nothing at all, one the first bytes of a ClientHello and then nothing.
     for first in [&b""[..], &[0x16, 0x03, 0x01, 0x02]] {
@@ -103,9 +106,14 @@ async fn a_client_that_never_finishes_its_handshake_is_closed() {
         let waited = start.elapsed();
         assert!(waited >= Duration::from_millis(400), "{waited:?}");
     }
-    t.wait_for_metric("luapool_http_connections{worker=\"0\"} 0").await;
+    t.wait_for_metric("luapool_http_connections{worker=\"0\"} 0")
+        .await;
     // The worker still serves.
-    let r = https_client(&pair.0, addr, false).get(t.url("/")).send().await.unwrap();
+    let r = https_client(&pair.0, addr, false)
+        .get(t.url("/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.text().await.unwrap(), "secure GET");
 }
 
@@ -115,21 +123,38 @@ async fn reload_reads_the_certificate_again_and_keeps_it_when_the_new_one_is_bad
     let t = start_tls(&old, |c| c);
     let addr = t.server().local_addr();
     let url = t.url("/");
-    assert!(https_client(&old.0, addr, false).get(&url).send().await.is_ok());
+    assert!(https_client(&old.0, addr, false)
+        .get(&url)
+        .send()
+        .await
+        .is_ok());
     write_pair(t.dir.path(), &new);
     t.server().reload().unwrap();
     // New connections see the new certificate (a new client: a new connection).
-    let r = https_client(&new.0, addr, false).get(&url).send().await.unwrap();
+    let r = https_client(&new.0, addr, false)
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.text().await.unwrap(), "secure GET");
-    assert!(https_client(&old.0, addr, false).get(&url).send().await.is_err());
+    assert!(https_client(&old.0, addr, false)
+        .get(&url)
+        .send()
+        .await
+        .is_err());
     // A bad certificate: the reload fails, the current one stays.
     std::fs::write(t.dir.path().join("cert.pem"), "not a certificate").unwrap();
     let err = t.server().reload().unwrap_err();
     assert!(matches!(err, Error::Tls { .. }), "{err:?}");
     assert!(err.to_string().contains("cert.pem"), "{err}");
-    let r = https_client(&new.0, addr, false).get(&url).send().await.unwrap();
+    let r = https_client(&new.0, addr, false)
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.text().await.unwrap(), "secure GET");
-    t.wait_for_metric("luapool_reloads_total{kind=\"tls_failed\"} 1").await;
+    t.wait_for_metric("luapool_reloads_total{kind=\"tls_failed\"} 1")
+        .await;
 }
 
 #[test]
@@ -147,9 +172,15 @@ fn bad_certificates_stop_the_start_with_one_clear_error() {
     assert!(err.contains("/no/such/cert.pem"), "{err}");
     std::fs::write(d.join("junk.pem"), "hello").unwrap();
     let err = start(TlsConfig::new(d.join("junk.pem"), &good.key));
-    assert!(err.contains("junk.pem") && err.contains("no PEM certificate"), "{err}");
+    assert!(
+        err.contains("junk.pem") && err.contains("no PEM certificate"),
+        "{err}"
+    );
     let err = start(TlsConfig::new(&good.cert, d.join("junk.pem")));
-    assert!(err.contains("junk.pem") && err.contains("no PEM private key"), "{err}");
+    assert!(
+        err.contains("junk.pem") && err.contains("no PEM private key"),
+        "{err}"
+    );
     let other = self_signed();
     std::fs::write(d.join("other-key.pem"), &other.1).unwrap();
     let err = start(TlsConfig::new(&good.cert, d.join("other-key.pem")));
@@ -171,5 +202,4 @@ fn a_config_file_names_the_files_relative_to_itself() {
     let tls = c.tls.unwrap();
     assert_eq!(tls.cert, dir.path().join("cert.pem"));
     assert_eq!(tls.key, dir.path().join("key.pem"));
-    let _ = start_with; // (the plain-HTTP helper; TLS servers start with `start_tls`)
 }
