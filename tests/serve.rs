@@ -411,6 +411,7 @@ fn tls_in_the_config_file_is_relative_to_it_and_bad_files_stop_the_start() {
     let other_key = other.path().join("key.pem").display().to_string();
     let cert = dir.path().join("cert.pem").display().to_string();
     let junk = dir.path().join("junk.pem").display().to_string();
+    let app_path = app(&dir);
     for (args, expected) in [
         (
             ["--tls-cert", "/no/such/cert.pem", "--tls-key", &other_key],
@@ -433,7 +434,7 @@ fn tls_in_the_config_file_is_relative_to_it_and_bad_files_stop_the_start() {
             &[
                 &["--listen", "127.0.0.1:0"][..],
                 &args[..],
-                &[&app(&dir)][..],
+                &[app_path.as_str()][..],
             ]
             .concat(),
         );
