@@ -20,8 +20,9 @@ use crate::worker::{self, Control, Shared, WorkerSummary};
 /// A running HTTP server whose handlers are Lua.
 ///
 /// Each worker is an OS thread with a current-thread runtime that accepts connections,
-/// serves them with hyper (HTTP/1.1 with keep-alive, HTTP/2 cleartext) and runs their
-/// handlers on its own VM, each request as a coroutine with its own globals.
+/// serves them with hyper (HTTP/1.1 with keep-alive, HTTP/2 cleartext; or, with
+/// [`ServerConfig::tls`], HTTPS with HTTP/2 or HTTP/1.1 by ALPN) and runs their handlers
+/// on its own VM, each request as a coroutine with its own globals.
 ///
 /// ```no_run
 /// use std::time::Duration;
