@@ -34,8 +34,10 @@ pub(crate) enum Encoding {
 const ZSTD_LEVEL: i32 = 3;
 /// brotli's quality.
 const BROTLI_QUALITY: i32 = 4;
-/// brotli's window (log2 of its size in bytes).
+/// brotli's largest window (log2 of its size in bytes), for bodies of 4 MiB and more.
 const BROTLI_WINDOW: i32 = 22;
+/// brotli's smallest window.
+const BROTLI_MIN_WINDOW: i32 = 10;
 /// gzip's level.
 const GZIP_LEVEL: u32 = 6;
 
@@ -71,9 +73,13 @@ impl Encoding {
                 })
             }
             Encoding::Brotli => {
+                // A window no larger than the body (as brotli's one-shot C API picks
+                // it): the encoder's buffers and tables are sized by it.
+                let fits = usize::BITS - body.len().max(1).leading_zeros();
+                let lgwin = (fits as i32).clamp(BROTLI_MIN_WINDOW, BROTLI_WINDOW);
                 let params = brotli::enc::BrotliEncoderParams {
                     quality: BROTLI_QUALITY,
-                    lgwin: BROTLI_WINDOW,
+                    lgwin,
                     size_hint: body.len(),
                     ..Default::default()
                 };
