@@ -267,6 +267,7 @@ fn add_vary(headers: &mut HeaderMap) {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     fn pick(accept: &str) -> Option<Encoding> {
         negotiate([&HeaderValue::from_str(accept).unwrap()])
@@ -377,15 +378,29 @@ mod tests {
 
     #[test]
     fn every_encoding_round_trips() {
-        let body = "hello, compressed world. ".repeat(100);
-        let zstd = Encoding::Zstd.compress(body.as_bytes()).unwrap();
-        assert_eq!(
-            zstd::bulk::decompress(&zstd, 1 << 20).unwrap(),
-            body.as_bytes()
-        );
-        let br = Encoding::Brotli.compress(body.as_bytes()).unwrap();
-        let mut out = Vec::new();
-        brotli::BrotliDecompress(&mut &br[..], &mut out).unwrap();
-        assert_eq!(out, body.as_bytes());
+        let varied: String = (0..40_000)
+            .map(|i| format!("{},", i * 7919 % 10007))
+            .collect();
+        for body in [
+            "x".to_string(),
+            "hello, compressed world. ".repeat(100),
+            varied,
+        ] {
+            let zstd = Encoding::Zstd.compress(body.as_bytes()).unwrap();
+            assert_eq!(
+                zstd::bulk::decompress(&zstd, 1 << 20).unwrap(),
+                body.as_bytes()
+            );
+            let br = Encoding::Brotli.compress(body.as_bytes()).unwrap();
+            let mut out = Vec::new();
+            brotli::BrotliDecompress(&mut &br[..], &mut out).unwrap();
+            assert_eq!(out, body.as_bytes());
+            let gz = Encoding::Gzip.compress(body.as_bytes()).unwrap();
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&gz[..])
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, body.as_bytes());
+        }
     }
 }
