@@ -6,7 +6,7 @@
 //! | encoding | level | why |
 //! |---|---|---|
 //! | zstd | 3 (zstd's default) | the fastest of the three at a ratio close to brotli's |
-//! | br | quality 4 | the usual quality for dynamic responses (11 is for static files: ~50x slower) |
+//! | br | quality 4, the window no larger than the body | the usual quality for dynamic responses (11 is for static files, far slower) |
 //! | gzip | 6 (zlib's default) | |
 
 use std::cell::RefCell;
