@@ -47,6 +47,20 @@ function handle(req)
             headers = { ["content-type"] = "application/json" },
             body = json.encode(t),
         }
+    elseif path == "/json10k" then
+        -- About 10 KiB of JSON, varied like real data (bench/callgrind-http.sh measures
+        -- response compression on it: with and without Accept-Encoding).
+        local items = {}
+        for i = 1, 80 do
+            items[i] = { id = i * 7919 % 10007, name = "widget " .. i, price = 19.99 + i,
+                         in_stock = i % 3 == 0, tags = { "a", "b", "c" },
+                         description = "a small json object number " .. i * i }
+        end
+        return {
+            status = 200,
+            headers = { ["content-type"] = "application/json" },
+            body = json.encode({ items = items }),
+        }
     elseif path == "/compute" then
         local s = 0
         for i = 1, 100000 do s = s + i % 7 end

@@ -9,7 +9,9 @@
 # Env:   N1 (500), N2 (2500), PORT (18091), APP (bench/app.lua), LUAPOOL_BIN
 #        (target/release/luapool), METHOD (GET), BODY (a file posted as the body),
 #        SERVER_CMD (a whole server command line instead of luapool serve; it must
-#        listen on 127.0.0.1:$PORT).
+#        listen on 127.0.0.1:$PORT), SERVE_ARGS (extra flags of luapool serve, e.g.
+#        --compression), HEADERS (extra request headers, `Name: value` separated by
+#        `;`, e.g. 'Accept-Encoding: gzip').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N1=${N1:-500}
@@ -19,6 +21,8 @@ APP=${APP:-bench/app.lua}
 BIN=${LUAPOOL_BIN:-target/release/luapool}
 METHOD=${METHOD:-GET}
 BODY=${BODY:-}
+SERVE_ARGS=${SERVE_ARGS:-}
+HEADERS=${HEADERS:-}
 PATHS=("$@")
 [ ${#PATHS[@]} -eq 0 ] && PATHS=(/)
 command -v valgrind >/dev/null || { echo "valgrind is missing (apt-get install valgrind)" >&2; exit 1; }
@@ -30,13 +34,15 @@ trap 'rm -rf "$OUT"' EXIT
 # prints the total instruction count.
 count() {
   local path=$1 n=$2 cmd
-  cmd=${SERVER_CMD:-"$BIN serve --listen 127.0.0.1:$PORT --workers 1 $APP"}
+  cmd=${SERVER_CMD:-"$BIN serve --listen 127.0.0.1:$PORT --workers 1 $SERVE_ARGS $APP"}
   # shellcheck disable=SC2086
   valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.%p" $cmd >"$OUT/server.log" 2>&1 &
   local pid=$!
-  python3 - "$PORT" "$path" "$n" "$METHOD" "$BODY" <<'PY'
+  python3 - "$PORT" "$path" "$n" "$METHOD" "$BODY" "$HEADERS" <<'PY'
 import http.client, sys, time
 port, path, n, method, body = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+headers = dict(h.split(":", 1) for h in sys.argv[6].split(";") if ":" in h)
+headers = {k.strip(): v.strip() for k, v in headers.items()}
 data = open(body, "rb").read() if body else None
 deadline = time.time() + 120
 while True:
@@ -50,7 +56,7 @@ while True:
             sys.exit("server did not start")
         time.sleep(0.2)
 for _ in range(n):
-    c.request(method, path, body=data)
+    c.request(method, path, body=data, headers=headers)
     r = c.getresponse()
     r.read()
     if r.status >= 500:

@@ -232,6 +232,20 @@ pub(crate) struct ServeArgs {
     /// Reload the app when a `.lua` file next to it changes.
     #[arg(long)]
     pub(crate) watch: bool,
+    /// Serve HTTPS with this certificate chain (PEM; needs --tls-key). HTTP/2 and
+    /// HTTP/1.1 by ALPN; SIGHUP reads it again [default: plain HTTP].
+    #[arg(long = "tls-cert", value_name = "FILE", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long = "tls-key", value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Compress text-like responses (gzip, br, zstd, as Accept-Encoding prefers)
+    /// [default: off].
+    #[arg(long)]
+    pub(crate) compression: bool,
+    /// The smallest body compressed, e.g. `1KiB` [default: 1KiB].
+    #[arg(long = "compression-min-size", value_name = "SIZE", value_parser = luapool::bytes::parse)]
+    pub(crate) compression_min_size: Option<usize>,
     /// Settings of each worker's VM.
     #[command(flatten)]
     pub(crate) vm: VmFlags,

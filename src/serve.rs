@@ -80,6 +80,13 @@ fn config(args: &ServeArgs) -> Result<ServerConfig, luapool_http::Error> {
     if args.dev {
         c = c.with_dev(true);
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        c = c.with_tls(luapool_http::TlsConfig::new(cert, key));
+    }
+    if args.compression {
+        c = c.with_compression(true);
+    }
+    flag!(compression_min_size, with_compression_min_size);
     let vm = args.vm.apply(c.vm.clone());
     let c = c.with_vm(vm);
     c.validate()?;
@@ -132,7 +139,7 @@ fn serve_until_stopped(server: &Server, args: &ServeArgs) -> std::io::Result<Sto
         let mut stamp = watched.as_ref().map(|dirs| fingerprint(dirs));
         // Only now, with the handlers installed and the files fingerprinted, tell the
         // world (tests and scripts read the address from here; useful with port 0).
-        println!("listening on http://{}", server.local_addr());
+        println!("listening on {}://{}", server.scheme(), server.local_addr());
         if let Some(admin) = server.admin_addr() {
             println!("admin on http://{admin}");
         }

@@ -332,3 +332,112 @@ end"#,
     serve.signal("INT");
     assert_eq!(serve.wait(), Some(130));
 }
+
+/// A self-signed certificate for `localhost` written to `dir` as `cert.pem` and
+/// `key.pem`; its PEM.
+fn write_self_signed(dir: &Path) -> String {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
+    ck.cert.pem()
+}
+
+/// GET `https://localhost:PORT/` trusting only `cert_pem`: the body, or the error.
+fn https_get(serve: &Serve, cert_pem: &str) -> Result<String, reqwest::Error> {
+    let addr: std::net::SocketAddr = serve
+        .base
+        .strip_prefix("https://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .resolve("localhost", addr)
+        .build()
+        .unwrap();
+    client
+        .get(format!("https://localhost:{}/", addr.port()))
+        .send()?
+        .text()
+}
+
+#[test]
+fn serves_https_with_the_tls_flags_and_sighup_reloads_the_certificate() {
+    let dir = app_dir("function handle() return 'secure' end");
+    let old = write_self_signed(dir.path());
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let serve = Serve::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        &app(&dir),
+    ]);
+    assert!(
+        serve.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        serve.base
+    );
+    assert_eq!(https_get(&serve, &old).unwrap(), "secure");
+    let new = write_self_signed(dir.path());
+    serve.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while https_get(&serve, &new).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was never served"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(https_get(&serve, &old).is_err());
+    serve.signal("TERM");
+    assert_eq!(serve.wait(), Some(0));
+}
+
+#[test]
+fn tls_in_the_config_file_is_relative_to_it_and_bad_files_stop_the_start() {
+    let dir = app_dir("function handle() return 'secure' end");
+    let pem = write_self_signed(dir.path());
+    let config = dir.path().join("luapool.toml");
+    std::fs::write(&config, "[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n").unwrap();
+    // Found next to the app, its paths taken from its directory (not the cwd).
+    let serve = Serve::start(&[&app(&dir)]);
+    assert_eq!(https_get(&serve, &pem).unwrap(), "secure");
+    drop(serve);
+    std::fs::write(dir.path().join("junk.pem"), "junk").unwrap();
+    let other = tempfile::tempdir().unwrap();
+    write_self_signed(other.path());
+    let other_key = other.path().join("key.pem").display().to_string();
+    let cert = dir.path().join("cert.pem").display().to_string();
+    let junk = dir.path().join("junk.pem").display().to_string();
+    let app_path = app(&dir);
+    for (args, expected) in [
+        (
+            ["--tls-cert", "/no/such/cert.pem", "--tls-key", &other_key],
+            "/no/such/cert.pem",
+        ),
+        (
+            ["--tls-cert", &junk, "--tls-key", &other_key],
+            "no PEM certificate",
+        ),
+        (
+            ["--tls-cert", &cert, "--tls-key", &junk],
+            "no PEM private key",
+        ),
+        (
+            ["--tls-cert", &cert, "--tls-key", &other_key],
+            "does not match",
+        ),
+    ] {
+        let err = fails_to_start(
+            &[
+                &["--listen", "127.0.0.1:0"][..],
+                &args[..],
+                &[app_path.as_str()][..],
+            ]
+            .concat(),
+        );
+        assert!(err.contains(expected), "{err}");
+    }
+}

@@ -10,6 +10,7 @@ use luapool::VmConfig;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::tls::TlsConfig;
 
 /// Configuration of a [`Server`](crate::Server): plain data, `Default`, and
 /// deserializable from TOML (`luapool.toml`). Every key is optional.
@@ -85,6 +86,18 @@ pub struct ServerConfig {
     /// Development mode: error responses carry the Lua error and traceback. Never use it
     /// in production. Default: `false`.
     pub dev: bool,
+    /// Serve HTTPS with this certificate and key (`[tls]`: `cert`, `key`; relative paths
+    /// in a configuration file are taken from the file's directory). HTTP/2 and
+    /// HTTP/1.1 are chosen by ALPN; a reload (SIGHUP) reads the files again. Default:
+    /// none (plain HTTP, with HTTP/2 cleartext).
+    pub tls: Option<TlsConfig>,
+    /// Compress responses (gzip, brotli or zstd, as the request's `Accept-Encoding`
+    /// prefers) whose type is text, JSON, JavaScript, XML or SVG and whose body is at
+    /// least `compression_min_size` bytes. Default: `false`.
+    pub compression: bool,
+    /// The smallest body compressed (`"1KiB"` or bytes). Default: `1KiB`.
+    #[serde(deserialize_with = "deserialize_size")]
+    pub compression_min_size: usize,
     /// The settings of each worker's VM, whose keys are keys of this file too
     /// (`cpu_limit = "50ms"`, not under a table): limits, time slice, module paths,
     /// isolation, trusted mode; see [`VmConfig`]. In a request: `timeout` (written
@@ -118,6 +131,9 @@ impl Default for ServerConfig {
             admin: None,
             access_log: false,
             dev: false,
+            tls: None,
+            compression: false,
+            compression_min_size: 1024,
             vm: with_server_defaults(VmConfig::default()),
         }
     }
@@ -202,6 +218,24 @@ impl ServerConfig {
         self
     }
 
+    /// Sets (or, with `None`, turns off) TLS.
+    pub fn with_tls(mut self, tls: impl Into<Option<TlsConfig>>) -> Self {
+        self.tls = tls.into();
+        self
+    }
+
+    /// Sets whether responses are compressed.
+    pub fn with_compression(mut self, compression: bool) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Sets the smallest body compressed, in bytes.
+    pub fn with_compression_min_size(mut self, min_size: usize) -> Self {
+        self.compression_min_size = min_size;
+        self
+    }
+
     /// Sets the settings of each worker's VM (start from `config.vm` to keep the server's defaults).
     pub fn with_vm(mut self, vm: VmConfig) -> Self {
         self.vm = vm;
@@ -231,14 +265,16 @@ impl ServerConfig {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-        let config: ServerConfig = toml::from_str(&text).map_err(|e| {
+        let mut config: ServerConfig = toml::from_str(&text).map_err(|e| {
             file_error(match error_line(&text, &e) {
                 Some(line) => format!("line {line}: {}", e.message()),
                 None => e.message().to_string(),
             })
         })?;
         config.validate().map_err(|e| file_error(e.to_string()))?;
-        Ok(config)
+        let dir = path.parent().unwrap_or_else(|| Path::new("."));
+        let tls = config.tls.take().map(|tls| tls.relative_to(dir));
+        Ok(ServerConfig { tls, ..config })
     }
 
     /// Checks values that parse but make no sense (zero workers, say).

@@ -43,6 +43,15 @@ pub enum Error {
         /// What is wrong, with the line where known.
         message: String,
     },
+    /// The TLS certificate or key could not be used: a file is missing, holds no PEM
+    /// certificate or key, or the key does not match the certificate.
+    #[error("TLS: {path}: {message}")]
+    Tls {
+        /// The certificate or key file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A worker thread could not be started.
     #[error("cannot start worker {index}: {message}")]
     Worker {

@@ -42,6 +42,7 @@
 
 mod admin;
 mod app;
+mod compress;
 mod config;
 mod error;
 mod intake;
@@ -54,12 +55,14 @@ mod server;
 mod static_files;
 mod status;
 mod timeouts;
+mod tls;
 mod worker;
 
 pub use config::{parse_listen, ServerConfig};
 pub use error::{Error, Result};
 pub use server::{Server, ServerShutdownSummary};
 pub use status::status_for;
+pub use tls::TlsConfig;
 
 /// Adds the server's host library that needs no server to a [`luapool::Vm`]: the `http`
 /// module (`http.request{ method, url, headers, body, timeout }`), which lives in the

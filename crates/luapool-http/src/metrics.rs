@@ -127,7 +127,7 @@ impl Metrics {
         let reloads = Family::<KindLabels, Counter>::default();
         registry.register(
             "reloads",
-            "App reloads, by outcome (ok, failed)",
+            "App reloads, by outcome (ok, failed; tls_failed: the certificate could not be reloaded)",
             reloads.clone(),
         );
         let workers = Gauge::default();

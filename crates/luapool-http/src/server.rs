@@ -14,13 +14,15 @@ use crate::app::{App, Host};
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::metrics::{KindLabels, Metrics};
+use crate::tls::Certificates;
 use crate::worker::{self, Control, Shared, WorkerSummary};
 
 /// A running HTTP server whose handlers are Lua.
 ///
 /// Each worker is an OS thread with a current-thread runtime that accepts connections,
-/// serves them with hyper (HTTP/1.1 with keep-alive, HTTP/2 cleartext) and runs their
-/// handlers on its own VM, each request as a coroutine with its own globals.
+/// serves them with hyper (HTTP/1.1 with keep-alive, HTTP/2 cleartext; or, with
+/// [`ServerConfig::tls`], HTTPS with HTTP/2 or HTTP/1.1 by ALPN) and runs their handlers
+/// on its own VM, each request as a coroutine with its own globals.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -65,10 +67,12 @@ impl Server {
     ///
     /// # Errors
     /// [`Error::App`] or [`Error::NoHandler`] for a bad app, [`Error::Config`] for a bad
-    /// configuration, [`Error::Bind`] if the address cannot be bound,
+    /// configuration, [`Error::Tls`] for a certificate or key that cannot be used,
+    /// [`Error::Bind`] if the address cannot be bound,
     /// [`Error::Worker`] if a worker cannot start.
     pub fn start(app: impl AsRef<Path>, config: ServerConfig) -> Result<Server> {
         config.validate()?;
+        let tls = config.tls.as_ref().map(Certificates::load).transpose()?;
         let app_path = app.as_ref().to_path_buf();
         let dicts = luapool::SharedDicts::new(
             config
@@ -97,6 +101,7 @@ impl Server {
         let shared = Arc::new(Shared {
             host,
             metrics: Metrics::new(),
+            tls,
         });
         let mut workers = Vec::with_capacity(config.workers);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -169,6 +174,15 @@ impl Server {
         self.admin.as_ref().map(Admin::local_addr)
     }
 
+    /// The scheme of the server's URLs: `"https"` with TLS, else `"http"`.
+    pub fn scheme(&self) -> &'static str {
+        if self.shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// The configuration the server runs with.
     pub fn config(&self) -> &ServerConfig {
         &self.shared.host.config
@@ -178,9 +192,42 @@ impl Server {
     /// request: requests in flight finish on the old code, new ones get the new code
     /// (and fresh module state). If the new app fails its check, the old one stays.
     ///
+    /// With TLS, the certificate and key files are read again too: new connections get
+    /// the new certificate, open ones keep theirs. If they cannot be used, the old
+    /// certificate stays (and the app is still reloaded).
+    ///
     /// # Errors
-    /// As [`Server::start`]'s app errors; the server keeps serving the old app.
+    /// As [`Server::start`]'s app errors (the server keeps serving the old app), or
+    /// [`Error::Tls`] (the server keeps the old certificate).
     pub fn reload(&self) -> Result<()> {
+        let tls = self.reload_tls();
+        self.reload_app()?;
+        tls
+    }
+
+    /// Reads the certificate and key again, if the server speaks TLS.
+    fn reload_tls(&self) -> Result<()> {
+        let Some(certs) = &self.shared.tls else {
+            return Ok(());
+        };
+        match certs.reload() {
+            Ok(()) => {
+                info!(
+                    "reloaded the TLS certificate {}",
+                    certs.cert_path().display()
+                );
+                Ok(())
+            }
+            Err(e) => {
+                Metrics::count(&self.shared.metrics.reloads, "tls_failed");
+                error!("TLS reload failed, keeping the old certificate: {e}");
+                Err(e)
+            }
+        }
+    }
+
+    /// Re-reads and checks the app and switches the workers to it.
+    fn reload_app(&self) -> Result<()> {
         let outcome = App::read(&self.app_path).and_then(|app| {
             self.shared.host.check(&app)?;
             Ok(app)

@@ -3,7 +3,7 @@
 //!
 //! | phase | bounded by |
 //! |---|---|
-//! | accept to the end of the first request's headers | `header_read_timeout` |
+//! | accept to the end of the first request's headers (the TLS handshake included, which the connection loop bounds before it builds this) | `header_read_timeout` |
 //! | end of a request to the first byte of the next (HTTP/1.1), or no stream open (HTTP/2) | `keep_alive_timeout` |
 //! | first byte of a later request to the end of its headers (HTTP/1.1) | `header_read_timeout` |
 //! | requests being handled | no connection deadline (the body read and request timeouts bound them) |

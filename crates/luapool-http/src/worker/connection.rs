@@ -1,6 +1,7 @@
 //! Connections: the accept loop (which also takes the server's control messages), one
-//! connection served by hyper (HTTP/1.1 with keep-alive or HTTP/2 cleartext) under its
-//! header read and keep-alive timeouts, and the drain at shutdown.
+//! connection served by hyper (HTTP/1.1 with keep-alive or HTTP/2: cleartext, or over
+//! TLS chosen by ALPN) under its header read and keep-alive timeouts (the TLS handshake
+//! included), and the drain at shutdown.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::Service;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -87,13 +89,41 @@ impl Worker {
         }
     }
 
-    /// Serves one connection: HTTP/1.1 with keep-alive or HTTP/2 cleartext, closing it
-    /// when one of its timeouts passes (see [`Activity`]) or, at shutdown, once its
-    /// requests are answered.
+    /// Serves one connection: with TLS, its handshake first, which must end within the
+    /// header read timeout (counted from the accept, the first request's headers
+    /// included); then HTTP/1.1 with keep-alive or HTTP/2.
     async fn connection(self: Rc<Self>, stream: tokio::net::TcpStream, remote: SocketAddr) {
         let _open = OpenConnection::new(&self);
         let config = &self.shared.host.config;
+        let handshake_deadline = Instant::now() + config.header_read_timeout;
         let activity = Activity::new(config.header_read_timeout, config.keep_alive_timeout);
+        let Some(tls) = &self.shared.tls else {
+            return self.serve_http(stream, activity, remote).await;
+        };
+        let handshake =
+            tokio::time::timeout_at(handshake_deadline.into(), tls.acceptor().accept(stream));
+        let mut shutdown = self.shutdown.subscribe();
+        let outcome = tokio::select! {
+            outcome = handshake => outcome,
+            // Shutting down: a connection that has not finished its handshake has no
+            // request to finish.
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        match outcome {
+            Ok(Ok(stream)) => self.serve_http(stream, activity, remote).await,
+            Ok(Err(e)) => debug!(worker = self.index, %remote, "TLS handshake failed: {e}"),
+            Err(_) => debug!(worker = self.index, %remote, "closed: TLS handshake timeout"),
+        }
+    }
+
+    /// Serves one connection's HTTP: HTTP/1.1 with keep-alive or HTTP/2, closing it
+    /// when one of its timeouts passes (see [`Activity`]) or, at shutdown, once its
+    /// requests are answered.
+    async fn serve_http<S>(self: &Rc<Self>, stream: S, activity: Rc<Activity>, remote: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + 'static,
+    {
+        let config = &self.shared.host.config;
         let service = self.service(Rc::clone(&activity), remote);
         let io = TokioIo::new(Watched::new(stream, Rc::clone(&activity)));
         let conn = self.http.serve_connection(io, service);

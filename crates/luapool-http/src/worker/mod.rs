@@ -66,6 +66,8 @@ pub(crate) struct WorkerSummary {
 pub(crate) struct Shared {
     pub(crate) host: Host,
     pub(crate) metrics: Metrics,
+    /// The certificate connections are accepted with, when the server speaks TLS.
+    pub(crate) tls: Option<crate::tls::Certificates>,
 }
 
 /// Metric handles a worker updates on every request.

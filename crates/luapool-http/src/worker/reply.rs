@@ -11,24 +11,39 @@ use tracing::error;
 
 use super::Worker;
 use crate::app::App;
+use crate::compress::{compress, Encoding};
 use crate::metrics::Metrics;
 use crate::response::{Reply, DEFAULT_CONTENT_TYPE};
 use crate::status::status_for;
 
 impl Worker {
-    /// The response to a handler's outcome.
+    /// The response to a handler's outcome; a reply's body compressed with `accepted`
+    /// (the request's choice) if compression is on and applies to it.
     pub(super) fn reply(
         &self,
         result: luapool::Result<Reply>,
         id: &str,
         app: &App,
+        accepted: Option<Encoding>,
     ) -> Response<Full<Bytes>> {
         match result {
             Ok(Reply::Ok {
                 status,
-                headers,
+                mut headers,
                 body,
             }) => {
+                let config = &self.shared.host.config;
+                let body = if config.compression {
+                    compress(
+                        status,
+                        &mut headers,
+                        body,
+                        accepted,
+                        config.compression_min_size,
+                    )
+                } else {
+                    body
+                };
                 let mut response = Response::new(Full::new(body));
                 *response.status_mut() = status;
                 *response.headers_mut() = headers;

@@ -15,6 +15,7 @@ use tracing::info;
 
 use super::admission::Admitted;
 use super::Worker;
+use crate::compress::negotiate;
 use crate::metrics::{CountIfDropped, Raised, StatusLabels};
 use crate::request::LuaRequest;
 use crate::response::Reply;
@@ -93,6 +94,11 @@ impl Worker {
                 return response;
             }
         }
+        let accepted = if self.shared.host.config.compression {
+            negotiate(req.headers().get_all(http::header::ACCEPT_ENCODING))
+        } else {
+            None
+        };
         let Admitted { parts, body, _slot } = match self.admit(req).await {
             Ok(admitted) => admitted,
             Err(refused) => return refused,
@@ -115,6 +121,6 @@ impl Worker {
         };
         self.metrics.vm_memory.set(vm.used_memory() as u64);
         self.heal(&vm);
-        self.reply(result, id, &app)
+        self.reply(result, id, &app, accepted)
     }
 }

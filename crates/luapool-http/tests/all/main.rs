@@ -2,6 +2,7 @@
 //! `127.0.0.1:0` and drives it with a real HTTP client.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod compression;
 mod contract;
 mod errors;
 mod host;
@@ -11,6 +12,7 @@ mod isolation;
 mod lifecycle;
 mod routing;
 mod static_files;
+mod tls;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
