@@ -21,11 +21,11 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The grace past a limit: 25 % of it or 20 ms, whichever is larger. The limit is on
+/// The grace past a limit: 25 % of it or 50 ms, whichever is larger. The limit is on
 /// the time spent running, enforced by a watchdog thread that must itself get a core:
 /// on a 2-core machine also running a build, it has been seen to act 30 ms late.
 fn grace(limit: Duration) -> Duration {
-    (limit / 4).max(Duration::from_millis(20))
+    (limit / 4).max(Duration::from_millis(50))
 }
 
 fn limited() -> VmConfig {
