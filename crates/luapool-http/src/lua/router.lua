@@ -280,7 +280,9 @@ end
 local function route(self, req)
   local node = self["\0node"]
   local t = node.t or build(node)
-  local path, method = req.path, req.method
+  -- Match the path as sent: `req.path` is decoded, and a decoded `%2F` would split a
+  -- parameter in two. Parameters are decoded once matched.
+  local path, method = req.raw_path or req.path, req.method
   local r, params = lookup(t, path, method)
   if not r and method == "HEAD" then r, params = lookup(t, path, "GET") end
   if r then
