@@ -349,13 +349,13 @@ impl WorkerPoolBuilder {
     /// once, shared by all workers, with no recipe closure needed.
     ///
     /// ```
-    /// use luapool::{Module, Script, Value, WorkerPool, WorkerPoolConfig};
+    /// use luapool::{Job, Module, Script, WorkerPool, WorkerPoolConfig};
     ///
     /// let geo = Module::new("geo").function("dist", |(a, b): (f64, f64)| Ok((a - b).abs()));
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let pool = WorkerPool::builder(WorkerPoolConfig::default()).module(geo).build()?;
-    /// let d = pool.exec(Script::new("d.lua", "return geo.dist(1, 4)")).await?;
-    /// assert_eq!(d, vec![Value::Number(3.0)]);
+    /// let d: f64 = pool.eval(Job::exec(Script::new("d.lua", "return geo.dist(1, 4)"))).await?;
+    /// assert_eq!(d, 3.0);
     /// # pool.shutdown(std::time::Duration::from_secs(1)).await;
     /// # Ok::<(), luapool::Error>(())
     /// # }).unwrap();
