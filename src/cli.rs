@@ -200,6 +200,9 @@ pub(crate) struct ServeArgs {
     /// Requests a worker lets wait when all its slots are busy [default: 1024].
     #[arg(long = "max-queued", value_name = "N")]
     pub(crate) max_queued: Option<usize>,
+    /// Timers (timer.after, timer.every) a worker holds at once [default: 1024].
+    #[arg(long = "max-timers", value_name = "N")]
+    pub(crate) max_timers: Option<usize>,
     /// Largest request body accepted, e.g. `1MiB` [default: 1MiB].
     #[arg(long = "max-body-size", value_name = "SIZE", value_parser = luapool::bytes::parse)]
     pub(crate) max_body_size: Option<usize>,

@@ -65,6 +65,7 @@ fn config(args: &ServeArgs) -> Result<ServerConfig, luapool_http::Error> {
     flag!(workers, with_workers);
     flag!(concurrency, with_concurrency);
     flag!(max_queued, with_max_queued);
+    flag!(max_timers, with_max_timers);
     flag!(max_body_size, with_max_body_size);
     flag!(header_read_timeout, with_header_read_timeout);
     flag!(body_read_timeout, with_body_read_timeout);

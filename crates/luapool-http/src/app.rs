@@ -62,6 +62,7 @@ impl Host {
         // escaped event per call, so that a handler cannot forge log or output lines.
         vm.set_output(luapool::LogOutput);
         crate::register_host_library(&vm)?;
+        vm.register_module(crate::worker::timer_module())?;
         vm.register_shared_dicts(&self.dicts)?;
         vm.compile(&app.script)?;
         Ok(vm)

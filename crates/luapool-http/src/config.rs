@@ -48,6 +48,9 @@ pub struct ServerConfig {
     /// Requests a worker lets wait when all its slots are busy; past this it answers
     /// `503 Service Unavailable` with `Retry-After`. Default: `1024`.
     pub max_queued: usize,
+    /// Timers (`timer.after`, `timer.every`) a worker holds at once; past this
+    /// `timer.after` returns `nil, "too many pending timers"`. Default: `1024`.
+    pub max_timers: usize,
     /// Largest request body accepted (`"1MiB"` or bytes); larger ones get `413`.
     /// Default: `1MiB`.
     #[serde(deserialize_with = "deserialize_size")]
@@ -121,6 +124,7 @@ impl Default for ServerConfig {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             concurrency: 1024,
             max_queued: 1024,
+            max_timers: 1024,
             max_body_size: 1 << 20,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
@@ -161,6 +165,12 @@ impl ServerConfig {
     /// Sets how many requests a worker lets wait.
     pub fn with_max_queued(mut self, max_queued: usize) -> Self {
         self.max_queued = max_queued;
+        self
+    }
+
+    /// Sets how many timers a worker holds at once.
+    pub fn with_max_timers(mut self, max_timers: usize) -> Self {
+        self.max_timers = max_timers;
         self
     }
 

@@ -37,6 +37,7 @@ pub(crate) struct Metrics {
     pub(crate) latency: Family<WorkerLabels, Histogram>,
     pub(crate) in_flight: Family<WorkerLabels, Gauge>,
     pub(crate) queued: Family<WorkerLabels, Gauge>,
+    pub(crate) timers: Family<WorkerLabels, Gauge>,
     pub(crate) connections: Family<WorkerLabels, Gauge>,
     pub(crate) cancelled: Counter,
     pub(crate) log_suppressed: Counter,
@@ -81,6 +82,12 @@ impl Metrics {
             "http_requests_queued",
             "Requests waiting for a handler slot, by worker",
             queued.clone(),
+        );
+        let timers = Family::<WorkerLabels, Gauge>::default();
+        registry.register(
+            "timers_pending",
+            "Timers (timer.after, timer.every) waiting or running, by worker",
+            timers.clone(),
         );
         let connections = Family::<WorkerLabels, Gauge>::default();
         registry.register(
@@ -142,6 +149,7 @@ impl Metrics {
             latency,
             in_flight,
             queued,
+            timers,
             connections,
             cancelled,
             log_suppressed,

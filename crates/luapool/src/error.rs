@@ -95,6 +95,13 @@ pub enum Error {
         /// Name of the missing function.
         name: String,
     },
+    /// A Lua function given to [`Vm::call_function`](crate::Vm::call_function) belongs to
+    /// another Lua state: another VM's, or one the VM replaced since the function was
+    /// made.
+    #[error(
+        "the function belongs to another Lua state (another VM, or one this VM has replaced since)"
+    )]
+    ForeignFunction,
     /// A script file could not be read.
     #[error("cannot read '{path}': {source}")]
     Io {

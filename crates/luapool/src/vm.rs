@@ -146,6 +146,7 @@ enum Target<'a> {
     Chunk(&'a Script),
     ChunkThenCall(&'a Script, &'a str),
     Global(&'a str),
+    Function(&'a Function),
 }
 
 /// Why a [`Vm`] should not run anything more; see [`Vm::poisoned`].
@@ -708,6 +709,47 @@ impl Vm {
             .await
     }
 
+    /// Calls a Lua function value that an earlier execution on this VM handed to the
+    /// host (a callback kept by a host function, say), as an execution of its own: with
+    /// the VM's limits, on a coroutine of its own. The function keeps the globals it was
+    /// made with (its `_ENV`).
+    ///
+    /// ```
+    /// use luapool::{mlua::Function, Script, Vm, VmConfig};
+    ///
+    /// let vm = Vm::new(VmConfig::default())?;
+    /// let f: Function = vm.eval(&Script::new("f", "local n = 40 return function(x) return n + x end"))?;
+    /// let n: i64 = vm.call_function(&f, 2)?;
+    /// assert_eq!(n, 42);
+    /// # Ok::<(), luapool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::ForeignFunction`] if `func` belongs to another Lua state (another VM, or
+    /// a state this VM replaced since: [`Isolation::FreshVm`], a rebuild), then as
+    /// [`exec`](Vm::exec).
+    pub fn call_function<R: FromLuaMulti>(
+        &self,
+        func: &Function,
+        args: impl IntoLuaMulti,
+    ) -> Result<R> {
+        self.plan(Target::Function(func), args, false)?.run()
+    }
+
+    /// Async variant of [`call_function`](Vm::call_function).
+    ///
+    /// # Errors
+    /// As [`call_function`](Vm::call_function).
+    pub async fn call_function_async<R: FromLuaMulti>(
+        &self,
+        func: &Function,
+        args: impl IntoLuaMulti,
+    ) -> Result<R> {
+        self.plan(Target::Function(func), args, true)?
+            .run_async()
+            .await
+    }
+
     /// The state an execution runs on: the VM's own, or a new one for `FreshVm`.
     fn execution_state(&self) -> Result<Rc<State>> {
         if self.config.isolation != Isolation::FreshVm {
@@ -781,6 +823,14 @@ impl Vm {
                     state.guarded(env_function(&scope, name)?, on_coroutine)?,
                     None,
                 )
+            }
+            Target::Function(func) => {
+                // A function of another Lua state (one this VM replaced) cannot be
+                // pushed onto this one.
+                if func.weak_lua() != &lua.weak() {
+                    return Err(Error::ForeignFunction);
+                }
+                (state.guarded(func.clone(), on_coroutine)?, None)
             }
         };
         let (driver, carried) = match meter {

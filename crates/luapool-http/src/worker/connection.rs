@@ -68,6 +68,7 @@ impl Worker {
             }
         };
         drop(listener);
+        self.cancel_timers();
         self.drain(deadline).await
     }
 

@@ -12,6 +12,7 @@
 //! | [`admission`] | what happens before the handler: the head check, the body, the slots and the queue, and the refusals |
 //! | [`reply`] | the handler's outcome as a response: replies, errors and how they are logged |
 //! | [`vm`] | which VM requests run on ([`luapool::LiveVm`]): rebuilt when poisoned, replaced on reload |
+//! | [`timers`] | background work: `timer.after`/`timer.every` and the app's `init_worker()` |
 //!
 //! The [`Worker`] itself is the state these share, on its thread (`Rc`, `Cell`).
 
@@ -20,6 +21,7 @@ mod connection;
 mod reply;
 mod request;
 mod start;
+mod timers;
 mod vm;
 
 use std::cell::{Cell, RefCell};
@@ -41,6 +43,7 @@ use crate::metrics::Metrics;
 use crate::ratelog::RateLimit;
 
 pub(crate) use start::run;
+pub(crate) use timers::module as timer_module;
 
 /// How long repeated error lines are held back and counted (see [`RateLimit`]).
 const LOG_WINDOW: Duration = Duration::from_secs(10);
@@ -75,6 +78,7 @@ struct WorkerMetrics {
     latency: Histogram,
     in_flight: Gauge,
     queued: Gauge,
+    timers: Gauge,
     connections: Gauge,
     vm_memory: Gauge<u64, AtomicU64>,
     by_status: RefCell<HashMap<u16, Counter>>,
@@ -101,6 +105,8 @@ struct Worker {
     http: auto::Builder<connection::LocalExec>,
     /// Rate limit of the worker's error log lines.
     errors: RateLimit,
+    /// Pending `timer.after` / `timer.every` timers.
+    timers: timers::Timers,
 }
 
 impl Worker {

@@ -89,7 +89,7 @@ fn limit_kind(e: &luapool::Error) -> Option<&'static str> {
 
 /// A handler error as logged (and shown in development mode): the error, then its
 /// traceback; formatted only when it is used.
-struct Detail<'a>(&'a luapool::Error);
+pub(super) struct Detail<'a>(pub(super) &'a luapool::Error);
 
 impl std::fmt::Display for Detail<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -71,7 +71,10 @@ impl Worker {
                 index,
                 message: format!("cannot use the listening socket: {e}"),
             })?;
-        Ok((Rc::new(Worker::new(index, shared, app)?), listener))
+        let worker = Rc::new(Worker::new(index, shared, app)?);
+        worker.install_timers();
+        worker.init_worker();
+        Ok((worker, listener))
     }
 
     /// A worker serving `app`, with its first VM built.
@@ -94,6 +97,7 @@ impl Worker {
             metrics,
             http: http_builder(),
             errors: RateLimit::new(LOG_WINDOW, LOG_MAX_DISTINCT),
+            timers: super::timers::Timers::new(shared.host.config.max_timers),
             shared,
         })
     }
@@ -108,6 +112,7 @@ impl WorkerMetrics {
             latency: metrics.latency.get_or_create(&labels).clone(),
             in_flight: metrics.in_flight.get_or_create(&labels).clone(),
             queued: metrics.queued.get_or_create(&labels).clone(),
+            timers: metrics.timers.get_or_create(&labels).clone(),
             connections: metrics.connections.get_or_create(&labels).clone(),
             vm_memory: metrics.vm_memory.get_or_create(&labels).clone(),
             by_status: RefCell::new(HashMap::new()),

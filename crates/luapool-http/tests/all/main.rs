@@ -12,6 +12,7 @@ mod isolation;
 mod lifecycle;
 mod routing;
 mod static_files;
+mod timers;
 mod tls;
 
 use std::path::PathBuf;

@@ -151,4 +151,34 @@ impl Execution<'_> {
             .run_async()
             .await
     }
+
+    /// Calls a Lua function value an earlier execution handed to the host; see
+    /// [`Vm::call_function`].
+    ///
+    /// # Errors
+    /// As [`Vm::call_function`], and as [`exec`](Execution::exec).
+    pub fn call_function<R: FromLuaMulti>(
+        self,
+        func: &mlua::Function,
+        args: impl IntoLuaMulti,
+    ) -> Result<R> {
+        self.vm
+            .plan_with(Target::Function(func), args, false, Some(self.options))?
+            .run()
+    }
+
+    /// Async variant of [`call_function`](Execution::call_function).
+    ///
+    /// # Errors
+    /// As [`call_function`](Execution::call_function).
+    pub async fn call_function_async<R: FromLuaMulti>(
+        self,
+        func: &mlua::Function,
+        args: impl IntoLuaMulti,
+    ) -> Result<R> {
+        self.vm
+            .plan_with(Target::Function(func), args, true, Some(self.options))?
+            .run_async()
+            .await
+    }
 }

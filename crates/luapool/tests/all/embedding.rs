@@ -318,3 +318,30 @@ fn host_functions_read_the_execution_id() {
         assert_eq!(vm.eval::<Option<String>>(&script).expect("eval"), None);
     }
 }
+
+#[test]
+fn a_kept_function_runs_as_an_execution_with_the_vms_limits() {
+    use luapool::mlua::Function;
+    let vm = Vm::new(VmConfig::default().with_instruction_limit(100_000)).unwrap();
+    let kept: Function = vm
+        .eval(&Script::new(
+            "keep",
+            "local n = 40 return function(x) if x == 0 then while true do end end return n + x end",
+        ))
+        .unwrap();
+    assert_eq!(vm.call_function::<i64>(&kept, 2).unwrap(), 42);
+    // The kept function gets a budget of its own, and the VM's limit holds.
+    let err = vm.call_function::<i64>(&kept, 0).unwrap_err();
+    assert!(matches!(err, Error::InstructionLimit { .. }), "{err:?}");
+    // A function of another VM's state is refused, not pushed onto this one.
+    let other = Vm::new(VmConfig::default()).unwrap();
+    let err = other.call_function::<i64>(&kept, 2).unwrap_err();
+    assert!(matches!(err, Error::ForeignFunction), "{err:?}");
+    // With options: a tighter limit of its own.
+    let opts = ExecOptions::new().with_instruction_limit(1_000);
+    let err = vm
+        .with_options(&opts)
+        .call_function::<i64>(&kept, 0)
+        .unwrap_err();
+    assert!(matches!(err, Error::InstructionLimit { .. }), "{err:?}");
+}
