@@ -5,9 +5,9 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::body::Body;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
@@ -88,7 +88,7 @@ impl Admin {
     }
 }
 
-fn answer(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn answer(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
     let (status, content_type, body) = match req.uri().path() {
         "/metrics" => (
             StatusCode::OK,
@@ -106,7 +106,7 @@ fn answer(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             "not found: try /metrics or /healthz\n".to_string(),
         ),
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Body::full(Bytes::from(body)));
     *response.status_mut() = status;
     if let Ok(v) = http::HeaderValue::from_str(content_type) {
         response.headers_mut().insert(http::header::CONTENT_TYPE, v);

@@ -25,7 +25,7 @@ impl App {
     }
 
     /// The directory of the app file, where `require` looks for its modules.
-    fn dir(&self) -> PathBuf {
+    pub(crate) fn dir(&self) -> PathBuf {
         match self.path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),

@@ -42,6 +42,7 @@
 
 mod admin;
 mod app;
+mod body;
 mod compress;
 mod config;
 mod error;

@@ -2,8 +2,11 @@
 //!
 //! `handle` may return a body string (status 200, `text/plain; charset=utf-8`),
 //! `status, body`, or a table `{ status = 200, headers = { ... }, body = "..." }` whose
-//! header values are strings or arrays of strings. Anything else is a bad reply: the
-//! client gets `500` and the log says what was wrong.
+//! header values are strings or arrays of strings. In the table, `body` may also be an
+//! array of strings (sent one chunk each, never joined), or `file = "path"` replaces
+//! `body`: a file under the app's directory, read as it is sent (its content type
+//! guessed from its extension unless `headers` set one). Anything else is a bad reply:
+//! the client gets `500` and the log says what was wrong.
 //!
 //! A `1xx`, `204` or `304` reply has no body: one the handler gives is dropped, and no
 //! default content type is added.
@@ -21,13 +24,17 @@ use luapool::CopyBudget;
 pub(crate) const DEFAULT_CONTENT_TYPE: HeaderValue =
     HeaderValue::from_static("text/plain; charset=utf-8");
 
+/// Host memory charged per chunk of a chunked body, beyond its bytes (so that a
+/// million empty chunks cannot make the host allocate without limit).
+const CHUNK_OVERHEAD: usize = 64;
+
 /// A handler's reply, checked.
 pub(crate) enum Reply {
     /// A well-formed reply.
     Ok {
         status: StatusCode,
         headers: HeaderMap,
-        body: Bytes,
+        body: ReplyBody,
     },
     /// The handler returned something that is not a reply; the text says what.
     Invalid(String),
@@ -41,6 +48,17 @@ impl FromLuaMulti for Reply {
             Err(Bad::Copy(e)) => Err(mlua::Error::external(e)),
         }
     }
+}
+
+/// The body of a reply.
+pub(crate) enum ReplyBody {
+    /// One string.
+    Bytes(Bytes),
+    /// An array of strings, sent one chunk each.
+    Chunks(Vec<Bytes>),
+    /// `file = "path"`: the path as the handler gave it (relative to the app's
+    /// directory; checked when it is served).
+    File(String),
 }
 
 /// Why a handler's values are not a reply.
@@ -108,7 +126,7 @@ fn plain(status: StatusCode, body: Vec<u8>) -> Reply {
         return Reply::Ok {
             status,
             headers: HeaderMap::new(),
-            body: Bytes::new(),
+            body: ReplyBody::Bytes(Bytes::new()),
         };
     }
     let mut headers = HeaderMap::with_capacity(1);
@@ -116,7 +134,7 @@ fn plain(status: StatusCode, body: Vec<u8>) -> Reply {
     Reply::Ok {
         status,
         headers,
-        body: Bytes::from(body),
+        body: ReplyBody::Bytes(Bytes::from(body)),
     }
 }
 
@@ -154,12 +172,34 @@ fn table_reply(t: &Table, budget: &mut CopyBudget) -> Result<Reply, Bad> {
         Value::Nil => StatusCode::OK,
         v => status_code(&v)?,
     };
-    let body = match get("body")? {
-        Value::Nil => Bytes::new(),
-        Value::String(s) => Bytes::from(budget.copy(&s.as_bytes())?),
-        other => {
+    let body = match (get("body")?, get("file")?) {
+        (Value::Nil, Value::Nil) => ReplyBody::Bytes(Bytes::new()),
+        (Value::String(s), Value::Nil) => {
+            ReplyBody::Bytes(Bytes::from(budget.copy(&s.as_bytes())?))
+        }
+        (Value::Table(chunks), Value::Nil) => ReplyBody::Chunks(chunk_list(&chunks, budget)?),
+        (Value::Nil, Value::String(path)) => {
+            let path = path.as_bytes();
+            budget.charge(path.len())?;
+            match std::str::from_utf8(&path) {
+                Ok(path) => ReplyBody::File(path.to_string()),
+                Err(_) => return Err(Bad::Reply("`file` must be a UTF-8 path".to_string())),
+            }
+        }
+        (Value::Nil, other) => {
             return Err(Bad::Reply(format!(
-                "`body` must be a string, got {}",
+                "`file` must be a path string, got {}",
+                other.type_name()
+            )))
+        }
+        (_, Value::String(_)) => {
+            return Err(Bad::Reply(
+                "a reply has `body` or `file`, not both".to_string(),
+            ))
+        }
+        (other, _) => {
+            return Err(Bad::Reply(format!(
+                "`body` must be a string or an array of strings, got {}",
                 other.type_name()
             )))
         }
@@ -184,10 +224,11 @@ fn table_reply(t: &Table, budget: &mut CopyBudget) -> Result<Reply, Bad> {
         return Ok(Reply::Ok {
             status,
             headers,
-            body: Bytes::new(),
+            body: ReplyBody::Bytes(Bytes::new()),
         });
     }
-    if !headers.contains_key(CONTENT_TYPE) {
+    // A file's type is guessed from its name when it is served.
+    if !headers.contains_key(CONTENT_TYPE) && !matches!(body, ReplyBody::File(_)) {
         headers.insert(CONTENT_TYPE, DEFAULT_CONTENT_TYPE);
     }
     Ok(Reply::Ok {
@@ -195,6 +236,24 @@ fn table_reply(t: &Table, budget: &mut CopyBudget) -> Result<Reply, Bad> {
         headers,
         body,
     })
+}
+
+/// The strings of a chunked `body`, copied within `budget`.
+fn chunk_list(chunks: &Table, budget: &mut CopyBudget) -> Result<Vec<Bytes>, Bad> {
+    let mut list = Vec::new();
+    for (i, chunk) in chunks.sequence_values::<Value>().enumerate() {
+        let chunk = chunk.map_err(|e| format!("cannot read `body`: {e}"))?;
+        let Value::String(s) = chunk else {
+            return Err(Bad::Reply(format!(
+                "`body[{}]` must be a string, got {}",
+                i + 1,
+                chunk.type_name()
+            )));
+        };
+        budget.charge(CHUNK_OVERHEAD)?;
+        list.push(Bytes::from(budget.copy(&s.as_bytes())?));
+    }
+    Ok(list)
 }
 
 fn add_header(
@@ -279,9 +338,29 @@ mod tests {
                 status,
                 headers,
                 body,
-            } => (status, headers, body),
+            } => match body {
+                ReplyBody::Bytes(body) => (status, headers, body),
+                ReplyBody::Chunks(chunks) => (status, headers, Bytes::from(chunks.concat())),
+                ReplyBody::File(path) => (status, headers, Bytes::from(format!("file:{path}"))),
+            },
             Reply::Invalid(why) => panic!("{code}: {why}"),
         }
+    }
+
+    #[test]
+    fn chunks_and_files() {
+        let lua = Lua::new();
+        let (status, headers, body) = ok(&lua, "return { body = { 'a', 'bc', '' } }");
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"abc"[..]));
+        assert_eq!(headers[CONTENT_TYPE], DEFAULT_CONTENT_TYPE);
+        let (_, headers, body) = ok(&lua, "return { file = 'x/y.txt' }");
+        assert_eq!(&body[..], b"file:x/y.txt");
+        assert!(!headers.contains_key(CONTENT_TYPE), "guessed when served");
+        assert!(
+            invalid(&lua, "return { body = { 'a', 1 } }").contains("`body[2]` must be a string")
+        );
+        assert!(invalid(&lua, "return { body = 'a', file = 'b' }").contains("not both"));
+        assert!(invalid(&lua, "return { file = 3 }").contains("`file` must be a path string"));
     }
 
     fn invalid(lua: &Lua, code: &str) -> String {

@@ -4,22 +4,19 @@
 //! The files are served by tower-http's `ServeDir` (safe path resolution, `Range`,
 //! `Last-Modified` and `If-Modified-Since`, precompressed `.br`, `.zst` and `.gz`
 //! siblings chosen by `Accept-Encoding`, `index.html` for directories); this module adds
-//! a weak `ETag` and `If-None-Match`, and holds the response in memory (files over
-//! [`MAX_FILE`] are refused with `500` rather than read whole).
+//! a weak `ETag` and `If-None-Match`. Files are read as they are sent, so a large one
+//! holds only a buffer of memory.
 
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_NONE_MATCH, LAST_MODIFIED};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
+use crate::body::Body;
 use crate::error::{Error, Result};
-
-/// Largest file served (it is read into memory whole): 256 MiB.
-pub(crate) const MAX_FILE: u64 = 256 << 20;
 
 /// The static mounts of a server: URL prefix → directory.
 #[derive(Clone, Default)]
@@ -81,7 +78,7 @@ impl StaticFiles {
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
-    ) -> Option<Response<Full<Bytes>>> {
+    ) -> Option<Response<Body>> {
         if *method != Method::GET && *method != Method::HEAD {
             return None;
         }
@@ -105,15 +102,15 @@ impl StaticFiles {
             Ok(r) => r,
             Err(never) => match never {},
         };
-        Some(finish(response, headers).await)
+        Some(finish(response, headers))
     }
 }
 
-/// Adds the ETag, answers `If-None-Match`, and reads the body into memory.
-async fn finish<B>(response: Response<B>, request: &HeaderMap) -> Response<Full<Bytes>>
+/// Adds the ETag and answers `If-None-Match`; the body is read as it is sent.
+fn finish<B>(response: Response<B>, request: &HeaderMap) -> Response<Body>
 where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: std::fmt::Display,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (mut parts, body) = response.into_parts();
     if let Some(etag) = etag(&parts.headers) {
@@ -125,7 +122,7 @@ where
                     .any(|t| t.trim() == "*" || weak_eq(t.trim(), etag.to_str().unwrap_or("")))
             });
         if matches && parts.status == StatusCode::OK {
-            let mut not_modified = Response::new(Full::new(Bytes::new()));
+            let mut not_modified = Response::new(Body::empty());
             *not_modified.status_mut() = StatusCode::NOT_MODIFIED;
             not_modified.headers_mut().insert(ETAG, etag);
             if let Some(lm) = parts.headers.get(LAST_MODIFIED) {
@@ -135,21 +132,7 @@ where
         }
         parts.headers.insert(ETAG, etag);
     }
-    let length = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if length.is_some_and(|l| l > MAX_FILE) {
-        return plain(StatusCode::INTERNAL_SERVER_ERROR, "file too large to serve");
-    }
-    match body.collect().await {
-        Ok(collected) => Response::from_parts(parts, Full::new(collected.to_bytes())),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read a static file");
-            plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file")
-        }
-    }
+    Response::from_parts(parts, Body::stream(body))
 }
 
 /// A weak ETag from the file's size and modification time (as the response states
@@ -171,10 +154,4 @@ fn etag(headers: &HeaderMap) -> Option<HeaderValue> {
 /// Weak comparison of two entity tags (RFC 9110 8.8.3.2).
 fn weak_eq(a: &str, b: &str) -> bool {
     a.trim_start_matches("W/") == b.trim_start_matches("W/")
-}
-
-fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
-    *r.status_mut() = status;
-    r
 }

@@ -3,10 +3,10 @@
 //! queue is full, its body is read ([`intake::read_body`]), then it takes a slot,
 //! waiting in the worker's queue if need be. Each refusal is its own response.
 
+use crate::body::Body;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, RETRY_AFTER};
 use http::{Request, Response, StatusCode, Version};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::sync::SemaphorePermit;
 
@@ -27,7 +27,7 @@ impl Worker {
     pub(super) async fn admit(
         &self,
         req: Request<Incoming>,
-    ) -> Result<Admitted<'_>, Response<Full<Bytes>>> {
+    ) -> Result<Admitted<'_>, Response<Body>> {
         let config = &self.shared.host.config;
         let version = req.version();
         if let Err(refused) = intake::check_head(&req, config.max_body_size) {
@@ -58,7 +58,7 @@ impl Worker {
     }
 
     /// A handler slot: a free one, or one waited for in the queue if it has room.
-    async fn slot(&self) -> Result<SemaphorePermit<'_>, Response<Full<Bytes>>> {
+    async fn slot(&self) -> Result<SemaphorePermit<'_>, Response<Body>> {
         match self.slots.try_acquire() {
             Ok(permit) => Ok(permit),
             Err(_) if self.queue_full() => Err(self.overloaded()),
@@ -79,7 +79,7 @@ impl Worker {
     }
 
     /// `503` with `Retry-After`: every slot busy and the queue full.
-    fn overloaded(&self) -> Response<Full<Bytes>> {
+    fn overloaded(&self) -> Response<Body> {
         Metrics::count(&self.shared.metrics.rejected, "overload");
         let mut response = text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -93,7 +93,7 @@ impl Worker {
 
     /// The answer to a request refused before its handler. On HTTP/1 the connection is
     /// closed after it, as the rest of the body may still be on its way.
-    fn refuse(&self, refused: Refused, version: Version) -> Response<Full<Bytes>> {
+    fn refuse(&self, refused: Refused, version: Version) -> Response<Body> {
         Metrics::count(&self.shared.metrics.rejected, refused.kind());
         let mut response = text(refused.status(), &format!("{refused}\n"));
         if version < Version::HTTP_2 {

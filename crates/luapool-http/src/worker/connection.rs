@@ -8,9 +8,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use crate::body::Body;
 use http::{Request, Response};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::Service;
 use hyper_util::rt::TokioIo;
@@ -183,7 +182,7 @@ impl Worker {
         remote: SocketAddr,
     ) -> impl Service<
         Request<Incoming>,
-        Response = Response<Full<Bytes>>,
+        Response = Response<Body>,
         Error = Infallible,
         Future: 'static,
     > + 'static {

@@ -6,9 +6,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use crate::body::Body;
 use http::{Request, Response};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use luapool::ExecOptions;
 use tracing::info;
@@ -22,11 +21,7 @@ use crate::response::Reply;
 
 impl Worker {
     /// Answers one request and records it.
-    pub(super) async fn handle(
-        &self,
-        req: Request<Incoming>,
-        remote: Rc<str>,
-    ) -> Response<Full<Bytes>> {
+    pub(super) async fn handle(&self, req: Request<Incoming>, remote: Rc<str>) -> Response<Body> {
         let start = Instant::now();
         let unanswered = CountIfDropped::new(&self.shared.metrics.cancelled);
         let access = self
@@ -87,7 +82,7 @@ impl Worker {
         req: Request<Incoming>,
         remote: Rc<str>,
         id: &Arc<str>,
-    ) -> Response<Full<Bytes>> {
+    ) -> Response<Body> {
         let statics = &self.shared.host.statics;
         if !statics.is_empty() {
             if let Some(response) = statics.serve(req.method(), req.uri(), req.headers()).await {
@@ -121,6 +116,6 @@ impl Worker {
         };
         self.metrics.vm_memory.set(vm.used_memory() as u64);
         self.heal(&vm);
-        self.reply(result, id, &app, accepted)
+        self.reply(result, id, &app, accepted).await
     }
 }

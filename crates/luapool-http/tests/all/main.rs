@@ -2,6 +2,7 @@
 //! `127.0.0.1:0` and drives it with a real HTTP client.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod bodies;
 mod compression;
 mod contract;
 mod errors;
