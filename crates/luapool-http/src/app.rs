@@ -63,6 +63,7 @@ impl Host {
         vm.set_output(luapool::LogOutput);
         crate::register_host_library(&vm)?;
         vm.register_module(crate::worker::timer_module())?;
+        vm.register_module(crate::worker::stream_module())?;
         vm.register_shared_dicts(&self.dicts)?;
         vm.compile(&app.script)?;
         Ok(vm)

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
+use tokio::sync::mpsc;
 
 /// A response body.
 pub(crate) enum Body {
@@ -19,6 +20,9 @@ pub(crate) enum Body {
     Chunks { chunks: VecDeque<Bytes>, left: u64 },
     /// A stream read as it is sent (a file).
     Stream(UnsyncBoxBody<Bytes, std::io::Error>),
+    /// Chunks a handler writes while the response is sent (`stream.write`); an error
+    /// ends the response without its proper end, so the client sees it cut off.
+    Channel(mpsc::Receiver<Result<Bytes, std::io::Error>>),
 }
 
 impl Body {
@@ -74,6 +78,7 @@ impl http_body::Body for Body {
                 Ok(Frame::data(c))
             })),
             Body::Stream(body) => Pin::new(body).poll_frame(cx),
+            Body::Channel(rx) => rx.poll_recv(cx).map(|c| c.map(|c| c.map(Frame::data))),
         }
     }
 
@@ -82,6 +87,7 @@ impl http_body::Body for Body {
             Body::Full(bytes) => bytes.is_none(),
             Body::Chunks { chunks, .. } => chunks.is_empty(),
             Body::Stream(body) => body.is_end_stream(),
+            Body::Channel(_) => false,
         }
     }
 
@@ -90,6 +96,7 @@ impl http_body::Body for Body {
             Body::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Body::Chunks { left, .. } => SizeHint::with_exact(*left),
             Body::Stream(body) => body.size_hint(),
+            Body::Channel(_) => SizeHint::default(),
         }
     }
 }

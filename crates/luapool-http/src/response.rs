@@ -204,22 +204,7 @@ fn table_reply(t: &Table, budget: &mut CopyBudget) -> Result<Reply, Bad> {
             )))
         }
     };
-    let mut headers = HeaderMap::new();
-    match get("headers")? {
-        Value::Nil => {}
-        Value::Table(h) => {
-            for pair in h.pairs::<Value, Value>() {
-                let (k, v) = pair.map_err(|e| format!("cannot read `headers`: {e}"))?;
-                add_header(&mut headers, &k, v, budget)?;
-            }
-        }
-        other => {
-            return Err(Bad::Reply(format!(
-                "`headers` must be a table, got {}",
-                other.type_name()
-            )))
-        }
-    }
+    let mut headers = header_map(get("headers")?, budget)?;
     if bodiless(status) {
         return Ok(Reply::Ok {
             status,
@@ -236,6 +221,52 @@ fn table_reply(t: &Table, budget: &mut CopyBudget) -> Result<Reply, Bad> {
         headers,
         body,
     })
+}
+
+/// A reply's `headers` (`nil` or a table), copied within `budget`.
+fn header_map(value: Value, budget: &mut CopyBudget) -> Result<HeaderMap, Bad> {
+    let mut headers = HeaderMap::new();
+    match value {
+        Value::Nil => {}
+        Value::Table(h) => {
+            for pair in h.pairs::<Value, Value>() {
+                let (k, v) = pair.map_err(|e| format!("cannot read `headers`: {e}"))?;
+                add_header(&mut headers, &k, v, budget)?;
+            }
+        }
+        other => {
+            return Err(Bad::Reply(format!(
+                "`headers` must be a table, got {}",
+                other.type_name()
+            )))
+        }
+    }
+    Ok(headers)
+}
+
+/// The head of a streamed response (`stream.start(status, headers)`): `status` a number
+/// (`nil` is `200`), `headers` as in a reply table (a default content type if none).
+/// `Err` says what is wrong.
+pub(crate) fn stream_head(
+    status: Value,
+    headers: Value,
+    budget: &mut CopyBudget,
+) -> Result<(StatusCode, HeaderMap), String> {
+    let status = match status {
+        Value::Nil => StatusCode::OK,
+        v => status_code(&v)?,
+    };
+    if bodiless(status) {
+        return Err(format!("status {} has no body to stream", status.as_u16()));
+    }
+    let mut headers = header_map(headers, budget).map_err(|e| match e {
+        Bad::Reply(why) => why,
+        Bad::Copy(e) => e.to_string(),
+    })?;
+    if !headers.contains_key(CONTENT_TYPE) {
+        headers.insert(CONTENT_TYPE, DEFAULT_CONTENT_TYPE);
+    }
+    Ok((status, headers))
 }
 
 /// The strings of a chunked `body`, copied within `budget`.

@@ -12,6 +12,7 @@
 //! | [`admission`] | what happens before the handler: the head check, the body, the slots and the queue, and the refusals |
 //! | [`reply`] | the handler's outcome as a response: replies, errors and how they are logged |
 //! | [`vm`] | which VM requests run on ([`luapool::LiveVm`]): rebuilt when poisoned, replaced on reload |
+//! | [`stream`] | streamed responses: `stream.start`/`stream.write`, the handler running on after the head is sent |
 //! | [`timers`] | background work: `timer.after`/`timer.every` and the app's `init_worker()` |
 //!
 //! The [`Worker`] itself is the state these share, on its thread (`Rc`, `Cell`).
@@ -21,6 +22,7 @@ mod connection;
 mod reply;
 mod request;
 mod start;
+mod stream;
 mod timers;
 mod vm;
 
@@ -43,6 +45,7 @@ use crate::metrics::Metrics;
 use crate::ratelog::RateLimit;
 
 pub(crate) use start::run;
+pub(crate) use stream::module as stream_module;
 pub(crate) use timers::module as timer_module;
 
 /// How long repeated error lines are held back and counted (see [`RateLimit`]).

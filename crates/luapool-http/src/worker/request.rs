@@ -13,6 +13,7 @@ use luapool::ExecOptions;
 use tracing::info;
 
 use super::admission::Admitted;
+use super::stream::{Ran, Watch};
 use super::Worker;
 use crate::compress::negotiate;
 use crate::metrics::{CountIfDropped, Raised, StatusLabels};
@@ -108,12 +109,34 @@ impl Worker {
         // The request id goes with the execution: in its `log` lines, and as
         // `x-request-id` on its `http.request` calls.
         let options = ExecOptions::new().with_id(Arc::clone(id));
-        let result = {
-            let _running = Raised::new(&self.metrics.in_flight);
-            vm.with_options(&options)
-                .call_in_async::<Reply>(&app.script, "handle", request)
-                .await
+        let call = {
+            let (vm, app) = (Rc::clone(&vm), Arc::clone(&app));
+            Box::pin(async move {
+                vm.with_options(&options)
+                    .call_in_async::<Reply>(&app.script, "handle", request)
+                    .await
+            })
         };
+        let running = Raised::new(&self.metrics.in_flight);
+        let result = match Watch::new(call).await {
+            Ran::Done(result) => result,
+            Ran::Streaming(head, rest) => {
+                // The handler runs on in a task of its own, which keeps its slot and
+                // its in-flight count until it ends.
+                // (`me` is always there: this worker is its thread's.)
+                if let Some(me) = self.me() {
+                    _slot.forget();
+                    std::mem::forget(running);
+                    let task = me.finish_stream(Arc::clone(id), vm, rest);
+                    tokio::task::spawn_local(task);
+                }
+                let mut response = Response::new(Body::Channel(head.body));
+                *response.status_mut() = head.status;
+                *response.headers_mut() = head.headers;
+                return response;
+            }
+        };
+        drop(running);
         self.metrics.vm_memory.set(vm.used_memory() as u64);
         self.heal(&vm);
         self.reply(result, id, &app, accepted).await

@@ -262,7 +262,7 @@ impl Worker {
     }
 
     /// Logs (under the error rate limit) and counts an error of background work.
-    fn log_background_error(&self, what: &str, id: &str, e: &luapool::Error) {
+    pub(super) fn log_background_error(&self, what: &str, id: &str, e: &luapool::Error) {
         if let Some(kind) = e.limit_kind() {
             Metrics::count(&self.shared.metrics.limits, kind.as_str());
         }

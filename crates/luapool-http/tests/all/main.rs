@@ -13,6 +13,7 @@ mod isolation;
 mod lifecycle;
 mod routing;
 mod static_files;
+mod streaming;
 mod timers;
 mod tls;
 
