@@ -102,6 +102,76 @@ fn serves_the_example_app_and_stops_on_sigterm() {
     assert_eq!(serve.wait(), Some(0));
 }
 
+/// The app docs/handlers.md builds, step by step, each step checked.
+#[test]
+fn the_guides_notes_app_works_step_by_step() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/notes/app.lua");
+    let serve = Serve::start(&[example.to_str().unwrap()]);
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("{}{}", serve.base, path);
+    // 1: a plain reply; 7: the middleware's header.
+    let r = client.get(url("/")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-request-id"));
+    assert_eq!(r.text().unwrap(), "Hello from the notes app");
+    // 3: no session yet, then a login form that sets the session cookie.
+    assert_eq!(
+        client
+            .post(url("/notes"))
+            .body("{}")
+            .send()
+            .unwrap()
+            .status(),
+        401
+    );
+    let r = client
+        .post(url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=ada")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    let sid = cookie.split(';').next().unwrap().to_string();
+    // 2 and 4: the JSON API over the shared dictionary.
+    let post = |body: &str| {
+        client
+            .post(url("/notes"))
+            .header("cookie", &sid)
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    };
+    let r = post(r#"{"text":"milk, eggs"}"#);
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.text().unwrap(), r#"{"id":1}"#);
+    assert_eq!(post("not json").status(), 400);
+    let note = client.get(url("/notes/1")).send().unwrap().text().unwrap();
+    assert!(note.contains(r#""user":"ada""#), "{note}");
+    assert_eq!(client.get(url("/notes/9")).send().unwrap().status(), 404);
+    // 5: the streamed export.
+    let csv = client
+        .get(url("/export.csv"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(csv, "id,user,text\n1,ada,\"milk, eggs\"\n");
+    // Static files from luapool.toml's [static].
+    let css = client.get(url("/assets/style.css")).send().unwrap();
+    assert_eq!(css.headers()["content-type"], "text/css");
+    // 6: init_worker's timer; 8: an error is a 500.
+    assert_eq!(client.get(url("/boom")).send().unwrap().status(), 500);
+    let stats = client.get(url("/stats")).send().unwrap().text().unwrap();
+    assert!(stats.contains(r#""timers":1"#), "{stats}");
+    let log = serve.stop_and_read_stderr();
+    assert!(log.contains("app.lua:89: something broke"), "{log}");
+}
+
 #[test]
 fn sighup_reloads_the_app() {
     let dir = app_dir("function handle() return 'v1' end");

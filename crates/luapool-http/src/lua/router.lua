@@ -306,6 +306,10 @@ local function as_table(a, b)
     return { status = 200, headers = {}, body = a }
   elseif kind == "number" then
     return { status = a, headers = {}, body = b }
+  elseif a == nil and stream and stream.started() then
+    -- A streaming route: its response is on its way; middleware sees an empty reply
+    -- (the server ignores what a streaming handler returns).
+    return { status = 200, headers = {}, body = "" }
   end
   return a, b
 end

@@ -60,6 +60,10 @@ pub(crate) fn module() -> Module {
         .function("start", |(status, headers): (Value, Value)| {
             start(status, headers)
         })
+        .function("started", |()| {
+            let id = luapool::Context::id();
+            Ok(id.is_some_and(|id| WRITERS.with(|w| w.borrow().contains_key(&id))))
+        })
         .async_function("write", |chunk: Value| {
             // Read while the calling execution runs: which stream is its.
             let writer = luapool::Context::id()
