@@ -223,6 +223,10 @@ pub(crate) struct ServeArgs {
     /// A shared dictionary `shared.NAME` holding up to CAPACITY entries (repeatable).
     #[arg(long = "shared-dict", value_name = "NAME=CAPACITY", value_parser = parse_dict)]
     pub(crate) shared_dicts: Vec<(String, usize)>,
+    /// Serve the files of DIR (relative to the app's directory) under the URL PREFIX,
+    /// before any handler, e.g. `/assets=public` (repeatable) [default: none].
+    #[arg(long = "static", value_name = "PREFIX=DIR", value_parser = parse_static)]
+    pub(crate) static_dirs: Vec<(String, PathBuf)>,
     /// Serve `/metrics` and `/healthz` on this address [default: off].
     #[arg(long, value_name = "ADDR")]
     pub(crate) admin: Option<SocketAddr>,
@@ -264,6 +268,18 @@ fn parse_dict(text: &str) -> Result<(String, usize), String> {
         .parse()
         .map_err(|_| format!("'{capacity}' is not a number of entries"))?;
     Ok((name.trim().to_string(), capacity))
+}
+
+fn parse_static(text: &str) -> Result<(String, PathBuf), String> {
+    let (prefix, dir) = text
+        .split_once('=')
+        .ok_or_else(|| format!("'{text}' is not PREFIX=DIR (e.g. /assets=public)"))?;
+    if !prefix.starts_with('/') || dir.is_empty() {
+        return Err(format!(
+            "'{text}' is not PREFIX=DIR (the prefix starts with /)"
+        ));
+    }
+    Ok((prefix.to_string(), PathBuf::from(dir)))
 }
 
 /// Parses a number of seconds that may be 0 (`0` turns the feature off).

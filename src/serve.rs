@@ -75,6 +75,9 @@ fn config(args: &ServeArgs) -> Result<ServerConfig, luapool_http::Error> {
     for (name, capacity) in &args.shared_dicts {
         c = c.with_shared_dict(name, *capacity);
     }
+    for (prefix, dir) in &args.static_dirs {
+        c = c.with_static(prefix, dir);
+    }
     if args.access_log {
         c = c.with_access_log(true);
     }

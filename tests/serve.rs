@@ -173,6 +173,24 @@ fn the_guides_notes_app_works_step_by_step() {
 }
 
 #[test]
+fn the_static_flag_mounts_a_directory() {
+    let dir = app_dir("function handle() return 'handler' end");
+    std::fs::create_dir(dir.path().join("pub")).unwrap();
+    std::fs::write(dir.path().join("pub/a.txt"), "from disk").unwrap();
+    let serve = Serve::start(&["--static", "/files=pub", &app(&dir)]);
+    assert_eq!(serve.get("/files/a.txt"), (200, "from disk".to_string()));
+    assert_eq!(serve.get("/other"), (200, "handler".to_string()));
+    let bad = Command::new(env!("CARGO_BIN_EXE_luapool"))
+        .args(["serve", "--static", "files", &app(&dir)])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "a usage error");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("is not PREFIX=DIR"), "{stderr}");
+}
+
+#[test]
 fn sighup_reloads_the_app() {
     let dir = app_dir("function handle() return 'v1' end");
     let serve = Serve::start(&[&app(&dir)]);

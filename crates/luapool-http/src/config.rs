@@ -210,6 +210,17 @@ impl ServerConfig {
         self
     }
 
+    /// Serves the files of `dir` (relative to the app's directory) under the URL
+    /// `prefix`, before any handler (see [`ServerConfig::static_dirs`]).
+    pub fn with_static(
+        mut self,
+        prefix: impl Into<String>,
+        dir: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.static_dirs.insert(prefix.into(), dir.into());
+        self
+    }
+
     /// Sets (or, with `None`, turns off) the admin listener's address.
     pub fn with_admin(mut self, addr: impl Into<Option<SocketAddr>>) -> Self {
         self.admin = addr.into();
