@@ -16,7 +16,8 @@
 #   SERVERS="luapool luapool-luajit openresty reference reference-lua pool-front"   which servers
 #                      to run (luapool-luajit: luapool built with `--features luajit`)
 #   ENDPOINTS="/ /echo /json /compute /sleep"   which endpoints to run; add "/users/42" for the routed
-#                      endpoint (luapool.router; OpenResty's regex location), "mix" for the slow-handler
+#                      endpoint (luapool.router; OpenResty's regex location), "/assets/site.css" for a
+#                      static file (4 KiB: luapool's --static, nginx's alias), "mix" for the slow-handler
 #                      scenario: /compute under MIX_COMPUTE_CONNS connections in the background
 #                      while / is measured with MIX_CONNS connections (servers with /compute)
 #   MIX_CONNS=32       connections of the mix's / load
@@ -64,6 +65,10 @@ START_TIMEOUT=${START_TIMEOUT:-30}
 
 CLK_TCK=$(getconf CLK_TCK)
 SCRATCH=$(mktemp -d -t luapool-bench.XXXXXX)
+# The static file of /assets/site.css: 4 KiB of CSS (152 lines of 27 bytes).
+STATIC_DIR=$SCRATCH/static
+mkdir -p "$STATIC_DIR"
+for i in $(seq 1 152); do printf '.c%03d { margin: 0 auto; }\n' "$i"; done >"$STATIC_DIR/site.css"
 chmod 755 "$SCRATCH" # nginx workers run as nobody
 NGINX_PREFIX=""
 
@@ -201,7 +206,7 @@ start_openresty() {
     mkdir -p "$NGINX_PREFIX"/{conf,logs,tmp}
     # /users/ID (the routed endpoint): a regex location, added to the template's server
     sed -e "s|__WORKERS__|$WORKERS|g" -e "s|__PREFIX__|$NGINX_PREFIX|g" \
-        -e '0,/^\( *\)location = \/ {/s//\1location ~ ^\/users\/([0-9]+)$ { content_by_lua_block { ngx.header.content_type = "text\/plain" ngx.print("user ", ngx.var[1]) } }\n&/' \
+        -e '0,/^\( *\)location = \/ {/s//\1location ~ ^\/users\/([0-9]+)$ { content_by_lua_block { ngx.header.content_type = "text\/plain" ngx.print("user ", ngx.var[1]) } }\n\1location \/assets\/ { alias '"${STATIC_DIR//\//\\/}"'\/; }\n&/' \
         "$OPENRESTY_CONF" >"$NGINX_PREFIX/conf/nginx.conf"
     LOGF[openresty]=$NGINX_PREFIX/logs/error.log
     nginx -p "$NGINX_PREFIX" -c "$NGINX_PREFIX/conf/nginx.conf" -e "$NGINX_PREFIX/logs/error.log" ||
@@ -225,7 +230,7 @@ start_openresty() {
 start_luapool() { # name binary addr
     [ -x "$2" ] || die "no luapool binary at $2"
     LOGF[$1]=$SCRATCH/$1.log
-    (cd "$ROOT" && exec "$2" serve --listen "$3" --workers "$WORKERS" bench/app.lua \
+    (cd "$ROOT" && exec "$2" serve --listen "$3" --workers "$WORKERS" --static "/assets=$STATIC_DIR" bench/app.lua \
         </dev/null >"${LOGF[$1]}" 2>&1) &
     PID[$1]=$!
     ADDR[$1]=$3
@@ -308,7 +313,7 @@ endpoint_servers() { # endpoint -> servers that have it
     for s in "${order[@]}"; do
         case $1 in
             /json | /compute | /sleep | mix) [[ $s == reference* ]] && continue ;;
-            /users/42) [[ $s == reference* || $s == pool-front ]] && continue ;;
+            /users/42 | /assets/site.css) [[ $s == reference* || $s == pool-front ]] && continue ;;
         esac
         echo "$s"
     done
@@ -322,6 +327,7 @@ for s in "${order[@]}"; do
         [[ " $ENDPOINTS " == *" /json "* ]] && check_json "$s"
         [[ " $ENDPOINTS " == *" /sleep "* ]] && check "$s" GET /sleep 200 slept ""
         [[ " $ENDPOINTS " == *" /users/42 "* && $s != pool-front ]] && check "$s" GET /users/42 200 "user 42" text/plain
+        [[ " $ENDPOINTS " == *" /assets/site.css "* && $s != pool-front ]] && check "$s" GET /assets/site.css 200 "" text/css
     fi
 done
 
@@ -513,6 +519,7 @@ for ep in $ENDPOINTS; do
         /json) title="## /json (a 10-field object encoded as JSON: luapool's json.encode, OpenResty's cjson)" ;;
         /compute) title="## /compute (100,000-iteration Lua loop)" ;;
         /users/42) title="## /users/42 (luapool.router, ten routes built per request; OpenResty: a regex location)" ;;
+        /assets/site.css) title="## /assets/site.css (a 4 KiB static file: luapool --static, nginx alias)" ;;
         /sleep) title="## /sleep (sleep 1 s; $SLEEP_CONNS connections: req/s = responses per second)" ;;
     esac
     say "$title"
