@@ -23,13 +23,16 @@ use crate::status::status_for;
 impl Worker {
     /// The response to a handler's outcome; a reply's body compressed with `accepted`
     /// (the request's choice) if compression is on and applies to it.
-    pub(super) async fn reply(
+    /// A `file = "path"` reply is `Err`, for [`send_file`](Worker::send_file): kept out of
+    /// this function so that the common path stays synchronous (and the request's future
+    /// small).
+    pub(super) fn reply(
         &self,
         result: luapool::Result<Reply>,
         id: &str,
         app: &App,
         accepted: Option<Encoding>,
-    ) -> Response<Body> {
+    ) -> Result<Response<Body>, FileReply> {
         match result {
             Ok(Reply::Ok {
                 status,
@@ -52,18 +55,19 @@ impl Worker {
                     }
                     ReplyBody::Chunks(chunks) => Body::chunks(chunks),
                     ReplyBody::File(path) => {
-                        return match send_file(app, &path, status, headers).await {
-                            Ok(response) => response,
-                            Err(why) => self.bad_reply(id, app, &why),
-                        }
+                        return Err(FileReply {
+                            path,
+                            status,
+                            headers,
+                        })
                     }
                 };
                 let mut response = Response::new(body);
                 *response.status_mut() = status;
                 *response.headers_mut() = headers;
-                response
+                Ok(response)
             }
-            Ok(Reply::Invalid(why)) => self.bad_reply(id, app, &why),
+            Ok(Reply::Invalid(why)) => Ok(self.bad_reply(id, app, &why)),
             Err(e) => {
                 let status = status_for(&e);
                 if let Some(kind) = limit_kind(&e) {
@@ -73,8 +77,16 @@ impl Worker {
                 if self.may_log(&detail) {
                     error!(target: "luapool::handler", id, status = status.as_u16(), "{detail}");
                 }
-                self.failure(status, detail)
+                Ok(self.failure(status, detail))
             }
+        }
+    }
+
+    /// The response to a `file = "path"` reply; see [`send_file`].
+    pub(super) async fn send_file(&self, file: FileReply, id: &str, app: &App) -> Response<Body> {
+        match send_file(app, &file.path, file.status, file.headers).await {
+            Ok(response) => response,
+            Err(why) => self.bad_reply(id, app, &why),
         }
     }
 
@@ -97,6 +109,13 @@ impl Worker {
             text(status, &format!("{reason}\n"))
         }
     }
+}
+
+/// A `file = "path"` reply, to be served.
+pub(super) struct FileReply {
+    path: String,
+    status: StatusCode,
+    headers: HeaderMap,
 }
 
 /// A `file = "path"` reply: the file (a path relative to the app's directory, which it

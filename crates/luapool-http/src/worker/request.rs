@@ -139,6 +139,10 @@ impl Worker {
         drop(running);
         self.metrics.vm_memory.set(vm.used_memory() as u64);
         self.heal(&vm);
-        self.reply(result, id, &app, accepted).await
+        match self.reply(result, id, &app, accepted) {
+            Ok(response) => response,
+            // Boxed: the file's future stays out of every request's future.
+            Err(file) => Box::pin(self.send_file(file, id, &app)).await,
+        }
     }
 }
