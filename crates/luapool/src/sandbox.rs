@@ -448,9 +448,14 @@ impl SandboxData {
     /// on first access; `nil` for any other name. `globals::LAZY_NAMES` must list every
     /// name this can provide.
     fn open_lazy(&self, lua: &Lua, name: &str) -> mlua::Result<Value> {
+        if name == "require" {
+            let caches = [self.builtins.clone(), self.loaded.clone()];
+            let f = engine::wrap_require(lua, require::require_function(lua)?, caches)?;
+            self.base.raw_set(name, &f)?;
+            return Ok(Value::Function(f));
+        }
         let function = match name {
             "print" => Some(print_function(lua)?),
-            "require" => Some(require::require_function(lua)?),
             "load" => Some(load::load_function(lua)?),
             "collectgarbage" => Some(collectgarbage_function(lua)?),
             "rawset" => Some(seal::rawset_function(lua)?),

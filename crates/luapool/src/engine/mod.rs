@@ -193,6 +193,39 @@ pub(crate) fn wrap_host(lua: &Lua, f: Function) -> mlua::Result<Function> {
     host_call::wrap(lua, f)
 }
 
+/// Wraps the sandbox's `require` (a host function) with a fast path for the names found
+/// in `caches` (the built-in modules, then the loaded ones), which returns them without
+/// calling it: a C function on Lua 5.4 and 5.5 (`host_call.rs`), Lua in front of the
+/// wrapper on LuaJIT (a tail call, so that the wrapper's errors still name the caller's
+/// line).
+pub(crate) fn wrap_require(lua: &Lua, f: Function, caches: [Table; 2]) -> mlua::Result<Function> {
+    #[cfg(feature = "luajit")]
+    {
+        let slow = luajit::wrap(lua, f)?;
+        let [builtins, loaded] = caches;
+        let make: Function = lua
+            .load(
+                "local builtins, loaded, slow, type = ...\n\
+                 return function(name, ...)\n\
+                   if type(name) == 'string' then\n\
+                     local v = builtins[name]\n\
+                     if v ~= nil then return v end\n\
+                     v = loaded[name]\n\
+                     if v ~= nil and type(v) ~= 'userdata' then return v end\n\
+                   end\n\
+                   return slow(name, ...)\n\
+                 end",
+            )
+            .set_name("=require")
+            .set_environment(lua.create_table()?)
+            .into_function()?;
+        let type_fn: Function = lua.globals().raw_get("type")?;
+        make.call((builtins, loaded, slow, type_fn))
+    }
+    #[cfg(not(feature = "luajit"))]
+    host_call::wrap_cached(lua, f, caches)
+}
+
 /// The sandbox's `pcall` and `xpcall` under the limits' guards: on Lua 5.4 and 5.5 the C
 /// versions (`limits/protected.rs`), which take the engine's functions' place on the call
 /// stack (error levels); on LuaJIT, which has no continuations, the Lua ones given in
