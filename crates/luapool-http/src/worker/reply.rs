@@ -32,7 +32,7 @@ impl Worker {
         id: &str,
         app: &App,
         accepted: Option<Encoding>,
-    ) -> Result<Response<Body>, FileReply> {
+    ) -> Result<Response<Body>, Box<FileReply>> {
         match result {
             Ok(Reply::Ok {
                 status,
@@ -55,11 +55,11 @@ impl Worker {
                     }
                     ReplyBody::Chunks(chunks) => Body::chunks(chunks),
                     ReplyBody::File(path) => {
-                        return Err(FileReply {
+                        return Err(Box::new(FileReply {
                             path,
                             status,
                             headers,
-                        })
+                        }))
                     }
                 };
                 let mut response = Response::new(body);
@@ -83,7 +83,12 @@ impl Worker {
     }
 
     /// The response to a `file = "path"` reply; see [`send_file`].
-    pub(super) async fn send_file(&self, file: FileReply, id: &str, app: &App) -> Response<Body> {
+    pub(super) async fn send_file(
+        &self,
+        file: Box<FileReply>,
+        id: &str,
+        app: &App,
+    ) -> Response<Body> {
         match send_file(app, &file.path, file.status, file.headers).await {
             Ok(response) => response,
             Err(why) => self.bad_reply(id, app, &why),
