@@ -317,7 +317,17 @@ impl Inner {
                 Ok(values)
             }
             Ok(Err(e)) => {
-                self.idle().clear();
+                if e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                {
+                    // The server went away, probably for the idle connections too.
+                    self.idle().clear();
+                } else {
+                    // The server answered (an aborted transaction, say).
+                    lease.healthy = true;
+                }
                 Err(Failure(crate::reply::error_text(&e)))
             }
             Err(_) => Err(Failure(format!("timed out after {}", show(timeout)))),
