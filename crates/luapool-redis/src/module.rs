@@ -164,13 +164,16 @@ impl FromLuaMulti for Pipeline {
 }
 
 /// What `redis.eval` copied out of the VM: the script, its keys and arguments.
-struct Eval(HostResult<(Script, Vec<Vec<u8>>, Vec<Vec<u8>>, usize)>);
+struct Eval(HostResult<EvalSpec>);
+
+/// The script, its keys, its arguments, the reply's byte limit.
+type EvalSpec = (Script, Vec<Vec<u8>>, Vec<Vec<u8>>, usize);
 
 impl FromLuaMulti for Eval {
     fn from_lua_multi(values: MultiValue, lua: &Lua) -> mlua::Result<Self> {
         const WHAT: &str = "redis.eval";
         let mut budget = CopyBudget::for_lua(lua);
-        let parse = || -> HostResult<(Script, Vec<Vec<u8>>, Vec<Vec<u8>>, usize)> {
+        let parse = || -> HostResult<EvalSpec> {
             let mut values = values.into_iter();
             let source = match values.next() {
                 Some(mlua::Value::String(s)) => budget
@@ -213,13 +216,16 @@ impl FromLuaMulti for Eval {
 }
 
 /// What `redis.subscribe` copied out of the VM.
-struct Subscribe(HostResult<(Vec<Vec<u8>>, bool, Duration, usize, usize)>);
+struct Subscribe(HostResult<SubscribeSpec>);
+
+/// The channels, whether they are patterns, the wait, the most messages, the byte limit.
+type SubscribeSpec = (Vec<Vec<u8>>, bool, Duration, usize, usize);
 
 impl FromLuaMulti for Subscribe {
     fn from_lua_multi(values: MultiValue, lua: &Lua) -> mlua::Result<Self> {
         const WHAT: &str = "redis.subscribe";
         let mut budget = CopyBudget::for_lua(lua);
-        let parse = || -> HostResult<(Vec<Vec<u8>>, bool, Duration, usize, usize)> {
+        let parse = || -> HostResult<SubscribeSpec> {
             let mut values = values.into_iter();
             let channels = match values.next() {
                 Some(s @ mlua::Value::String(_)) => vec![arg(&s, &mut budget, WHAT)?],
