@@ -113,6 +113,10 @@ pub(crate) struct RunArgs {
         allow_hyphen_values = true
     )]
     pub(crate) script_and_args: Vec<String>,
+    /// Give the script the `redis` module, connected to URL (e.g.
+    /// `redis://127.0.0.1:6379/0`).
+    #[arg(long, value_name = "URL")]
+    pub(crate) redis: Option<String>,
     /// Settings of the script's VM (last: the flattened group's help heading applies to
     /// the arguments after it).
     #[command(flatten)]
@@ -220,6 +224,11 @@ pub(crate) struct ServeArgs {
     /// A shared dictionary `shared.NAME` holding up to CAPACITY entries (repeatable).
     #[arg(long = "shared-dict", value_name = "NAME=CAPACITY", value_parser = parse_dict)]
     pub(crate) shared_dicts: Vec<(String, usize)>,
+    /// Redis server for the `redis` module and `backend = "redis"` dictionaries, e.g.
+    /// `redis://127.0.0.1:6379/0` (`rediss://` for TLS); replaces `[redis] url`
+    /// [default: none].
+    #[arg(long, value_name = "URL")]
+    pub(crate) redis: Option<String>,
     /// Serve `/metrics` and `/healthz` on this address [default: off].
     #[arg(long, value_name = "ADDR")]
     pub(crate) admin: Option<SocketAddr>,

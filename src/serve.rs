@@ -74,6 +74,11 @@ fn config(args: &ServeArgs) -> Result<ServerConfig, luapool_http::Error> {
     for (name, capacity) in &args.shared_dicts {
         c = c.with_shared_dict(name, *capacity);
     }
+    if let Some(url) = &args.redis {
+        let mut redis = c.redis.clone().unwrap_or_default();
+        redis.url = url.clone();
+        c = c.with_redis(redis);
+    }
     if args.access_log {
         c = c.with_access_log(true);
     }
