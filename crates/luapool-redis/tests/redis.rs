@@ -171,9 +171,11 @@ fn redis_dicts_keep_the_shared_dict_api() {
         r#"
         local d = shared.r
         assert(d:set("s", "text") == true and d:get("s") == "text")
-        assert(d:set("n", 42) and d:get("n") == 42 and math.type(d:get("n")) == "integer")
+        assert(d:set("n", 42) and d:get("n") == 42)
+        assert(math.type == nil or math.type(d:get("n")) == "integer", "LuaJIT has no math.type")
         assert(d:set("f", 2.5) and d:get("f") == 2.5)
-        assert(d:set("f2", 2.0) and math.type(d:get("f2")) == "float")
+        assert(d:set("f2", 2.0) and d:get("f2") == 2)
+        assert(math.type == nil or math.type(d:get("f2")) == "float")
         assert(d:set("b", false) and d:get("b") == false and d:set("t", true) and d:get("t") == true)
         assert(d:set("num-like", "42") and d:get("num-like") == "42", "a string stays a string")
         assert(d:get("missing") == nil)
@@ -196,7 +198,7 @@ fn redis_dicts_keep_the_shared_dict_api() {
         assert(n == nil and err == "not a number")
         assert(d:set("ttl", 1, 100) and d:incr("ttl", 1) == 2 and redis.call("PTTL", "t:r:ttl") > 0, "incr keeps the ttl")
 
-        local big = string.rep("x", (1 << 20) + 1)
+        local big = string.rep("x", 1048576 + 1)
         local ok, err = d:set("big", big)
         assert(ok == false and err == "too large")
         local ok, e = pcall(d.get, d)
@@ -337,29 +339,20 @@ fn a_slow_reply_times_out_and_a_full_pool_waits_bounded() {
     let redis = Redis::new(
         RedisConfig::new(server.url())
             .with_pool_size(1)
-            .with_command_timeout(Duration::from_millis(200))
+            .with_command_timeout(Duration::from_millis(500))
             .with_pool_timeout(Duration::from_millis(100)),
     )
     .unwrap();
-    let vm = Rc::new(vm(&redis, VmConfig::default()));
+    let fast_vm = vm(&redis, VmConfig::default());
     let rt = runtime();
     // A reply that does not come in time (BLPOP on an empty list): timed out, and the
     // connection is closed (the next command gets a fresh one).
     rt.block_on(check(
-        &vm,
+        &fast_vm,
         r#"
         local v, err = redis.call("BLPOP", "empty", 5)
-        assert(v == nil and err == "timed out after 200ms", tostring(err))
+        assert(v == nil and err == "timed out after 500ms", tostring(err))
         assert(redis.call("PING").ok == "PONG")
-        return "ok"
-        "#,
-    ));
-    // DEBUG SLEEP: the whole server is slow.
-    rt.block_on(check(
-        &vm,
-        r#"
-        local v, err = redis.call("DEBUG", "SLEEP", "0.5")
-        assert(v == nil and err == "timed out after 200ms", tostring(err))
         return "ok"
         "#,
     ));
@@ -405,6 +398,15 @@ fn a_slow_reply_times_out_and_a_full_pool_waits_bounded() {
             vec![Value::Array(vec![Value::from("wake"), Value::from("up")])]
         );
     });
+    // DEBUG SLEEP: the whole server is slow (last: it stays blocked a while).
+    rt.block_on(check(
+        &fast_vm,
+        r#"
+        local v, err = redis.call("DEBUG", "SLEEP", "2")
+        assert(v == nil and err == "timed out after 500ms", tostring(err))
+        return "ok"
+        "#,
+    ));
 }
 
 #[test]
