@@ -1,16 +1,21 @@
 //! [`Redis`]: the process's connection pool, with its own IO thread.
 //!
-//! Connections are opened lazily, at most `pool_size` of them; each command, pipeline or
-//! subscription has one to itself while it runs (so a blocking command never holds up
-//! another script's). Connections live on a runtime of their own (one thread,
-//! `luapool-redis`), so that a worker thread busy running Lua never stalls a connection
-//! other workers use; a command is sent from the caller's runtime and its reply comes
-//! back over a channel. A connection that failed or timed out is closed, and so are the
-//! idle ones then (the server probably went away for all of them): the next command
-//! opens a new one, which is how the pool recovers from a Redis restart.
+//! Connections are opened lazily; at most `pool_size` are in use at once, each command,
+//! pipeline or subscription having one to itself while it runs (so a blocking command
+//! never holds up another script's). A connection is opened on the caller's runtime and
+//! kept idle for that runtime only, as OpenResty keeps a cosocket pool per worker: its
+//! reader task then runs on the thread that waits for its replies, with no hop to another
+//! thread per command (a worker busy running Lua delays only its own connections, whose
+//! replies it is not waiting for anyway). Subscriptions, and callers outside any runtime,
+//! use the pool's own IO thread (`luapool-redis`). A connection that failed or timed out
+//! is closed, and so are the caller's idle ones then (the server probably went away for
+//! all of them): the next command opens a new one, which is how the pool recovers from a
+//! Redis restart.
 
+use std::cell::RefCell;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -37,8 +42,24 @@ pub(crate) struct Inner {
     pub(crate) config: RedisConfig,
     client: redis::Client,
     io: IoRuntime,
-    idle: Mutex<Vec<MultiplexedConnection>>,
+    /// Connections idle in the threads' lists (see [`IDLE`]).
+    idle_count: AtomicUsize,
+    /// Alive while the pool is: the threads' idle lists drop the lists of dead pools.
+    alive: Arc<()>,
     permits: Arc<Semaphore>,
+}
+
+thread_local! {
+    /// The idle connections of this thread, per pool, for the runtime they were opened
+    /// on (a thread runs one runtime at a time: the lists of an earlier one are dropped).
+    static IDLE: RefCell<Vec<IdleList>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The idle connections of one pool on one runtime.
+struct IdleList {
+    pool: Weak<()>,
+    runtime: tokio::runtime::Id,
+    conns: Vec<MultiplexedConnection>,
 }
 
 /// The runtime the connections live on; shut down without waiting when the pool goes
@@ -68,7 +89,7 @@ pub struct PoolStatus {
     pub size: usize,
     /// Connections in use by a command right now.
     pub in_use: usize,
-    /// Connections open and idle.
+    /// Connections open and idle (kept for the runtime that opened them).
     pub idle: usize,
 }
 
@@ -114,7 +135,8 @@ impl Redis {
                 config,
                 client,
                 io: IoRuntime(Some(runtime)),
-                idle: Mutex::new(Vec::new()),
+                idle_count: AtomicUsize::new(0),
+                alive: Arc::new(()),
                 permits,
             }),
         })
@@ -132,7 +154,7 @@ impl Redis {
         PoolStatus {
             size,
             in_use,
-            idle: self.inner.idle().len(),
+            idle: self.inner.idle_count.load(Ordering::Relaxed),
         }
     }
 
@@ -195,6 +217,8 @@ impl std::fmt::Debug for Redis {
 pub(crate) struct Lease {
     inner: Arc<Inner>,
     conn: Option<MultiplexedConnection>,
+    /// The runtime the connection lives on; `None`: the IO runtime (not kept idle).
+    runtime: Option<tokio::runtime::Id>,
     healthy: bool,
     _permit: OwnedSemaphorePermit,
 }
@@ -209,17 +233,68 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            if self.healthy {
-                self.inner.idle().push(conn);
-            }
+        if let (Some(conn), Some(runtime), true) = (self.conn.take(), self.runtime, self.healthy) {
+            self.inner.put_idle(runtime, conn);
         }
     }
 }
 
 impl Inner {
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<MultiplexedConnection>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Runs `f` on this thread's idle list for this pool and `runtime`, after dropping
+    /// the lists of dead pools and of this pool's other runtimes.
+    fn with_idle<T>(
+        &self,
+        runtime: tokio::runtime::Id,
+        f: impl FnOnce(&mut Vec<MultiplexedConnection>) -> T,
+    ) -> T {
+        IDLE.with(|lists| {
+            let mut lists = lists.borrow_mut();
+            let me = Arc::downgrade(&self.alive);
+            lists.retain(|l| {
+                let keep = l.pool.strong_count() > 0
+                    && (!Weak::ptr_eq(&l.pool, &me) || l.runtime == runtime);
+                if !keep && Weak::ptr_eq(&l.pool, &me) {
+                    self.idle_count.fetch_sub(l.conns.len(), Ordering::Relaxed);
+                }
+                keep
+            });
+            let index = match lists
+                .iter()
+                .position(|l| Weak::ptr_eq(&l.pool, &me) && l.runtime == runtime)
+            {
+                Some(i) => i,
+                None => {
+                    lists.push(IdleList {
+                        pool: me,
+                        runtime,
+                        conns: Vec::new(),
+                    });
+                    lists.len() - 1
+                }
+            };
+            f(&mut lists[index].conns)
+        })
+    }
+
+    fn take_idle(&self, runtime: tokio::runtime::Id) -> Option<MultiplexedConnection> {
+        let conn = self.with_idle(runtime, Vec::pop);
+        if conn.is_some() {
+            self.idle_count.fetch_sub(1, Ordering::Relaxed);
+        }
+        conn
+    }
+
+    fn put_idle(&self, runtime: tokio::runtime::Id, conn: MultiplexedConnection) {
+        self.with_idle(runtime, |conns| conns.push(conn));
+        self.idle_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Closes this thread's idle connections for `runtime`.
+    fn clear_idle(&self, runtime: Option<tokio::runtime::Id>) {
+        if let Some(runtime) = runtime {
+            let n = self.with_idle(runtime, |conns| std::mem::take(conns).len());
+            self.idle_count.fetch_sub(n, Ordering::Relaxed);
+        }
     }
 
     /// Runs `fut` on the IO runtime and waits for it from the caller's; cancelled when
@@ -259,21 +334,24 @@ impl Inner {
                 )))
             }
         };
-        let idle = self.idle().pop();
+        let runtime = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
+        let idle = runtime.and_then(|r| self.take_idle(r));
         let conn = match idle {
             Some(conn) => conn,
-            None => self.connect().await?,
+            None => self.connect(runtime.is_some()).await?,
         };
         Ok(Lease {
             inner: Arc::clone(self),
             conn: Some(conn),
+            runtime,
             healthy: false,
             _permit: permit,
         })
     }
 
-    /// Opens a connection, on the IO runtime (where its reader task then lives).
-    async fn connect(&self) -> Result<MultiplexedConnection, Failure> {
+    /// Opens a connection: on the caller's runtime if `here` (its reader task then runs
+    /// there), else on the IO runtime.
+    async fn connect(&self, here: bool) -> Result<MultiplexedConnection, Failure> {
         let timeout = self.config.connect_timeout;
         let client = self.client.clone();
         let settings = AsyncConnectionConfig::new()
@@ -285,7 +363,12 @@ impl Inner {
                 .get_multiplexed_async_connection_with_config(&settings)
                 .await
         };
-        match tokio::time::timeout(timeout, self.on_io(connect)).await {
+        let opened = if here {
+            tokio::time::timeout(timeout, async { Ok(connect.await) }).await
+        } else {
+            tokio::time::timeout(timeout, self.on_io(connect)).await
+        };
+        match opened {
             Ok(Ok(Ok(conn))) => Ok(conn),
             Ok(Ok(Err(e))) => Err(Failure(format!("cannot connect to {url}: {e}"))),
             Ok(Err(failure)) => Err(failure),
@@ -323,7 +406,7 @@ impl Inner {
                     || e.is_connection_refusal()
                 {
                     // The server went away, probably for the idle connections too.
-                    self.idle().clear();
+                    self.clear_idle(lease.runtime);
                 } else {
                     // The server answered (an aborted transaction, say).
                     lease.healthy = true;
