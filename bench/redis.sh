@@ -135,12 +135,13 @@ fi
 # ---------------------------------------------------------------- measure
 # run server pid url -> one table row
 run() {
-    local name=$1 pid=$2 url=$3 out=$SCRATCH/wrk-$1.txt
+    local name=$1 pid=$2 url=$3 out=$SCRATCH/wrk-$1-${3##*/}.txt
     # warm-up (fills the connection pools)
     wrk -t1 -c"$CONNS" -d1s "$url" >/dev/null 2>&1 || true
     local t0 r0 t1 r1
     t0=$(cpu_ticks "$pid"); r0=$(cpu_ticks "$REDIS_PID")
-    wrk -t1 -c"$CONNS" -d"$DURATION" --latency -H "x-client: c1" "$url" >"$out" 2>&1
+    wrk -t1 -c"$CONNS" -d"$DURATION" --latency -H "x-client: c1" "$url" >"$out" 2>&1 ||
+        log "wrk failed against $name $url"
     t1=$(cpu_ticks "$pid"); r1=$(cpu_ticks "$REDIS_PID")
     awk -v name="$name" -v ticks=$((t1 - t0)) -v rticks=$((r1 - r0)) -v hz="$CLK_TCK" '
         /Requests\/sec:/ { rps = $2 }
@@ -163,6 +164,13 @@ say "| server    |     req/s |      p50 |      p99 | server CPU µs/req | redis 
 say "|-----------|-----------|----------|----------|-------------------|------------------|--------|"
 if has_server luapool; then say "$(run luapool "$LUAPOOL_PID" "http://$LUAPOOL_ADDR/limit")"; fi
 if has_server openresty; then say "$(run openresty "$NGINX_PID" "http://$OPENRESTY_ADDR/limit")"; fi
+say ""
+say "Baseline: the same reply without Redis (/plain), to tell the Redis call's own cost"
+say ""
+say "| server    |     req/s |      p50 |      p99 | server CPU µs/req | redis CPU µs/req | errors |"
+say "|-----------|-----------|----------|----------|-------------------|------------------|--------|"
+if has_server luapool; then say "$(run luapool "$LUAPOOL_PID" "http://$LUAPOOL_ADDR/plain")"; fi
+if has_server openresty; then say "$(run openresty "$NGINX_PID" "http://$OPENRESTY_ADDR/plain")"; fi
 
 # The floor: redis-benchmark on the same commands (no HTTP, no Lua).
 secs=${DURATION%s}

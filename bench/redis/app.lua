@@ -3,6 +3,9 @@
 local LIMIT = 1000000000
 
 function handle(req)
+  if req.path == "/plain" then
+    return "allowed" -- the same reply without Redis: the HTTP + Lua baseline
+  end
   local key = "rl:" .. (req.headers["x-client"] or "anon")
   local r, err = redis.pipeline({ { "INCR", key }, { "EXPIRE", key, 60 } })
   if not r then
