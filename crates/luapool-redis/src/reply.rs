@@ -6,7 +6,7 @@ use luapool::{CopyBudget, HostError, HostResult, Value};
 
 /// Deepest reply converted (Redis's own replies nest a few levels).
 pub(crate) const MAX_REPLY_DEPTH: usize = 32;
-/// Largest reply converted, in bytes (strings, plus [`ITEM_OVERHEAD`] per value); the
+/// Largest reply converted, in bytes (strings, plus 16 bytes per value); the
 /// calling VM's copy budget may lower it.
 pub const MAX_REPLY_BYTES: usize = 64 << 20;
 /// Bytes each value of a reply (or argument of a command) is counted for besides its
