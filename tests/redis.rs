@@ -34,6 +34,8 @@ function handle(req)
     return tostring(v)
   elseif req.path == "/pttl" then
     return tostring(redis.call("PTTL", "luapool:counters:" .. q.k))
+  elseif req.path == "/block" then
+    return tostring(redis.call("BLPOP", "never", 20))
   elseif req.path == "/limit" then
     -- A fixed-window rate limiter: INCR + EXPIRE.
     local r = redis.pipeline({ {"INCR", "rl:" .. q.who}, {"EXPIRE", "rl:" .. q.who, 60} })
@@ -226,5 +228,32 @@ fn serve_starts_with_redis_down_and_recovers() {
             "never recovered: {status} {body}"
         );
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_request_timeout_cuts_a_slow_redis_call_and_frees_its_connection() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.lua");
+    std::fs::write(&app, APP).unwrap();
+    let config = dir.path().join("luapool.toml");
+    // One connection, a command timeout longer than the request's: the request's own
+    // deadline ends the wait, and the connection must come back to the pool.
+    std::fs::write(
+        &config,
+        format!(
+            "request_timeout = \"300ms\"\n[redis]\nurl = \"{}\"\npool_size = 1\ncommand_timeout = \"30s\"\n\n\
+             [shared.counters]\nbackend = \"redis\"\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start(&app, &config);
+    let client = reqwest::blocking::Client::new();
+    for _ in 0..3 {
+        assert_eq!(get(&client, &format!("{}/block", serve.base)).0, 504);
+        let (status, body) = get(&client, &format!("{}/incr", serve.base));
+        assert_eq!(status, 200, "{body}");
     }
 }
