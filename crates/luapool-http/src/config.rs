@@ -605,6 +605,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shared_tables_and_redis_are_checked() {
+        let c = ServerConfig::from_toml(
+            "[redis]\nurl = \"redis://10.0.0.1:6380/2\"\npool_size = 4\ncommand_timeout = \"250ms\"\n\
+             [shared.s]\nbackend = \"redis\"\n[shared.m]\ncapacity = 5\n[shared_dicts]\nold = 3\n",
+        )
+        .unwrap();
+        let redis = c.redis.as_ref().unwrap();
+        assert_eq!(
+            (redis.pool_size, redis.command_timeout),
+            (4, Duration::from_millis(250))
+        );
+        assert_eq!(c.shared["s"], SharedDictSpec::redis(None));
+        assert_eq!(c.shared["m"], SharedDictSpec::memory(5));
+        assert_eq!(c.shared_dicts["old"], 3);
+        for (text, message) in [
+            (
+                "[shared.s]\nbackend = \"redis\"\n",
+                "[redis] is not configured",
+            ),
+            ("[shared.m]\nmax_bytes = 10\n", "capacity of at least 1"),
+            (
+                "[shared.m]\ncapacity = 1\nprefix = \"x\"\n",
+                "`prefix` is for",
+            ),
+            (
+                "[shared_dicts]\na = 1\n[shared.a]\ncapacity = 1\n",
+                "configured twice",
+            ),
+            ("[redis]\npool_size = 0\n", "pool_size"),
+            ("[redis]\nurl = \"http://x\"\n", "[redis] url"),
+            ("[shared.m]\nbackend = \"disk\"\n", "unknown variant"),
+        ] {
+            let err = ServerConfig::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(message), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn defaults_are_valid() {
         ServerConfig::default().validate().unwrap();
         assert_eq!(
