@@ -32,9 +32,10 @@ pub struct RedisConfig {
     /// (rustls, the web PKI roots), or `unix:///path/to/socket`. Default:
     /// `redis://127.0.0.1:6379/0`.
     pub url: String,
-    /// Most connections open at once, so most commands in flight at once (each
-    /// command, pipeline or subscription has a connection to itself while it runs).
-    /// Default: `16`.
+    /// Most commands in flight at once in the process (each command, pipeline, script
+    /// or subscription has a connection to itself while it runs). Connections are kept
+    /// idle per runtime (a server worker): each keeps at most as many as it used at
+    /// once. Default: `16`.
     pub pool_size: usize,
     /// Longest a new connection may take to open (TCP, TLS, `AUTH`, `SELECT`). Default:
     /// `1s`.
@@ -85,7 +86,7 @@ impl RedisConfig {
         }
     }
 
-    /// Sets the most connections open at once.
+    /// Sets the most commands in flight at once.
     pub fn with_pool_size(mut self, pool_size: usize) -> Self {
         self.pool_size = pool_size;
         self

@@ -33,8 +33,9 @@
 //! # }).unwrap();
 //! ```
 //!
-//! One [`Redis`] per process: a pool of at most `pool_size` connections on an IO thread
-//! of its own, shared by every VM it is registered on. The functions are async: the
+//! One [`Redis`] per process, shared by every VM it is registered on: at most
+//! `pool_size` calls in flight, each on a connection of its own, connections kept idle
+//! per runtime (so that a reply is read on the thread that waits for it). The functions are async: the
 //! script waits, its thread does not, so scripts must run as async executions (the
 //! `_async` calls of [`luapool::Vm`], or a worker pool's jobs) on a tokio runtime with
 //! time enabled. What a call copies out of the VM is charged to its

@@ -1,4 +1,4 @@
-//! [`Redis`]: the process's connection pool, with its own IO thread.
+//! [`Redis`]: the process's connection pool.
 //!
 //! Connections are opened lazily; at most `pool_size` are in use at once, each command,
 //! pipeline or subscription having one to itself while it runs (so a blocking command
@@ -85,7 +85,7 @@ impl IoRuntime {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PoolStatus {
-    /// The most connections open at once (`pool_size`).
+    /// The most connections in use at once (`pool_size`).
     pub size: usize,
     /// Connections in use by a command right now.
     pub in_use: usize,
