@@ -257,3 +257,20 @@ fn the_request_timeout_cuts_a_slow_redis_call_and_frees_its_connection() {
         assert_eq!(status, 200, "{body}");
     }
 }
+
+#[test]
+fn luapool_run_gets_the_redis_module_with_the_flag() {
+    let server = RedisServer::start();
+    let output = Command::new(env!("CARGO_BIN_EXE_luapool"))
+        .args(["run", "--redis", &server.url(), "-e"])
+        .arg("redis.call('SET', 'k', 41) return redis.call('INCR', 'k'), redis.call('GET', 'nope')")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "42\tfalse\n");
+    let output = Command::new(env!("CARGO_BIN_EXE_luapool"))
+        .args(["run", "-e", "return type(redis)"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "nil\n");
+}
