@@ -5,7 +5,8 @@
 //! [`luapool`] VMs a Redis client, and dictionaries stored in Redis with the API of
 //! the in-process ones:
 //!
-//! - the `redis` module ([`register`], [`Redis::module`]): `redis.call("INCR", key)`,
+//! - the `redis` module ([`register`], [`Redis::module`]): `redis.call("INCR", key)` (or
+//!   `redis.incr(key)`, for two dozen common commands),
 //!   `redis.pipeline(commands [, { atomic = true }])` (a transaction when atomic),
 //!   `redis.eval(script, keys, args)` (`EVALSHA`, then `EVAL` the first time), and
 //!   `redis.subscribe(channels, timeout [, { max = n, pattern = true }])`;

@@ -77,6 +77,39 @@ fn command(
     Ok(cmd)
 }
 
+/// The commands scripts may also call by name, lower case: `redis.incr(key)` is
+/// `redis.call("INCR", key)`.
+pub(crate) const NAMED: [&str; 24] = [
+    "get", "set", "del", "exists", "expire", "pexpire", "ttl", "pttl", "incr", "incrby", "decr",
+    "decrby", "mget", "mset", "hget", "hset", "hdel", "hgetall", "hincrby", "lpush", "rpush",
+    "lpop", "rpop", "publish",
+];
+
+/// What `redis.<name>(...)` copied out of the VM: `NAMED[I]` and the arguments.
+struct Named<const I: usize>(HostResult<(redis::Cmd, usize)>);
+
+impl<const I: usize> FromLuaMulti for Named<I> {
+    fn from_lua_multi(values: MultiValue, lua: &Lua) -> mlua::Result<Self> {
+        let mut budget = CopyBudget::for_lua(lua);
+        let what = format!("redis.{}", NAMED[I]);
+        let name = mlua::Value::String(lua.create_string(NAMED[I])?);
+        let cmd = command(std::iter::once(name).chain(values), &mut budget, &what);
+        Ok(Named(cmd.map(|cmd| (cmd, reply::reply_limit(lua)))))
+    }
+}
+
+/// Adds `redis.<NAMED[I]>` to `module`.
+fn named<const I: usize>(module: Module, inner: &Arc<Inner>) -> Module {
+    let inner = Arc::clone(inner);
+    module.async_function(NAMED[I], move |Named::<I>(parsed)| {
+        let inner = Arc::clone(&inner);
+        async move {
+            let (cmd, limit) = parsed?;
+            Ok(outcome(top_level(inner.query(&cmd).await, limit)))
+        }
+    })
+}
+
 /// What `redis.call` copied out of the VM.
 struct Call(HostResult<(redis::Cmd, usize)>);
 
@@ -324,7 +357,33 @@ impl Redis {
         let pipeline = Arc::clone(&self.inner);
         let eval = Arc::clone(&self.inner);
         let subscribe = Arc::clone(&self.inner);
-        Module::new("redis")
+        let module = Module::new("redis");
+        let m = &self.inner;
+        let module = named::<0>(module, m);
+        let module = named::<1>(module, m);
+        let module = named::<2>(module, m);
+        let module = named::<3>(module, m);
+        let module = named::<4>(module, m);
+        let module = named::<5>(module, m);
+        let module = named::<6>(module, m);
+        let module = named::<7>(module, m);
+        let module = named::<8>(module, m);
+        let module = named::<9>(module, m);
+        let module = named::<10>(module, m);
+        let module = named::<11>(module, m);
+        let module = named::<12>(module, m);
+        let module = named::<13>(module, m);
+        let module = named::<14>(module, m);
+        let module = named::<15>(module, m);
+        let module = named::<16>(module, m);
+        let module = named::<17>(module, m);
+        let module = named::<18>(module, m);
+        let module = named::<19>(module, m);
+        let module = named::<20>(module, m);
+        let module = named::<21>(module, m);
+        let module = named::<22>(module, m);
+        let module = named::<23>(module, m);
+        module
             .async_function("call", move |Call(parsed)| {
                 let inner = Arc::clone(&call);
                 async move {

@@ -70,6 +70,12 @@ fn commands_convert_replies_like_redis_lua() {
         local ok, e = pcall(redis.call, "SET", "k", {})
         assert(not ok and tostring(e):find("strings or numbers"), tostring(e))
         assert(redis.call("PUBLISH", "nobody", "x") == 0)
+        -- named methods
+        assert(redis.set("m", 5).ok == "OK" and redis.incrby("m", 2) == 7 and redis.get("m") == "7")
+        assert(redis.hset("h", "a", 1, "b", 2) == 2 and #redis.hgetall("h") == 4)
+        assert(redis.del("m", "h") == 2 and redis.exists("m") == 0)
+        local v, err = redis.incr("k")
+        assert(v == nil and err:find("not an integer"), tostring(err))
         return "ok"
         "#,
     ));
