@@ -113,6 +113,10 @@ pub(crate) struct RunArgs {
         allow_hyphen_values = true
     )]
     pub(crate) script_and_args: Vec<String>,
+    /// Give the script the `redis` module, connected to URL (e.g.
+    /// `redis://127.0.0.1:6379/0`).
+    #[arg(long, value_name = "URL")]
+    pub(crate) redis: Option<String>,
     /// Settings of the script's VM (last: the flattened group's help heading applies to
     /// the arguments after it).
     #[command(flatten)]
@@ -227,6 +231,11 @@ pub(crate) struct ServeArgs {
     /// before any handler, e.g. `/assets=public` (repeatable) [default: none].
     #[arg(long = "static", value_name = "PREFIX=DIR", value_parser = parse_static)]
     pub(crate) static_dirs: Vec<(String, PathBuf)>,
+    /// Redis server for the `redis` module and `backend = "redis"` dictionaries, e.g.
+    /// `redis://127.0.0.1:6379/0` (`rediss://` for TLS); replaces `[redis] url`
+    /// [default: none].
+    #[arg(long, value_name = "URL")]
+    pub(crate) redis: Option<String>,
     /// Serve `/metrics` and `/healthz` on this address [default: off].
     #[arg(long, value_name = "ADDR")]
     pub(crate) admin: Option<SocketAddr>,

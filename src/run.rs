@@ -51,6 +51,13 @@ fn execute(args: &RunArgs, source: Source, script_args: &[String]) -> Result<(),
     let vm = Vm::new(config)?;
     vm.set_global("arg", arg_table(script.name(), script_args))?;
     luapool_http_client::register(&vm)?;
+    if let Some(url) = &args.redis {
+        let redis = luapool_redis::Redis::new(luapool_redis::RedisConfig::new(url.clone()))
+            .map_err(|e| Error::Config {
+                message: e.to_string(),
+            })?;
+        luapool_redis::register(&vm, &redis)?;
+    }
 
     // IO as well as time: `http.request` needs the IO driver.
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -78,6 +78,11 @@ fn config(args: &ServeArgs) -> Result<ServerConfig, luapool_http::Error> {
     for (prefix, dir) in &args.static_dirs {
         c = c.with_static(prefix, dir);
     }
+    if let Some(url) = &args.redis {
+        let mut redis = c.redis.clone().unwrap_or_default();
+        redis.url = url.clone();
+        c = c.with_redis(redis);
+    }
     if args.access_log {
         c = c.with_access_log(true);
     }

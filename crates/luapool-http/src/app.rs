@@ -45,6 +45,8 @@ impl App {
 pub(crate) struct Host {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) dicts: luapool::SharedDicts,
+    /// The process's Redis pool (`[redis]`), given to handlers as the `redis` module.
+    pub(crate) redis: Option<luapool_redis::Redis>,
     /// The `[static]` directories, served before any handler.
     pub(crate) statics: crate::static_files::StaticFiles,
 }
@@ -65,6 +67,9 @@ impl Host {
         vm.register_module(crate::worker::timer_module())?;
         vm.register_module(crate::worker::stream_module())?;
         vm.register_shared_dicts(&self.dicts)?;
+        if let Some(redis) = &self.redis {
+            luapool_redis::register(&vm, redis)?;
+        }
         vm.compile(&app.script)?;
         Ok(vm)
     }

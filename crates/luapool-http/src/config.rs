@@ -77,6 +77,20 @@ pub struct ServerConfig {
     /// Shared dictionaries (`shared.NAME` in handlers) and their capacities in entries.
     /// Default: none.
     pub shared_dicts: BTreeMap<String, usize>,
+    /// Shared dictionaries with more settings, one table each (`[shared.NAME]`): kept
+    /// in the process (`backend = "memory"`, the default, with `capacity` and optional
+    /// `max_bytes`, `max_value_bytes`) or in Redis (`backend = "redis"`, with optional
+    /// `prefix` and `max_value_bytes`; needs `[redis]`), so that every instance using
+    /// the same Redis sees the same entries. A name is configured here or in
+    /// `[shared_dicts]`, not both. Default: none.
+    pub shared: BTreeMap<String, SharedDictSpec>,
+    /// The Redis server and connection pool (`[redis]`: `url`, `pool_size`,
+    /// `connect_timeout`, `command_timeout`, `pool_timeout`; see
+    /// [`luapool_redis::RedisConfig`]). When set, handlers get the `redis` module and
+    /// `[shared.NAME]` tables may use `backend = "redis"`. The server starts even when
+    /// Redis is down (it logs a warning): commands return `nil, message` until it is
+    /// back. Default: none.
+    pub redis: Option<luapool_redis::RedisConfig>,
     /// Static files: URL prefix → directory (relative to the app's directory), served
     /// for `GET` and `HEAD` before any handler runs (`[static]` in `luapool.toml`:
     /// `"/assets" = "public"`). Default: none.
@@ -131,6 +145,8 @@ impl Default for ServerConfig {
             keep_alive_timeout: Duration::from_secs(75),
             shutdown_timeout: Duration::from_secs(30),
             shared_dicts: BTreeMap::new(),
+            shared: BTreeMap::new(),
+            redis: None,
             static_dirs: BTreeMap::new(),
             admin: None,
             access_log: false,
@@ -218,6 +234,18 @@ impl ServerConfig {
         dir: impl Into<std::path::PathBuf>,
     ) -> Self {
         self.static_dirs.insert(prefix.into(), dir.into());
+        self
+    }
+
+    /// Adds a shared dictionary `shared.NAME` configured by `spec`.
+    pub fn with_shared(mut self, name: impl Into<String>, spec: SharedDictSpec) -> Self {
+        self.shared.insert(name.into(), spec);
+        self
+    }
+
+    /// Sets (or, with `None`, turns off) the Redis connection pool.
+    pub fn with_redis(mut self, redis: impl Into<Option<luapool_redis::RedisConfig>>) -> Self {
+        self.redis = redis.into();
         self
     }
 
@@ -338,22 +366,147 @@ impl ServerConfig {
                 });
             }
         }
-        for (name, capacity) in &self.shared_dicts {
+        let identifier = |name: &str| -> Result<()> {
             let ok = name
                 .chars()
                 .next()
                 .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !ok {
-                return Err(Error::Config {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::Config {
                     message: format!("shared dictionary name '{name}' is not a Lua identifier"),
+                })
+            }
+        };
+        if let Some(redis) = &self.redis {
+            redis.validate().map_err(|e| Error::Config {
+                message: e.to_string(),
+            })?;
+        }
+        for (name, spec) in &self.shared {
+            identifier(name)?;
+            if self.shared_dicts.contains_key(name) {
+                return Err(Error::Config {
+                    message: format!(
+                        "shared dictionary '{name}' is configured twice ([shared_dicts] and [shared.{name}])"
+                    ),
                 });
             }
+            spec.validate(name, self.redis.is_some())?;
+        }
+        for (name, capacity) in &self.shared_dicts {
+            identifier(name)?;
             if *capacity == 0 {
                 return Err(Error::Config {
                     message: format!("shared dictionary '{name}' needs a capacity of at least 1"),
                 });
             }
+        }
+        Ok(())
+    }
+}
+
+/// Where a shared dictionary keeps its entries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum DictBackend {
+    /// In the process: shared by its workers, lost when it exits (the default).
+    #[default]
+    Memory,
+    /// In Redis (`[redis]`): shared by every instance using the same server.
+    Redis,
+}
+
+/// One `[shared.NAME]` table: a shared dictionary and where it keeps its entries.
+///
+/// ```
+/// use luapool_http::{DictBackend, ServerConfig};
+///
+/// let config = ServerConfig::from_toml(r#"
+///     [redis]
+///     url = "redis://127.0.0.1:6379/0"
+///     [shared.sessions]
+///     backend = "redis"
+///     prefix = "app:sessions:"
+///     [shared.cache]
+///     capacity = 1000
+///     max_bytes = "16MiB"
+/// "#)?;
+/// assert_eq!(config.shared["sessions"].backend, DictBackend::Redis);
+/// assert_eq!(config.shared["cache"].backend, DictBackend::Memory);
+/// # Ok::<(), luapool_http::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SharedDictSpec {
+    /// Where the entries live. Default: [`DictBackend::Memory`].
+    #[serde(default)]
+    pub backend: DictBackend,
+    /// Most entries (memory only; required there).
+    #[serde(default)]
+    pub capacity: Option<usize>,
+    /// Most bytes of all entries (memory only; see [`luapool::SharedDictConfig`]).
+    #[serde(default, deserialize_with = "luapool::bytes::deserialize")]
+    pub max_bytes: Option<usize>,
+    /// Largest value accepted, in bytes. Default: 1 MiB.
+    #[serde(default, deserialize_with = "luapool::bytes::deserialize")]
+    pub max_value_bytes: Option<usize>,
+    /// What keys are stored under in Redis (Redis only). Default: `luapool:NAME:`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+impl SharedDictSpec {
+    /// A dictionary in the process holding up to `capacity` entries.
+    pub fn memory(capacity: usize) -> Self {
+        SharedDictSpec {
+            capacity: Some(capacity),
+            ..SharedDictSpec::default()
+        }
+    }
+
+    /// A dictionary in Redis, its keys under `prefix` (`None`: `luapool:NAME:`).
+    pub fn redis(prefix: Option<String>) -> Self {
+        SharedDictSpec {
+            backend: DictBackend::Redis,
+            prefix,
+            ..SharedDictSpec::default()
+        }
+    }
+
+    fn validate(&self, name: &str, have_redis: bool) -> Result<()> {
+        let bad = |message: String| Err(Error::Config { message });
+        match self.backend {
+            DictBackend::Memory => {
+                if self.prefix.is_some() {
+                    return bad(format!(
+                        "[shared.{name}]: `prefix` is for backend = \"redis\""
+                    ));
+                }
+                match self.capacity {
+                    Some(c) if c > 0 => {}
+                    _ => return bad(format!("[shared.{name}] needs a capacity of at least 1")),
+                }
+            }
+            DictBackend::Redis => {
+                if !have_redis {
+                    return bad(format!(
+                        "[shared.{name}] has backend = \"redis\" but [redis] is not configured"
+                    ));
+                }
+                if self.capacity.is_some() || self.max_bytes.is_some() {
+                    return bad(format!(
+                        "[shared.{name}]: `capacity` and `max_bytes` are for backend = \"memory\""
+                    ));
+                }
+            }
+        }
+        if self.max_value_bytes == Some(0) || self.max_bytes == Some(0) {
+            return bad(format!("[shared.{name}] needs byte limits of at least 1"));
         }
         Ok(())
     }
@@ -471,6 +624,44 @@ fn deserialize_listen<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAd
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_tables_and_redis_are_checked() {
+        let c = ServerConfig::from_toml(
+            "[redis]\nurl = \"redis://10.0.0.1:6380/2\"\npool_size = 4\ncommand_timeout = \"250ms\"\n\
+             [shared.s]\nbackend = \"redis\"\n[shared.m]\ncapacity = 5\n[shared_dicts]\nold = 3\n",
+        )
+        .unwrap();
+        let redis = c.redis.as_ref().unwrap();
+        assert_eq!(
+            (redis.pool_size, redis.command_timeout),
+            (4, Duration::from_millis(250))
+        );
+        assert_eq!(c.shared["s"], SharedDictSpec::redis(None));
+        assert_eq!(c.shared["m"], SharedDictSpec::memory(5));
+        assert_eq!(c.shared_dicts["old"], 3);
+        for (text, message) in [
+            (
+                "[shared.s]\nbackend = \"redis\"\n",
+                "[redis] is not configured",
+            ),
+            ("[shared.m]\nmax_bytes = 10\n", "capacity of at least 1"),
+            (
+                "[shared.m]\ncapacity = 1\nprefix = \"x\"\n",
+                "`prefix` is for",
+            ),
+            (
+                "[shared_dicts]\na = 1\n[shared.a]\ncapacity = 1\n",
+                "configured twice",
+            ),
+            ("[redis]\npool_size = 0\n", "pool_size"),
+            ("[redis]\nurl = \"http://x\"\n", "[redis] url"),
+            ("[shared.m]\nbackend = \"disk\"\n", "unknown variant"),
+        ] {
+            let err = ServerConfig::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(message), "{text}: {err}");
+        }
+    }
 
     #[test]
     fn defaults_are_valid() {

@@ -59,7 +59,7 @@ mod timeouts;
 mod tls;
 mod worker;
 
-pub use config::{parse_listen, ServerConfig};
+pub use config::{parse_listen, DictBackend, ServerConfig, SharedDictSpec};
 pub use error::{Error, Result};
 pub use server::{Server, ServerShutdownSummary};
 pub use status::status_for;

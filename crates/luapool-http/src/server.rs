@@ -74,12 +74,7 @@ impl Server {
         config.validate()?;
         let tls = config.tls.as_ref().map(Certificates::load).transpose()?;
         let app_path = app.as_ref().to_path_buf();
-        let dicts = luapool::SharedDicts::new(
-            config
-                .shared_dicts
-                .iter()
-                .map(|(name, capacity)| (name.clone(), *capacity)),
-        )?;
+        let (dicts, redis) = shared_dicts(&config)?;
         let base = app_path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -88,6 +83,7 @@ impl Server {
         let host = Host {
             config: Arc::new(config),
             dicts,
+            redis,
             statics,
         };
         let app = Arc::new(App::read(&app_path)?);
@@ -327,4 +323,53 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
     socket.bind(&addr.into()).map_err(bind_error)?;
     socket.listen(4096).map_err(bind_error)?;
     Ok(socket.into())
+}
+
+/// The shared dictionaries of `config` (`[shared_dicts]` and `[shared.NAME]`), and the
+/// Redis pool if `[redis]` is configured. Redis being down is no error: the server
+/// starts degraded (commands return `nil, message` until Redis is back), with a warning.
+fn shared_dicts(
+    config: &ServerConfig,
+) -> Result<(luapool::SharedDicts, Option<luapool_redis::Redis>)> {
+    use crate::config::DictBackend;
+    let mut memory: Vec<luapool::SharedDictConfig> = config
+        .shared_dicts
+        .iter()
+        .map(|(name, capacity)| luapool::SharedDictConfig::new(name.clone(), *capacity))
+        .collect();
+    let mut remote = Vec::new();
+    for (name, spec) in &config.shared {
+        match spec.backend {
+            DictBackend::Memory => {
+                let mut c =
+                    luapool::SharedDictConfig::new(name.clone(), spec.capacity.unwrap_or(0));
+                c.max_bytes = spec.max_bytes;
+                c.max_value_bytes = spec.max_value_bytes;
+                memory.push(c);
+            }
+            DictBackend::Redis => {
+                let mut c = luapool_redis::RedisDictConfig::new(name.clone());
+                c.prefix = spec.prefix.clone();
+                c.max_value_bytes = spec.max_value_bytes;
+                remote.push(c);
+            }
+        }
+    }
+    let dicts = luapool::SharedDicts::from_config(&memory)?;
+    let Some(redis_config) = &config.redis else {
+        return Ok((dicts, None));
+    };
+    let redis_error = |e: luapool_redis::Error| Error::Config {
+        message: e.to_string(),
+    };
+    let redis = luapool_redis::Redis::new(redis_config.clone()).map_err(redis_error)?;
+    match redis.ping_blocking() {
+        Ok(()) => tracing::info!(url = %redis_config.redacted_url(), "redis is reachable"),
+        Err(e) => tracing::warn!(
+            url = %redis_config.redacted_url(),
+            "{e}; starting anyway: redis commands return nil and a message until it answers"
+        ),
+    }
+    let dicts = redis.add_dicts(dicts, &remote).map_err(redis_error)?;
+    Ok((dicts, Some(redis)))
 }

@@ -154,6 +154,9 @@ struct Limits {
 #[derive(Clone)]
 pub struct SharedDicts {
     dicts: Arc<BTreeMap<String, SharedDict>>,
+    /// Dictionaries kept outside the process: their methods are a module's host
+    /// functions (see [`SharedDicts::with_backend`]).
+    backends: Arc<Vec<crate::host::Module>>,
 }
 
 impl SharedDicts {
@@ -218,7 +221,56 @@ impl SharedDicts {
         }
         Ok(SharedDicts {
             dicts: Arc::new(map),
+            backends: Arc::new(Vec::new()),
         })
+    }
+
+    /// Adds a dictionary kept outside the process (in Redis, say: `luapool-redis` makes
+    /// them): scripts reach it as `shared.<name>`, `name` being the module's name, and its
+    /// methods are the module's functions, called with a colon (the first argument is the
+    /// dictionary's object, which the functions ignore). The methods should be those of
+    /// the dictionaries kept here (`get`, `set`, `add`, `incr`, `delete`, `keys`), so
+    /// that scripts need not know where a dictionary lives; they may be async.
+    ///
+    /// ```
+    /// use luapool::{Module, Script, SharedDicts, Value, Vm, VmConfig};
+    ///
+    /// let remote = Module::new("remote").function("get", |(_this, key): (Value, String)| {
+    ///     Ok(format!("value of {key}"))
+    /// });
+    /// let dicts = SharedDicts::new([("local", 10)])?.with_backend(remote)?;
+    /// let vm = Vm::new(VmConfig::default())?;
+    /// vm.register_shared_dicts(&dicts)?;
+    /// let v: String = vm.eval(&Script::new("t", "return shared.remote:get('k')"))?;
+    /// assert_eq!(v, "value of k");
+    /// # Ok::<(), luapool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] if a dictionary of that name exists already, or the name is
+    /// empty.
+    pub fn with_backend(mut self, methods: crate::host::Module) -> Result<SharedDicts> {
+        let name = methods.name.clone();
+        if name.is_empty() {
+            return Err(config_error("a shared dict needs a name"));
+        }
+        if self.dicts.contains_key(&name) || self.backends.iter().any(|m| m.name == name) {
+            return Err(config_error(format!(
+                "shared dict '{name}' is configured twice"
+            )));
+        }
+        Arc::make_mut(&mut self.backends).push(methods);
+        Ok(self)
+    }
+
+    /// The names of the dictionaries kept outside the process (see
+    /// [`SharedDicts::with_backend`]).
+    pub fn backend_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.backends.iter().map(|m| m.name.as_str())
+    }
+
+    pub(crate) fn backends(&self) -> &[crate::host::Module] {
+        &self.backends
     }
 
     /// The dictionary called `name`, if there is one.
@@ -226,25 +278,28 @@ impl SharedDicts {
         self.dicts.get(name).cloned()
     }
 
-    /// The dictionaries, by name.
+    /// The dictionaries kept in this process, by name.
     pub fn iter(&self) -> impl Iterator<Item = &SharedDict> + '_ {
         self.dicts.values()
     }
 
-    /// Number of dictionaries.
+    /// Number of dictionaries (of either kind).
     pub fn len(&self) -> usize {
-        self.dicts.len()
+        self.dicts.len() + self.backends.len()
     }
 
-    /// True if there are no dictionaries.
+    /// True if there are no dictionaries (of either kind).
     pub fn is_empty(&self) -> bool {
-        self.dicts.is_empty()
+        self.dicts.is_empty() && self.backends.is_empty()
     }
 }
 
 impl std::fmt::Debug for SharedDicts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.dicts.values()).finish()
+        f.debug_list()
+            .entries(self.dicts.values())
+            .entries(self.backends.iter())
+            .finish()
     }
 }
 

@@ -24,6 +24,15 @@ pub(crate) fn install(lua: &Lua, data: &SandboxData, dicts: &SharedDicts) -> mlu
     for dict in dicts.iter() {
         table.raw_set(dict.name(), dict_object(lua, data, dict)?)?;
     }
+    for backend in dicts.backends() {
+        let label = format!("shared.{}", backend.name);
+        let methods = lua.create_table_with_capacity(0, backend.functions.len())?;
+        for (name, make) in &backend.functions {
+            methods.raw_set(name.as_str(), data.wrap_host(lua, make(lua)?)?)?;
+        }
+        let this = seal::seal(lua, methods, &label, data.reject(lua)?)?;
+        table.raw_set(backend.name.as_str(), this)?;
+    }
     // A dictionary that was not configured is an error that says how to configure it,
     // not a `nil` that fails later as "attempt to index a nil value".
     let missing = lua.create_table_with_capacity(0, 1)?;
