@@ -206,7 +206,7 @@ start_openresty() {
     mkdir -p "$NGINX_PREFIX"/{conf,logs,tmp}
     # /users/ID (the routed endpoint): a regex location, added to the template's server
     sed -e "s|__WORKERS__|$WORKERS|g" -e "s|__PREFIX__|$NGINX_PREFIX|g" \
-        -e '0,/^\( *\)location = \/ {/s//\1location ~ ^\/users\/([0-9]+)$ { content_by_lua_block { ngx.header.content_type = "text\/plain" ngx.print("user ", ngx.var[1]) } }\n\1location \/assets\/ { alias '"${STATIC_DIR//\//\\/}"'\/; }\n&/' \
+        -e '0,/^\( *\)location = \/ {/s//\1location ~ ^\/users\/([0-9]+)$ { content_by_lua_block { ngx.header.content_type = "text\/plain" ngx.print("user ", ngx.var[1]) } }\n\1location \/assets\/ { alias '"${STATIC_DIR//\//\\/}"'\/; types { text\/css css; } }\n&/' \
         "$OPENRESTY_CONF" >"$NGINX_PREFIX/conf/nginx.conf"
     LOGF[openresty]=$NGINX_PREFIX/logs/error.log
     nginx -p "$NGINX_PREFIX" -c "$NGINX_PREFIX/conf/nginx.conf" -e "$NGINX_PREFIX/logs/error.log" ||

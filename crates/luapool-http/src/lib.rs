@@ -53,6 +53,7 @@ mod ratelog;
 mod request;
 mod response;
 mod server;
+mod static_cache;
 mod static_files;
 mod status;
 mod timeouts;

@@ -5,7 +5,8 @@
 //! `Last-Modified` and `If-Modified-Since`, precompressed `.br`, `.zst` and `.gz`
 //! siblings chosen by `Accept-Encoding`, `index.html` for directories); this module adds
 //! a weak `ETag` and `If-None-Match`. Files are read as they are sent, so a large one
-//! holds only a buffer of memory.
+//! holds only a buffer of memory. Small files take a faster path first
+//! ([`static_cache`](crate::static_cache)).
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +29,8 @@ pub(crate) struct StaticFiles {
 struct Mount {
     /// The URL prefix, without a trailing slash (`/assets`; empty for `/`).
     prefix: String,
+    /// The directory, for the fast path of small files (`static_cache`).
+    root: PathBuf,
     dir: ServeDir,
 }
 
@@ -56,6 +59,7 @@ impl StaticFiles {
             }
             mounts.push(Mount {
                 prefix: prefix.trim_end_matches('/').to_string(),
+                root: dir.clone(),
                 dir: ServeDir::new(dir)
                     .precompressed_br()
                     .precompressed_zstd()
@@ -89,6 +93,9 @@ impl StaticFiles {
         })?;
         let rest = &path[mount.prefix.len()..];
         let rest = if rest.is_empty() { "/" } else { rest };
+        if let Some(response) = crate::static_cache::serve(&mount.root, rest, headers) {
+            return Some(response);
+        }
         let target = match uri.query() {
             Some(q) => format!("{rest}?{q}"),
             None => rest.to_string(),

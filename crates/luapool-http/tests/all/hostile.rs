@@ -287,7 +287,9 @@ async fn header_and_keep_alive_timeouts_bound_their_own_phases() {
     let idle_since = Instant::now();
     assert_eq!(read_all(&mut idle).await, "");
     let idle_for = idle_since.elapsed();
-    assert!(idle_for >= Duration::from_millis(1500), "{idle_for:?}");
+    // (The server's timer starts when it has written the response, a little before the
+    // client has read it: the client sees slightly less than the full timeout.)
+    assert!(idle_for >= Duration::from_millis(1400), "{idle_for:?}");
     // Half a request's headers after an idle spell: the header timeout again.
     let mut partial = send(&t, "GET / HTTP/1.1\r\nhost: a\r\n\r\n").await;
     read_until(&mut partial, "\r\n\r\nok").await;

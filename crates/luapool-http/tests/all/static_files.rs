@@ -9,7 +9,7 @@ use crate::{test_config, write_app};
 struct Static {
     server: Server,
     base: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 fn start() -> Static {
@@ -28,11 +28,7 @@ fn start() -> Static {
     config.static_dirs.insert("/assets".into(), "public".into());
     let server = Server::start(dir.path().join("app.lua"), config).unwrap();
     let base = format!("http://{}", server.local_addr());
-    Static {
-        server,
-        base,
-        _dir: dir,
-    }
+    Static { server, base, dir }
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -164,4 +160,30 @@ async fn raw_get(base: &str, path: &str) -> String {
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply).await.unwrap();
     String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[tokio::test]
+async fn a_changed_file_is_read_again_and_large_files_stream() {
+    let s = start();
+    let url = format!("{}/assets/hello.txt", s.base);
+    let first = client().get(&url).send().await.unwrap();
+    assert_eq!(first.headers()[header::CONTENT_TYPE], "text/plain");
+    let etag = first.headers()[header::ETAG].clone();
+    assert_eq!(first.text().await.unwrap(), "hello, static world");
+    // Served from memory now; a new version (another length) is seen at once.
+    std::fs::write(s.dir.path().join("public/hello.txt"), "changed!").unwrap();
+    let second = client().get(&url).send().await.unwrap();
+    assert_ne!(second.headers()[header::ETAG], etag);
+    assert_eq!(second.text().await.unwrap(), "changed!");
+    // A file over the in-memory limit takes the streaming path, whole.
+    let big = vec![b'x'; 3 << 20];
+    std::fs::write(s.dir.path().join("public/big.bin"), &big).unwrap();
+    let r = client()
+        .get(format!("{}/assets/big.bin", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().len(), big.len());
+    drop(s.server);
 }
