@@ -324,6 +324,35 @@ function Router:dispatch(req)
   if req == nil then error("dispatch needs the request table, got nil", 2) end
   local mw = self["\0mw"]
   if mw then return run(self, mw, req, 1) end
+  -- The common cases inlined (a route without parameters, or with one, for the
+  -- request's method): `route` and `lookup` do the same, and everything else.
+  local node = self["\0node"]
+  local t = node.t or build(node)
+  local path, method = req.raw_path or req.path, req.method
+  local list = t.static[path]
+  if list then
+    for k = 1, #list do
+      local r = list[k]
+      local m = r.method
+      if m == method or m == ANY then
+        local h = self[r.i]
+        if type(h) == "function" then return h(req, {}) end
+        return route(self, req)
+      end
+    end
+  end
+  local candidates = t.by_method[method] or t.default
+  for k = 1, #candidates do
+    local r = candidates[k]
+    if r.n ~= 1 then break end
+    local c = match(path, r.lp)
+    if c then
+      local h = self[r.i]
+      if type(h) ~= "function" then break end
+      if find(c, "%", 1, true) then c = gsub(c, "%%(%x%x)", hex) end
+      return h(req, { [r.names[1]] = c })
+    end
+  end
   return route(self, req)
 end
 
