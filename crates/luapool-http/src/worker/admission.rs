@@ -19,7 +19,8 @@ use crate::metrics::{Metrics, Raised};
 pub(super) struct Admitted<'a> {
     pub(super) parts: http::request::Parts,
     pub(super) body: Bytes,
-    pub(super) _slot: SemaphorePermit<'a>,
+    /// The handler slot, held until the handler ends.
+    pub(super) slot: SemaphorePermit<'a>,
 }
 
 impl Worker {
@@ -53,7 +54,7 @@ impl Worker {
         Ok(Admitted {
             parts,
             body,
-            _slot: self.slot().await?,
+            slot: self.slot().await?,
         })
     }
 

@@ -6,7 +6,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::body::Body;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use luapool::ExecOptions;
@@ -15,6 +14,7 @@ use tracing::info;
 use super::admission::Admitted;
 use super::stream::{Ran, Watch};
 use super::Worker;
+use crate::body::Body;
 use crate::compress::negotiate;
 use crate::metrics::{CountIfDropped, Raised, StatusLabels};
 use crate::request::LuaRequest;
@@ -95,7 +95,7 @@ impl Worker {
         } else {
             None
         };
-        let Admitted { parts, body, _slot } = match self.admit(req).await {
+        let Admitted { parts, body, slot } = match self.admit(req).await {
             Ok(admitted) => admitted,
             Err(refused) => return refused,
         };
@@ -124,11 +124,14 @@ impl Worker {
                 // The handler runs on in a task of its own, which keeps its slot and
                 // its in-flight count until it ends.
                 // (`me` is always there: this worker is its thread's.)
-                if let Some(me) = self.me() {
-                    _slot.forget();
-                    std::mem::forget(running);
-                    let task = me.finish_stream(Arc::clone(id), vm, rest);
-                    tokio::task::spawn_local(task);
+                match self.me() {
+                    Some(me) => {
+                        slot.forget();
+                        std::mem::forget(running);
+                        let task = me.finish_stream(Arc::clone(id), vm, rest);
+                        tokio::task::spawn_local(task);
+                    }
+                    None => super::stream::finish(id, true),
                 }
                 let mut response = Response::new(Body::Channel(head.body));
                 *response.status_mut() = head.status;
@@ -137,6 +140,7 @@ impl Worker {
             }
         };
         drop(running);
+        drop(slot);
         self.metrics.vm_memory.set(vm.used_memory() as u64);
         self.heal(&vm);
         match self.reply(result, id, &app, accepted) {

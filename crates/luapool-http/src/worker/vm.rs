@@ -31,9 +31,10 @@ impl Worker {
         match healed {
             None => {}
             Some(Healed::Rebuilt(poison)) => {
-                self.cancel_timers();
                 if init {
                     self.new_vm();
+                } else {
+                    self.cancel_timers();
                 }
                 let why = format!("{poison:?}");
                 if self.may_log(format_args!("rebuilt the poisoned VM ({why})")) {
