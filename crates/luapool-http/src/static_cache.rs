@@ -29,6 +29,7 @@ use http::header::{
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::body::Body;
+use crate::static_files::{if_none_match, weak_etag};
 
 /// Largest file served from memory.
 pub(crate) const MAX_CACHED: u64 = 1 << 20;
@@ -119,12 +120,8 @@ fn load(path: PathBuf, len: u64, modified: SystemTime) -> Option<Rc<Entry>> {
     let mime = mime_guess::from_path(&path).first_or_octet_stream();
     let content_type = HeaderValue::from_str(mime.as_ref()).ok()?;
     let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified)).ok()?;
-    let stamp = modified
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs();
-    // The same weak ETag `ServeDir`'s responses get (`static_files::etag`).
-    let etag = HeaderValue::from_str(&format!("W/\"{len}-{stamp:x}\"")).ok()?;
+    // The same weak ETag `ServeDir`'s responses get.
+    let etag = weak_etag(len, modified)?;
     let precompressed = ["br", "zst", "gz"].iter().any(|ext| {
         let mut sibling = path.clone().into_os_string();
         sibling.push(".");
@@ -156,14 +153,10 @@ fn load(path: PathBuf, len: u64, modified: SystemTime) -> Option<Rc<Entry>> {
 
 /// `200` with the file, or `304` when the request's validators match.
 fn respond(entry: &Entry, headers: &HeaderMap) -> Response<Body> {
-    let not_modified = match headers.get(IF_NONE_MATCH) {
-        Some(tags) => tags.to_str().is_ok_and(|tags| {
-            tags.split(',').any(|t| {
-                let t = t.trim();
-                t == "*" || t.trim_start_matches("W/") == weak(&entry.etag)
-            })
-        }),
-        None => headers
+    let not_modified = if headers.contains_key(IF_NONE_MATCH) {
+        if_none_match(headers, &entry.etag)
+    } else {
+        headers
             .get(IF_MODIFIED_SINCE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| httpdate::parse_http_date(v).ok())
@@ -174,7 +167,7 @@ fn respond(entry: &Entry, headers: &HeaderMap) -> Response<Body> {
                     .ok()
                     .and_then(|v| httpdate::parse_http_date(v).ok()),
             )
-            .is_some_and(|(since, modified)| modified <= since),
+            .is_some_and(|(since, modified)| modified <= since)
     };
     let mut response = if not_modified {
         let mut r = Response::new(Body::empty());
@@ -191,11 +184,6 @@ fn respond(entry: &Entry, headers: &HeaderMap) -> Response<Body> {
     h.insert(LAST_MODIFIED, entry.last_modified.clone());
     h.insert(ETAG, entry.etag.clone());
     response
-}
-
-/// An entity tag without its weak prefix.
-fn weak(tag: &HeaderValue) -> &str {
-    tag.to_str().unwrap_or("").trim_start_matches("W/")
 }
 
 #[cfg(test)]

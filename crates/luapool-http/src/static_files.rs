@@ -9,6 +9,7 @@
 //! ([`static_cache`](crate::static_cache)).
 
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_NONE_MATCH, LAST_MODIFIED};
@@ -121,14 +122,7 @@ where
 {
     let (mut parts, body) = response.into_parts();
     if let Some(etag) = etag(&parts.headers) {
-        let matches = request
-            .get(IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(',')
-                    .any(|t| t.trim() == "*" || weak_eq(t.trim(), etag.to_str().unwrap_or("")))
-            });
-        if matches && parts.status == StatusCode::OK {
+        if if_none_match(request, &etag) && parts.status == StatusCode::OK {
             let mut not_modified = Response::new(Body::empty());
             *not_modified.status_mut() = StatusCode::NOT_MODIFIED;
             not_modified.headers_mut().insert(ETAG, etag);
@@ -150,15 +144,27 @@ fn etag(headers: &HeaderMap) -> Option<HeaderValue> {
         Some(range) => range.rsplit('/').next()?.to_string(),
         None => headers.get(CONTENT_LENGTH)?.to_str().ok()?.to_string(),
     };
-    let stamp = httpdate::parse_http_date(modified)
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs();
+    weak_etag(size, httpdate::parse_http_date(modified).ok()?)
+}
+
+/// The weak ETag of a file of `size` bytes last modified at `modified`:
+/// `W/"SIZE-SECONDS"` (seconds since the epoch, in hex).
+pub(crate) fn weak_etag(size: impl std::fmt::Display, modified: SystemTime) -> Option<HeaderValue> {
+    let stamp = modified.duration_since(UNIX_EPOCH).ok()?.as_secs();
     HeaderValue::from_str(&format!("W/\"{size}-{stamp:x}\"")).ok()
 }
 
-/// Weak comparison of two entity tags (RFC 9110 8.8.3.2).
-fn weak_eq(a: &str, b: &str) -> bool {
-    a.trim_start_matches("W/") == b.trim_start_matches("W/")
+/// Whether the request's `If-None-Match` matches `etag` (`*`, or any listed tag by weak
+/// comparison, RFC 9110 8.8.3.2); false without the header.
+pub(crate) fn if_none_match(request: &HeaderMap, etag: &HeaderValue) -> bool {
+    let ours = etag.to_str().unwrap_or("").trim_start_matches("W/");
+    request
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',').any(|t| {
+                let t = t.trim();
+                t == "*" || t.trim_start_matches("W/") == ours
+            })
+        })
 }
