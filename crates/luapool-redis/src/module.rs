@@ -138,27 +138,9 @@ impl FromLuaMulti for Pipeline {
                     )))
                 }
             };
-            let atomic = match values.next() {
-                None | Some(mlua::Value::Nil) => false,
-                Some(mlua::Value::Table(o)) => {
-                    match o
-                        .raw_get::<mlua::Value>("atomic")
-                        .map_err(HostError::from)?
-                    {
-                        mlua::Value::Nil | mlua::Value::Boolean(false) => false,
-                        mlua::Value::Boolean(true) => true,
-                        _ => {
-                            return Err(HostError::new(format!(
-                                "{WHAT}: `atomic` must be a boolean"
-                            )))
-                        }
-                    }
-                }
-                Some(_) => {
-                    return Err(HostError::new(format!(
-                        "{WHAT}: the options must be a table {{ atomic = true }}"
-                    )))
-                }
+            let atomic = match options(values.next(), WHAT, "{ atomic = true }")? {
+                Some(o) => bool_option(&o, "atomic", WHAT)?,
+                None => false,
             };
             let mut pipe = redis::pipe();
             if atomic {
@@ -292,36 +274,17 @@ impl FromLuaMulti for Subscribe {
                 }
             };
             let (mut max, mut patterns) = (1, false);
-            match values.next() {
-                None | Some(mlua::Value::Nil) => {}
-                Some(mlua::Value::Table(o)) => {
-                    match o.raw_get::<mlua::Value>("max").map_err(HostError::from)? {
-                        mlua::Value::Nil => {}
-                        mlua::Value::Integer(n) if n > 0 => max = (n as usize).min(MAX_MESSAGES),
-                        _ => {
-                            return Err(HostError::new(format!(
-                                "{WHAT}: `max` must be a positive integer"
-                            )))
-                        }
-                    }
-                    match o
-                        .raw_get::<mlua::Value>("pattern")
-                        .map_err(HostError::from)?
-                    {
-                        mlua::Value::Nil => {}
-                        mlua::Value::Boolean(b) => patterns = b,
-                        _ => {
-                            return Err(HostError::new(format!(
-                                "{WHAT}: `pattern` must be a boolean"
-                            )))
-                        }
+            if let Some(o) = options(values.next(), WHAT, "{ max = n, pattern = true }")? {
+                match o.raw_get::<mlua::Value>("max").map_err(HostError::from)? {
+                    mlua::Value::Nil => {}
+                    mlua::Value::Integer(n) if n > 0 => max = (n as usize).min(MAX_MESSAGES),
+                    _ => {
+                        return Err(HostError::new(format!(
+                            "{WHAT}: `max` must be a positive integer"
+                        )))
                     }
                 }
-                Some(_) => {
-                    return Err(HostError::new(format!(
-                        "{WHAT}: the options must be a table {{ max = n, pattern = true }}"
-                    )))
-                }
+                patterns = bool_option(&o, "pattern", WHAT)?;
             }
             Ok((channels, patterns, wait, max, reply::reply_limit(lua)))
         };
@@ -330,6 +293,35 @@ impl FromLuaMulti for Subscribe {
 }
 
 /// `value`, or `nil, message`.
+/// A function's options argument: `None` when absent or nil, the table, or an error
+/// naming the `expected` shape.
+fn options(
+    value: Option<mlua::Value>,
+    what: &str,
+    expected: &str,
+) -> HostResult<Option<mlua::Table>> {
+    match value {
+        None | Some(mlua::Value::Nil) => Ok(None),
+        Some(mlua::Value::Table(o)) => Ok(Some(o)),
+        Some(_) => Err(HostError::new(format!(
+            "{what}: the options must be a table {expected}"
+        ))),
+    }
+}
+
+/// The boolean option `key` of `options` (nil is false), or an error saying it must be a
+/// boolean.
+fn bool_option(options: &mlua::Table, key: &str, what: &str) -> HostResult<bool> {
+    match options
+        .raw_get::<mlua::Value>(key)
+        .map_err(HostError::from)?
+    {
+        mlua::Value::Nil => Ok(false),
+        mlua::Value::Boolean(b) => Ok(b),
+        _ => Err(HostError::new(format!("{what}: `{key}` must be a boolean"))),
+    }
+}
+
 fn outcome(result: Result<Value, String>) -> Variadic<Value> {
     match result {
         Ok(v) => Variadic::from_iter([v]),
