@@ -5,12 +5,14 @@
 
 #[path = "../crates/luapool-redis/tests/support/redis_server.rs"]
 mod redis_server;
+#[path = "support/serve.rs"]
+mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis_server::RedisServer;
+use support::Serve;
 
 const APP: &str = r#"
 local d = shared.counters
@@ -46,43 +48,27 @@ function handle(req)
 end
 "#;
 
-/// A running `luapool serve` and the address it printed.
-struct Serve {
-    child: Child,
-    base: String,
+/// Two workers serving `app` with `config`.
+fn serve(app: &std::path::Path, config: &std::path::Path) -> Serve {
+    let mut command = Serve::command();
+    command
+        .args(["--workers", "2", "--config"])
+        .arg(config)
+        .arg(app)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::null());
+    Serve::spawn(command)
 }
 
-impl Serve {
-    fn start(app: &std::path::Path, config: &std::path::Path) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_luapool"))
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--workers", "2", "--config"])
-            .arg(config)
-            .arg(app)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        stdout.read_line(&mut line).unwrap();
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
-        Serve { child, base }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `APP` and a `luapool.toml` of `config` in a temporary directory: the directory, the
+/// app's path and the configuration's.
+fn app_with_config(config: &str) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.lua");
+    std::fs::write(&app, APP).unwrap();
+    let path = dir.path().join("luapool.toml");
+    std::fs::write(&path, config).unwrap();
+    (dir, app, path)
 }
 
 fn get(client: &reqwest::blocking::Client, url: &str) -> (u16, String) {
@@ -93,21 +79,13 @@ fn get(client: &reqwest::blocking::Client, url: &str) -> (u16, String) {
 #[test]
 fn two_instances_share_counters_adds_and_ttls_through_redis() {
     let server = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let app = dir.path().join("app.lua");
-    std::fs::write(&app, APP).unwrap();
-    let config = dir.path().join("luapool.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[redis]\nurl = \"{}\"\npool_size = 8\ncommand_timeout = \"10s\"\npool_timeout = \"10s\"\n\n\
-             [shared.counters]\nbackend = \"redis\"\n",
-            server.url()
-        ),
-    )
-    .unwrap();
-    let a = Serve::start(&app, &config);
-    let b = Serve::start(&app, &config);
+    let (_dir, app, config) = app_with_config(&format!(
+        "[redis]\nurl = \"{}\"\npool_size = 8\ncommand_timeout = \"10s\"\npool_timeout = \"10s\"\n\n\
+         [shared.counters]\nbackend = \"redis\"\n",
+        server.url()
+    ));
+    let a = serve(&app, &config);
+    let b = serve(&app, &config);
     let bases = [a.base.clone(), b.base.clone()];
 
     // Counters: 8 clients × 25 increments, alternating between the instances: every
@@ -197,20 +175,12 @@ fn two_instances_share_counters_adds_and_ttls_through_redis() {
 #[test]
 fn serve_starts_with_redis_down_and_recovers() {
     let mut server = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let app = dir.path().join("app.lua");
-    std::fs::write(&app, APP).unwrap();
-    let config = dir.path().join("luapool.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[redis]\nurl = \"{}\"\nconnect_timeout = \"200ms\"\n\n[shared.counters]\nbackend = \"redis\"\n",
-            server.url()
-        ),
-    )
-    .unwrap();
+    let (_dir, app, config) = app_with_config(&format!(
+        "[redis]\nurl = \"{}\"\nconnect_timeout = \"200ms\"\n\n[shared.counters]\nbackend = \"redis\"\n",
+        server.url()
+    ));
     server.kill();
-    let serve = Serve::start(&app, &config);
+    let serve = serve(&app, &config);
     let client = reqwest::blocking::Client::new();
     let (status, body) = get(&client, &format!("{}/incr", serve.base));
     assert_eq!(status, 503);
@@ -234,22 +204,14 @@ fn serve_starts_with_redis_down_and_recovers() {
 #[test]
 fn the_request_timeout_cuts_a_slow_redis_call_and_frees_its_connection() {
     let server = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let app = dir.path().join("app.lua");
-    std::fs::write(&app, APP).unwrap();
-    let config = dir.path().join("luapool.toml");
     // One connection, a command timeout longer than the request's: the request's own
     // deadline ends the wait, and the connection must come back to the pool.
-    std::fs::write(
-        &config,
-        format!(
-            "request_timeout = \"300ms\"\n[redis]\nurl = \"{}\"\npool_size = 1\ncommand_timeout = \"30s\"\n\n\
-             [shared.counters]\nbackend = \"redis\"\n",
-            server.url()
-        ),
-    )
-    .unwrap();
-    let serve = Serve::start(&app, &config);
+    let (_dir, app, config) = app_with_config(&format!(
+        "request_timeout = \"300ms\"\n[redis]\nurl = \"{}\"\npool_size = 1\ncommand_timeout = \"30s\"\n\n\
+         [shared.counters]\nbackend = \"redis\"\n",
+        server.url()
+    ));
+    let serve = serve(&app, &config);
     let client = reqwest::blocking::Client::new();
     for _ in 0..3 {
         assert_eq!(get(&client, &format!("{}/block", serve.base)).0, 504);

@@ -1,40 +1,24 @@
 //! End-to-end tests of `luapool serve`: the real binary on 127.0.0.1, a real client.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+#[path = "support/serve.rs"]
+mod support;
 
-/// A running `luapool serve` and the address it printed.
-struct Serve {
-    child: Child,
-    base: String,
-}
+use support::Serve;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 impl Serve {
     fn start(args: &[&str]) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_luapool"))
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--workers", "1"])
+        let mut command = Serve::command();
+        command
+            .args(["--workers", "1"])
             .args(args)
             .env("RUST_LOG", "warn,luapool::access=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        stdout.read_line(&mut line).unwrap();
-        // Keep draining standard output so the server never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
-        Serve { child, base }
+            .stderr(Stdio::piped());
+        Serve::spawn(command)
     }
 
     fn get(&self, path: &str) -> (u16, String) {
@@ -68,13 +52,6 @@ impl Serve {
             assert!(Instant::now() < deadline, "luapool serve did not exit");
             std::thread::yield_now();
         }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
