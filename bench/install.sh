@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Install what bench/http.sh needs from Debian: nginx + the lua module (the
-# OpenResty-style comparison) + lua-cjson (its /json), wrk (load generator), curl
-# (readiness polls), python3 (response checks).
-# Idempotent: packages that are already installed are skipped.
+# Install Debian packages the benchmarks and tests need, when missing.
+#   bench/install.sh               what bench/http.sh needs: nginx + the lua module (the
+#                                  OpenResty-style comparison) + lua-cjson (its /json),
+#                                  wrk (load generator), curl (readiness polls), python3
+#                                  (response checks)
+#   bench/install.sh PACKAGE...    those packages (bench/install-redis.sh uses this)
+# Idempotent: packages that are already installed are skipped. Services the packages
+# bring are kept from starting (policy-rc.d 101): we only ever run our own instances.
 set -euo pipefail
 
-pkgs=(nginx libnginx-mod-http-lua lua-cjson wrk curl python3)
+if [ $# -gt 0 ]; then
+    pkgs=("$@")
+else
+    pkgs=(nginx libnginx-mod-http-lua lua-cjson wrk curl python3)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -19,12 +27,17 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+        echo "bench/install.sh: ${missing[*]} missing and we are not root (install the packages)" >&2
+        exit 1
+    fi
+fi
 echo "bench/install.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
-# policy-rc.d 101 keeps the Debian nginx package from starting its system-wide
-# service (port 80) during the install; we only ever run our own instance.
+# policy-rc.d 101 keeps the packages' system-wide services (nginx on port 80, redis)
+# from starting during the install.
 prc=/usr/sbin/policy-rc.d
 created_prc=0
 if [ ! -e "$prc" ]; then
