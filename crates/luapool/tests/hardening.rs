@@ -21,11 +21,13 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The grace past a limit: 25 % of it or 50 ms, whichever is larger. The limit is on
-/// the time spent running, enforced by a watchdog thread that must itself get a core:
-/// on a 2-core machine also running a build, it has been seen to act 30 ms late.
+/// The grace past a limit: the limit itself or 150 ms, whichever is larger. The limit
+/// is enforced by a watchdog thread (or a timer) that must itself get a core: on the
+/// 2-core CI machine running other test binaries' builds it has been seen to act 94 ms
+/// late on a 300 ms timeout. Every other limit in these tests is 5 s or absent, so an
+/// execution that this limit failed to stop still fails the assertion.
 fn grace(limit: Duration) -> Duration {
-    (limit / 4).max(Duration::from_millis(50))
+    limit.max(Duration::from_millis(150))
 }
 
 fn limited() -> VmConfig {
@@ -50,11 +52,17 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// `source` ends with the CPU-limit error within the grace; the VM then runs a script.
 fn assert_cpu_stop(source: &str) {
+    assert_limit_stop(source, |e| matches!(e, Error::CpuLimit { .. }));
+}
+
+/// `source` ends with an error `expected` accepts, within the CPU limit's grace; the VM
+/// then runs a script.
+fn assert_limit_stop(source: &str, expected: fn(&Error) -> bool) {
     let _serial = serial();
     let vm = Vm::new(limited()).unwrap();
     let (result, elapsed) = run(&vm, source);
     assert!(
-        matches!(result, Err(Error::CpuLimit { .. })),
+        matches!(&result, Err(e) if expected(e)),
         "{source}: {result:?}"
     );
     assert!(
@@ -412,9 +420,12 @@ fn table_functions_with_huge_lengths_are_under_the_limit() {
         "local t = setmetatable({}, {__len = function() return 2^53 end}) table.remove(t, 1)",
     );
     assert_cpu_stop("return table.concat(setmetatable({}, {__index = table.concat}), '', 1, 2^53)");
-    assert_cpu_stop(
+    // `table.sort` copies such a table into a plain one first: the copy meets the memory
+    // limit or the CPU limit first, depending on the machine's speed.
+    assert_limit_stop(
         "local t = setmetatable({}, {__len = function() return 2^31 - 2 end, __index = rawlen, __newindex = rawlen})
          table.sort(t)",
+        |e| matches!(e, Error::CpuLimit { .. } | Error::MemoryLimit { .. }),
     );
 }
 

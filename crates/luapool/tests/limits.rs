@@ -21,11 +21,13 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The grace past a limit: 25 % of it or 50 ms, whichever is larger. The limit is on
-/// the time spent running, enforced by a watchdog thread that must itself get a core:
-/// on a 2-core machine also running a build, it has been seen to act 30 ms late.
+/// The grace past a limit: the limit itself or 150 ms, whichever is larger. The limit
+/// is enforced by a watchdog thread (or a timer) that must itself get a core: on the
+/// 2-core CI machine running other test binaries' builds it has been seen to act 94 ms
+/// late on a 300 ms timeout. Every other limit in these tests is 5 s or absent, so an
+/// execution that this limit failed to stop still fails the assertion.
 fn grace(limit: Duration) -> Duration {
-    (limit / 4).max(Duration::from_millis(50))
+    limit.max(Duration::from_millis(150))
 }
 
 fn cpu_vm() -> Vm {
