@@ -141,17 +141,17 @@ impl std::fmt::Debug for Context {
 /// An async execution's future, polled with what it carries installed (for executions
 /// that run without a metering driver, which installs it itself).
 pub(crate) struct WithContext<F> {
-    pub(crate) future: Pin<Box<F>>,
+    pub(crate) future: F,
     pub(crate) carried: Option<Carried>,
 }
 
-impl<F: Future> Future for WithContext<F> {
+impl<F: Future + Unpin> Future for WithContext<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = self.get_mut();
         Context::scope(this.carried.as_ref(), false, || {
-            this.future.as_mut().poll(cx)
+            Pin::new(&mut this.future).poll(cx)
         })
     }
 }

@@ -58,7 +58,7 @@ use crate::config::VmConfig;
 use crate::error::Error;
 use interrupt::{ARMED, BUDGET, CURRENT, SLICED, STRETCH, TOP, TRIPPED, YIELD};
 
-pub(crate) use driver::Driver;
+pub(crate) use driver::{Driver, Driving};
 pub use kind::LimitKind;
 
 pub(crate) use interrupt::{c_functions, trip_memory_soon};

@@ -7,16 +7,22 @@ mod state;
 use std::cell::RefCell;
 use std::future::Future;
 use std::io::Write;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context as TaskContext, Poll};
 
-use mlua::{FromLuaMulti, Function, IntoLua, IntoLuaMulti, MultiValue, Table, Variadic};
+use mlua::{
+    function::AsyncCallFuture, FromLuaMulti, Function, IntoLua, IntoLuaMulti, MultiValue, Table,
+    Variadic,
+};
 
 use crate::config::{Isolation, VmConfig};
 use crate::context::{Carried, Context, WithContext};
 use crate::error::{classify, Error, Result};
 use crate::exec_options::ExecOptions;
 use crate::host::{async_maker, sync_maker, HostResult, Maker, Module};
-use crate::limits::{Driver, LimitKind, Limits, Meter};
+use crate::limits::{Driver, Driving, LimitKind, Limits, Meter};
 use crate::sandbox::{fail_marker, seal, Output, Sandbox};
 use crate::script::Script;
 use crate::shared_dict::{self, SharedDicts};
@@ -192,7 +198,7 @@ struct Plan<'a> {
     shared_globals: bool,
 }
 
-impl Plan<'_> {
+impl<'a> Plan<'a> {
     /// Runs the execution (under the limits' [`Driver`] when the VM has limits), records
     /// the limit that stopped it, if one did, and converts its results.
     fn run<R: FromLuaMulti>(self) -> Result<R> {
@@ -214,9 +220,19 @@ impl Plan<'_> {
         result
     }
 
+    /// The future of an async execution as planned: `planned`'s error, or the execution
+    /// run by [`run_async`](Plan::run_async). The async methods await it directly, so
+    /// that their futures do not also hold the plan (a `?` on it keeps a copy).
+    fn launch<R: FromLuaMulti>(planned: Result<Plan<'a>>) -> Launch<'a, R> {
+        match planned {
+            Ok(plan) => Launch::Running(plan.run_async()),
+            Err(e) => Launch::Failed(Some(e)),
+        }
+    }
+
     /// Async variant of [`run`](Plan::run): the execution runs as a coroutine, which may
     /// await host futures.
-    async fn run_async<R: FromLuaMulti>(self) -> Result<R> {
+    fn run_async<R: FromLuaMulti>(self) -> Running<'a, R> {
         let Plan {
             state,
             func,
@@ -226,15 +242,84 @@ impl Plan<'_> {
             carried,
             shared_globals,
         } = self;
-        let convert = |results: mlua::Result<MultiValue>| convert_results(&state, calls, results);
-        let Some(driver) = driver else {
-            let future = Box::pin(func.call_async(args));
-            return convert(WithContext { future, carried }.await);
-        };
         let call = func.call_async::<MultiValue>(args);
-        let (result, stopped) = driver.run_async(state.lua(), call, convert).await;
-        state.note(stopped, shared_globals);
-        result
+        let run = match driver {
+            Some(driver) => Run::Driven(driver.run_async(state.lua(), call)),
+            None => Run::Plain(WithContext {
+                future: call,
+                carried,
+            }),
+        };
+        Running {
+            state,
+            calls,
+            shared_globals,
+            run,
+            results: PhantomData,
+        }
+    }
+}
+
+/// An async execution's future: its planning's error, or the execution running.
+enum Launch<'a, R> {
+    /// Planning failed (`None` once the error was returned).
+    Failed(Option<Error>),
+    Running(Running<'a, R>),
+}
+
+impl<R: FromLuaMulti> Future for Launch<'_, R> {
+    type Output = Result<R>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<R>> {
+        match self.get_mut() {
+            Launch::Running(running) => Pin::new(running).poll(cx),
+            Launch::Failed(error) => match error.take() {
+                Some(e) => Poll::Ready(Err(e)),
+                // Polled again after it returned its error.
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
+/// An async execution in progress: the future of [`Plan::run_async`]. A plain struct
+/// rather than an `async fn`, so that it holds each piece of the execution's state once
+/// (every job's and request's future embeds it, and is moved and boxed whole).
+struct Running<'a, R> {
+    state: Rc<State>,
+    /// The global function called, to report it missing.
+    calls: Option<&'a str>,
+    shared_globals: bool,
+    run: Run,
+    results: PhantomData<fn() -> R>,
+}
+
+/// How a [`Running`] execution runs.
+enum Run {
+    /// Under the limits' driver.
+    Driven(Driving<AsyncCallFuture<MultiValue>>),
+    /// Without limits: the coroutine, polled with what the execution carries installed.
+    Plain(WithContext<AsyncCallFuture<MultiValue>>),
+}
+
+impl<R: FromLuaMulti> Future for Running<'_, R> {
+    type Output = Result<R>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<R>> {
+        let this = self.get_mut();
+        let (state, calls) = (&this.state, this.calls);
+        let convert = |results: mlua::Result<MultiValue>| convert_results(state, calls, results);
+        match &mut this.run {
+            Run::Plain(call) => Pin::new(call).poll(cx).map(convert),
+            Run::Driven(driving) => {
+                let Poll::Ready(results) = driving.poll_call(state.lua(), cx) else {
+                    return Poll::Pending;
+                };
+                let (result, stopped) = driving.finish(results, convert);
+                state.note(stopped, this.shared_globals);
+                Poll::Ready(result)
+            }
+        }
     }
 }
 
@@ -587,10 +672,8 @@ impl Vm {
         script: &Script,
         args: impl IntoLuaMulti,
     ) -> Result<Vec<Value>> {
-        let values: Variadic<Value> = self
-            .plan(Target::Chunk(script), args, true)?
-            .run_async()
-            .await?;
+        let values: Variadic<Value> =
+            Plan::launch(self.plan(Target::Chunk(script), args, true)).await?;
         Ok(values.into())
     }
 
@@ -615,9 +698,7 @@ impl Vm {
         script: &Script,
         args: impl IntoLuaMulti,
     ) -> Result<R> {
-        self.plan(Target::Chunk(script), args, true)?
-            .run_async()
-            .await
+        Plan::launch(self.plan(Target::Chunk(script), args, true)).await
     }
 
     /// Runs a chunk and converts its results to `R`.
@@ -636,9 +717,7 @@ impl Vm {
     /// # Errors
     /// As [`exec`](Vm::exec).
     pub async fn eval_async<R: FromLuaMulti>(&self, script: &Script) -> Result<R> {
-        self.plan(Target::Chunk(script), (), true)?
-            .run_async()
-            .await
+        Plan::launch(self.plan(Target::Chunk(script), (), true)).await
     }
 
     /// Calls the global function `name`: in [`Isolation::Shared`] mode one defined by an
@@ -661,9 +740,7 @@ impl Vm {
         name: &str,
         args: impl IntoLuaMulti,
     ) -> Result<R> {
-        self.plan(Target::Global(name), args, true)?
-            .run_async()
-            .await
+        Plan::launch(self.plan(Target::Global(name), args, true)).await
     }
 
     /// Runs `script`, then calls the global function `name` it defined, both in one
@@ -704,9 +781,7 @@ impl Vm {
         name: &str,
         args: impl IntoLuaMulti,
     ) -> Result<R> {
-        self.plan(Target::ChunkThenCall(script, name), args, true)?
-            .run_async()
-            .await
+        Plan::launch(self.plan(Target::ChunkThenCall(script, name), args, true)).await
     }
 
     /// Calls a Lua function value that an earlier execution on this VM handed to the
@@ -745,9 +820,7 @@ impl Vm {
         func: &Function,
         args: impl IntoLuaMulti,
     ) -> Result<R> {
-        self.plan(Target::Function(func), args, true)?
-            .run_async()
-            .await
+        Plan::launch(self.plan(Target::Function(func), args, true)).await
     }
 
     /// The state an execution runs on: the VM's own, or a new one for `FreshVm`.

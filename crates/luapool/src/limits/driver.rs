@@ -77,47 +77,141 @@ impl Driver {
         self.meter.finish(convert(results))
     }
 
-    /// Runs an async execution: polls `call` (the execution's coroutine) in stretches on
-    /// `lua` until it is done or its wall-clock timeout passes, releases it, then
-    /// `convert`s its results.
-    ///
-    /// Dropping the returned future releases the coroutine as well (see [`Call`]).
-    pub(crate) async fn run_async<T, R>(
-        mut self,
+    /// Starts an async execution: `call` (the execution's coroutine) is polled in
+    /// stretches on `lua` by the returned [`Driving`] until it is done or its wall-clock
+    /// timeout passes. A plain struct rather than an `async fn`, so that an execution's
+    /// future holds each piece of its state once (an `async fn` keeps its arguments
+    /// beside what it moves them into, and every such copy is copied again whenever the
+    /// future moves).
+    pub(crate) fn run_async<F>(self, lua: &Lua, call: F) -> Driving<F> {
+        let Driver {
+            mut meter,
+            memory,
+            carried,
+        } = self;
+        meter.allow_yield();
+        let deadline = meter
+            .wall_left()
+            .map(|left| tokio::time::Instant::now() + left);
+        Driving {
+            call: Call {
+                call: Some(call),
+                meter,
+                main: lua.state(),
+            },
+            memory,
+            carried,
+            held: None,
+            deadline,
+            sleep: None,
+        }
+    }
+}
+
+/// An async execution under its limits (see [`Driver::run_async`]): its owner polls it
+/// with [`poll_call`](Driving::poll_call) until that is ready, then ends it with
+/// [`finish`](Driving::finish). Dropping it releases the coroutine (see [`Call`]).
+pub(crate) struct Driving<F> {
+    call: Call<F>,
+    memory: Option<MemoryShare>,
+    carried: Option<Carried>,
+    /// Set while the execution waits out the rest of its thread's tasks after its time
+    /// slice ran out.
+    held: Option<AfterDriver>,
+    /// When the execution is given up if it is still awaiting (its wall-clock timeout).
+    deadline: Option<tokio::time::Instant>,
+    /// The timer for `deadline`, registered only once the execution awaits: most
+    /// executions finish in their first poll, and a tokio timer per execution would cost
+    /// them for nothing (while running, the watchdog enforces the deadline).
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<F, T> Driving<F>
+where
+    F: Future<Output = mlua::Result<T>> + Unpin,
+{
+    /// Polls the execution once, in one stretch on `lua`. Ready with its results when it
+    /// is over, or with `None` when its wall-clock timeout passed while it awaited.
+    pub(crate) fn poll_call(
+        &mut self,
         lua: &Lua,
-        call: impl Future<Output = mlua::Result<T>>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<mlua::Result<T>>> {
+        if let Poll::Ready(out) = self.poll_stretch(lua, cx) {
+            return Poll::Ready(out);
+        }
+        let Some(at) = self.deadline else {
+            return Poll::Pending;
+        };
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Ends the execution once [`poll_call`](Driving::poll_call) is ready with
+    /// `results`: releases its coroutine, then `convert`s the results (the limit error
+    /// instead if a limit stopped the execution).
+    pub(crate) fn finish<R>(
+        &mut self,
+        results: Option<mlua::Result<T>>,
         convert: impl FnOnce(mlua::Result<T>) -> Result<R>,
     ) -> Driven<R> {
-        self.meter.allow_yield();
-        let timeout = self.meter.wall_left();
-        let mut call = Call {
-            call: Some(Box::pin(call)),
-            meter: self.meter,
-            main: lua.state(),
-        };
-        let stretches = Stretches {
-            call: &mut call,
-            memory: &mut self.memory,
-            carried: self.carried.as_ref(),
-            lua,
-            held: None,
-        };
-        let results = match timeout {
-            Some(left) => Deadline {
-                inner: stretches,
-                at: tokio::time::Instant::now() + left,
-                sleep: None,
-            }
-            .await
-            .flatten(),
-            None => stretches.await,
-        };
-        call.release(matches!(results, Some(Ok(_))));
+        self.call.release(matches!(results, Some(Ok(_))));
         match results {
-            Some(results) => call.meter.finish(convert(results)),
+            Some(results) => self.call.meter.finish(convert(results)),
             // Timed out while awaiting: stopped where it awaited, not interrupted.
-            None => (Err(call.meter.timed_out()), None),
+            None => (Err(self.call.meter.timed_out()), None),
         }
+    }
+
+    /// Polls the call once, in one stretch. Ready with `None` once the call is released
+    /// or its wall-clock time is up.
+    fn poll_stretch(
+        &mut self,
+        lua: &Lua,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<mlua::Result<T>>> {
+        let Call { call, meter, main } = &mut self.call;
+        let Some(call) = call.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if meter.wall_left() == Some(Duration::ZERO) {
+            // Out of time while awaiting: drop the call (which cancels the pending host
+            // future) rather than resume it only to interrupt it.
+            return Poll::Ready(None);
+        }
+        let mut released = false;
+        if let Some(wait) = self.held.as_mut() {
+            if Pin::new(wait).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.held = None;
+            released = true;
+        }
+        let memory = &mut self.memory;
+        let (poll, sliced) = Context::scope(self.carried.as_ref(), false, || {
+            stretch(meter, memory, lua, *main, || Pin::new(call).poll(cx))
+        });
+        if poll.is_pending() {
+            if sliced {
+                // Hold the execution back until the runtime has been around its loop.
+                let mut wait = AfterDriver::new();
+                if Pin::new(&mut wait).poll(cx).is_pending() {
+                    self.held = Some(wait);
+                }
+            } else if released {
+                // While held, a wake-up meant for a host future the execution awaits
+                // may have come and gone; poll once more so that the execution looks at
+                // that future again instead of waiting for a wake-up that was already
+                // delivered.
+                cx.waker().wake_by_ref();
+            }
+        }
+        poll.map(Some)
     }
 }
 
@@ -151,7 +245,7 @@ fn stretch<T>(
 /// awaited so that it unwinds, and Lua then closes its pending to-be-closed variables),
 /// and that code must stop at its first instruction instead of running unmetered.
 struct Call<F> {
-    call: Option<Pin<Box<F>>>,
+    call: Option<F>,
     meter: Meter,
     /// The VM's main state, on which the stretches run.
     main: *mut lua_State,
@@ -175,94 +269,6 @@ impl<F> Drop for Call<F> {
         // The caller dropped the execution while it was suspended.
         if let Some(call) = self.call.take() {
             self.meter.release(self.main, move || drop(call));
-        }
-    }
-}
-
-/// The stretches of an async execution: each poll of this future polls the call once,
-/// in one stretch. Resolves to the call's results, or to `None` when the wall-clock
-/// timeout has passed while the call awaited.
-struct Stretches<'a, F> {
-    call: &'a mut Call<F>,
-    memory: &'a mut Option<MemoryShare>,
-    carried: Option<&'a Carried>,
-    lua: &'a Lua,
-    /// Set while the execution waits out the rest of its thread's tasks after its time
-    /// slice ran out.
-    held: Option<AfterDriver>,
-}
-
-impl<F: Future> Future for Stretches<'_, F> {
-    type Output = Option<F::Output>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let Call { call, meter, main } = &mut *this.call;
-        let Some(call) = call.as_mut() else {
-            return Poll::Ready(None);
-        };
-        if meter.wall_left() == Some(Duration::ZERO) {
-            // Out of time while awaiting: drop the call (which cancels the pending host
-            // future) rather than resume it only to interrupt it.
-            return Poll::Ready(None);
-        }
-        let mut released = false;
-        if let Some(wait) = this.held.as_mut() {
-            if Pin::new(wait).poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            this.held = None;
-            released = true;
-        }
-        let (poll, sliced) = Context::scope(this.carried, false, || {
-            stretch(meter, this.memory, this.lua, *main, || {
-                call.as_mut().poll(cx)
-            })
-        });
-        if poll.is_pending() {
-            if sliced {
-                // Hold the execution back until the runtime has been around its loop.
-                let mut wait = AfterDriver::new();
-                if Pin::new(&mut wait).poll(cx).is_pending() {
-                    this.held = Some(wait);
-                }
-            } else if released {
-                // While held, a wake-up meant for a host future the execution awaits
-                // may have come and gone; poll once more so that the execution looks at
-                // that future again instead of waiting for a wake-up that was already
-                // delivered.
-                cx.waker().wake_by_ref();
-            }
-        }
-        poll.map(Some)
-    }
-}
-
-/// `inner`, given up at `at` (resolving to `None`). The timer is registered only once
-/// `inner` is pending: most executions finish in their first poll, and a tokio timer
-/// per execution would cost them for nothing (while running, the watchdog enforces the
-/// deadline).
-struct Deadline<F> {
-    inner: F,
-    at: tokio::time::Instant,
-    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<F: Future + Unpin> Future for Deadline<F> {
-    type Output = Option<F::Output>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        if let Poll::Ready(out) = Pin::new(&mut this.inner).poll(cx) {
-            return Poll::Ready(Some(out));
-        }
-        let at = this.at;
-        let sleep = this
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-        match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
         }
     }
 }

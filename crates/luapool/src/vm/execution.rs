@@ -3,7 +3,7 @@
 
 use mlua::{FromLuaMulti, IntoLuaMulti, Variadic};
 
-use super::{Target, Vm};
+use super::{Plan, Target, Vm};
 use crate::error::Result;
 use crate::exec_options::ExecOptions;
 use crate::script::Script;
@@ -79,10 +79,11 @@ impl Execution<'_> {
         script: &Script,
         args: impl IntoLuaMulti,
     ) -> Result<R> {
-        self.vm
-            .plan_with(Target::Chunk(script), args, true, Some(self.options))?
-            .run_async()
-            .await
+        Plan::launch(
+            self.vm
+                .plan_with(Target::Chunk(script), args, true, Some(self.options)),
+        )
+        .await
     }
 
     /// Calls the global function `name`; see [`Vm::call`].
@@ -104,10 +105,11 @@ impl Execution<'_> {
         name: &str,
         args: impl IntoLuaMulti,
     ) -> Result<R> {
-        self.vm
-            .plan_with(Target::Global(name), args, true, Some(self.options))?
-            .run_async()
-            .await
+        Plan::launch(
+            self.vm
+                .plan_with(Target::Global(name), args, true, Some(self.options)),
+        )
+        .await
     }
 
     /// Runs `script`, then calls the global function `name` it defined; see
@@ -141,15 +143,13 @@ impl Execution<'_> {
         name: &str,
         args: impl IntoLuaMulti,
     ) -> Result<R> {
-        self.vm
-            .plan_with(
-                Target::ChunkThenCall(script, name),
-                args,
-                true,
-                Some(self.options),
-            )?
-            .run_async()
-            .await
+        Plan::launch(self.vm.plan_with(
+            Target::ChunkThenCall(script, name),
+            args,
+            true,
+            Some(self.options),
+        ))
+        .await
     }
 
     /// Calls a Lua function value an earlier execution handed to the host; see
@@ -176,9 +176,10 @@ impl Execution<'_> {
         func: &mlua::Function,
         args: impl IntoLuaMulti,
     ) -> Result<R> {
-        self.vm
-            .plan_with(Target::Function(func), args, true, Some(self.options))?
-            .run_async()
-            .await
+        Plan::launch(
+            self.vm
+                .plan_with(Target::Function(func), args, true, Some(self.options)),
+        )
+        .await
     }
 }

@@ -2,6 +2,7 @@
 //! result back.
 
 use std::any::Any;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use mlua::Variadic;
@@ -197,28 +198,41 @@ impl Job {
     }
 
     /// Runs the job on `vm` (its arguments move into Lua, with no copy kept).
-    pub(crate) async fn run(self, vm: &Vm) -> Result<Vec<Value>> {
-        if let Some(e) = self.invalid {
-            return Err(*e);
-        }
-        let args = Variadic::from(self.args);
-        let Some(options) = self.options else {
-            let values: Variadic<Value> = match &self.target {
-                Target::Exec(script) => return vm.exec_with_args_async(script, args).await,
-                Target::Call(function) => vm.call_async(function, args).await?,
+    ///
+    /// The job is taken apart before the future is made, so that the future holds its
+    /// parts once (an `async fn` would keep `self` beside what it moves out of it).
+    pub(crate) fn run(self, vm: &Vm) -> impl Future<Output = Result<Vec<Value>>> + '_ {
+        let Job {
+            target,
+            args,
+            invalid,
+            options,
+        } = self;
+        async move {
+            if let Some(e) = invalid {
+                return Err(*e);
+            }
+            let args = Variadic::from(args);
+            let Some(options) = options else {
+                let values: Variadic<Value> = match &target {
+                    Target::Exec(script) => return vm.exec_with_args_async(script, args).await,
+                    Target::Call(function) => vm.call_async(function, args).await?,
+                    Target::CallIn(script, function) => {
+                        vm.call_in_async(script, function, args).await?
+                    }
+                };
+                return Ok(values.into());
+            };
+            let run = vm.with_options(&options);
+            let values: Variadic<Value> = match &target {
+                Target::Exec(script) => return run.exec_async(script, args).await,
+                Target::Call(function) => run.call_async(function, args).await?,
                 Target::CallIn(script, function) => {
-                    vm.call_in_async(script, function, args).await?
+                    run.call_in_async(script, function, args).await?
                 }
             };
-            return Ok(values.into());
-        };
-        let run = vm.with_options(&options);
-        let values: Variadic<Value> = match &self.target {
-            Target::Exec(script) => return run.exec_async(script, args).await,
-            Target::Call(function) => run.call_async(function, args).await?,
-            Target::CallIn(script, function) => run.call_in_async(script, function, args).await?,
-        };
-        Ok(values.into())
+            Ok(values.into())
+        }
     }
 }
 
