@@ -149,7 +149,7 @@ pub use shared_dict::{
     DictErrorKind, DictNumber, DictValue, SharedDict, SharedDictConfig, SharedDicts,
 };
 pub use value::{Serde, Value};
-pub use vm::{Execution, Poison, Vm};
+pub use vm::{ExecFuture, Execution, Poison, Vm};
 pub use worker_pool::{
     HistogramSnapshot, Job, JobArgs, JobFuture, ShutdownSummary, WorkerPool, WorkerPoolBuilder,
     WorkerPoolConfig, WorkerPoolStatus,

@@ -148,11 +148,13 @@ fn seal_deep(sandbox: &Sandbox, value: mlua::Value, name: &str) -> mlua::Result<
 
 /// What an execution does: a chunk, or a chunk then one of its global functions, or a
 /// global function of the VM.
-enum Target<'a> {
-    Chunk(&'a Script),
-    ChunkThenCall(&'a Script, &'a str),
-    Global(&'a str),
-    Function(&'a Function),
+/// What an execution runs: `'s` is the lifetime of what is read while it is planned,
+/// `'n` that of the global function name kept to report it missing.
+enum Target<'s, 'n> {
+    Chunk(&'s Script),
+    ChunkThenCall(&'s Script, &'n str),
+    Global(&'n str),
+    Function(&'s Function),
 }
 
 /// Why a [`Vm`] should not run anything more; see [`Vm::poisoned`].
@@ -220,16 +222,6 @@ impl<'a> Plan<'a> {
         result
     }
 
-    /// The future of an async execution as planned: `planned`'s error, or the execution
-    /// run by [`run_async`](Plan::run_async). The async methods await it directly, so
-    /// that their futures do not also hold the plan (a `?` on it keeps a copy).
-    fn launch<R: FromLuaMulti>(planned: Result<Plan<'a>>) -> Launch<'a, R> {
-        match planned {
-            Ok(plan) => Launch::Running(plan.run_async()),
-            Err(e) => Launch::Failed(Some(e)),
-        }
-    }
-
     /// Async variant of [`run`](Plan::run): the execution runs as a coroutine, which may
     /// await host futures.
     fn run_async<R: FromLuaMulti>(self) -> Running<'a, R> {
@@ -260,18 +252,48 @@ impl<'a> Plan<'a> {
     }
 }
 
-/// An async execution's future: its planning's error, or the execution running.
-enum Launch<'a, R> {
-    /// Planning failed (`None` once the error was returned).
-    Failed(Option<Error>),
-    Running(Running<'a, R>),
+/// The future of an async execution started by one of the `*_async` methods of [`Vm`]
+/// and [`Execution`] that return a typed result (`eval_async`, `call_async`, ...).
+///
+/// The execution is planned when the method is called: its script is compiled (or
+/// fetched from the VM's cache) and its arguments are moved into Lua then. It runs when
+/// the future is polled, as a coroutine that may await async host functions. Dropping
+/// the future before it is done stops the execution: a suspended host call is
+/// cancelled, and Lua code that runs while the coroutine unwinds stops at once.
+///
+/// It does not borrow the [`Vm`] (it keeps the VM's Lua state alive by itself), only
+/// the name of the global function it calls (`'n`), to report it missing.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// use luapool::{ExecFuture, Script, Vm, VmConfig};
+///
+/// let vm = Vm::new(VmConfig::default())?;
+/// let future: ExecFuture<'static, i64> = vm.eval_async(&Script::new("x", "return 6 * 7"));
+/// assert_eq!(future.await?, 42);
+/// # Ok::<(), luapool::Error>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct ExecFuture<'n, R>(Launch<'n, R>);
+
+impl<'n, R: FromLuaMulti> ExecFuture<'n, R> {
+    /// The future of an execution as planned: `planned`'s error, or the execution run
+    /// by [`Plan::run_async`].
+    fn new(planned: Result<Plan<'n>>) -> ExecFuture<'n, R> {
+        ExecFuture(match planned {
+            Ok(plan) => Launch::Running(plan.run_async()),
+            Err(e) => Launch::Failed(Some(e)),
+        })
+    }
 }
 
-impl<R: FromLuaMulti> Future for Launch<'_, R> {
+impl<R: FromLuaMulti> Future for ExecFuture<'_, R> {
     type Output = Result<R>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<R>> {
-        match self.get_mut() {
+        match &mut self.get_mut().0 {
             Launch::Running(running) => Pin::new(running).poll(cx),
             Launch::Failed(error) => match error.take() {
                 Some(e) => Poll::Ready(Err(e)),
@@ -280,6 +302,23 @@ impl<R: FromLuaMulti> Future for Launch<'_, R> {
             },
         }
     }
+}
+
+impl<R> std::fmt::Debug for ExecFuture<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.0 {
+            Launch::Failed(_) => "failed",
+            Launch::Running(_) => "running",
+        };
+        f.debug_tuple("ExecFuture").field(&state).finish()
+    }
+}
+
+/// An [`ExecFuture`]'s state: its planning's error, or the execution running.
+enum Launch<'n, R> {
+    /// Planning failed (`None` once the error was returned).
+    Failed(Option<Error>),
+    Running(Running<'n, R>),
 }
 
 /// An async execution in progress: the future of [`Plan::run_async`]. A plain struct
@@ -673,7 +712,7 @@ impl Vm {
         args: impl IntoLuaMulti,
     ) -> Result<Vec<Value>> {
         let values: Variadic<Value> =
-            Plan::launch(self.plan(Target::Chunk(script), args, true)).await?;
+            ExecFuture::new(self.plan(Target::Chunk(script), args, true)).await?;
         Ok(values.into())
     }
 
@@ -693,12 +732,12 @@ impl Vm {
     ///
     /// # Errors
     /// As [`exec`](Vm::exec).
-    pub async fn eval_with_args_async<R: FromLuaMulti>(
+    pub fn eval_with_args_async<R: FromLuaMulti>(
         &self,
         script: &Script,
         args: impl IntoLuaMulti,
-    ) -> Result<R> {
-        Plan::launch(self.plan(Target::Chunk(script), args, true)).await
+    ) -> ExecFuture<'static, R> {
+        ExecFuture::new(self.plan(Target::Chunk(script), args, true))
     }
 
     /// Runs a chunk and converts its results to `R`.
@@ -716,8 +755,8 @@ impl Vm {
     ///
     /// # Errors
     /// As [`exec`](Vm::exec).
-    pub async fn eval_async<R: FromLuaMulti>(&self, script: &Script) -> Result<R> {
-        Plan::launch(self.plan(Target::Chunk(script), (), true)).await
+    pub fn eval_async<R: FromLuaMulti>(&self, script: &Script) -> ExecFuture<'static, R> {
+        ExecFuture::new(self.plan(Target::Chunk(script), (), true))
     }
 
     /// Calls the global function `name`: in [`Isolation::Shared`] mode one defined by an
@@ -735,12 +774,12 @@ impl Vm {
     ///
     /// # Errors
     /// As [`call`](Vm::call).
-    pub async fn call_async<R: FromLuaMulti>(
+    pub fn call_async<'n, R: FromLuaMulti>(
         &self,
-        name: &str,
+        name: &'n str,
         args: impl IntoLuaMulti,
-    ) -> Result<R> {
-        Plan::launch(self.plan(Target::Global(name), args, true)).await
+    ) -> ExecFuture<'n, R> {
+        ExecFuture::new(self.plan(Target::Global(name), args, true))
     }
 
     /// Runs `script`, then calls the global function `name` it defined, both in one
@@ -775,13 +814,13 @@ impl Vm {
     ///
     /// # Errors
     /// As [`call`](Vm::call).
-    pub async fn call_in_async<R: FromLuaMulti>(
+    pub fn call_in_async<'n, R: FromLuaMulti>(
         &self,
         script: &Script,
-        name: &str,
+        name: &'n str,
         args: impl IntoLuaMulti,
-    ) -> Result<R> {
-        Plan::launch(self.plan(Target::ChunkThenCall(script, name), args, true)).await
+    ) -> ExecFuture<'n, R> {
+        ExecFuture::new(self.plan(Target::ChunkThenCall(script, name), args, true))
     }
 
     /// Calls a Lua function value that an earlier execution on this VM handed to the
@@ -815,12 +854,12 @@ impl Vm {
     ///
     /// # Errors
     /// As [`call_function`](Vm::call_function).
-    pub async fn call_function_async<R: FromLuaMulti>(
+    pub fn call_function_async<R: FromLuaMulti>(
         &self,
         func: &Function,
         args: impl IntoLuaMulti,
-    ) -> Result<R> {
-        Plan::launch(self.plan(Target::Function(func), args, true)).await
+    ) -> ExecFuture<'static, R> {
+        ExecFuture::new(self.plan(Target::Function(func), args, true))
     }
 
     /// The state an execution runs on: the VM's own, or a new one for `FreshVm`.
@@ -841,23 +880,23 @@ impl Vm {
     /// Prepares one execution: compiles (or fetches) the script and picks the call that
     /// runs it in the environment the isolation mode asks for, for a sync execution or
     /// an async one (`on_coroutine`).
-    fn plan<'a>(
+    fn plan<'n>(
         &self,
-        target: Target<'a>,
+        target: Target<'_, 'n>,
         args: impl IntoLuaMulti,
         on_coroutine: bool,
-    ) -> Result<Plan<'a>> {
+    ) -> Result<Plan<'n>> {
         self.plan_with(target, args, on_coroutine, None)
     }
 
     /// [`plan`](Vm::plan) for an execution with its own `options`.
-    fn plan_with<'a>(
+    fn plan_with<'n>(
         &self,
-        target: Target<'a>,
+        target: Target<'_, 'n>,
         args: impl IntoLuaMulti,
         on_coroutine: bool,
         options: Option<&ExecOptions>,
-    ) -> Result<Plan<'a>> {
+    ) -> Result<Plan<'n>> {
         let limits = match options {
             Some(options) => options.narrow(self.limits)?,
             None => self.limits,

@@ -109,14 +109,13 @@ impl Worker {
         // The request id goes with the execution: in its `log` lines, and as
         // `x-request-id` on its `http.request` calls.
         let options = ExecOptions::new().with_id(Arc::clone(id));
-        let call = {
-            let (vm, app) = (Rc::clone(&vm), Arc::clone(&app));
-            Box::pin(async move {
-                vm.with_options(&options)
-                    .call_in_async::<Reply>(&app.script, "handle", request)
-                    .await
-            })
-        };
+        // Planned here (the app compiled or fetched, `req` built); the future holds
+        // the execution alone.
+        let call = Box::pin(vm.with_options(&options).call_in_async::<Reply>(
+            &app.script,
+            "handle",
+            request,
+        ));
         let running = Raised::new(&self.metrics.in_flight);
         let result = match Watch::new(call).await {
             Ran::Done(result) => result,

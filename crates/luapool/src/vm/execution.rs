@@ -3,7 +3,7 @@
 
 use mlua::{FromLuaMulti, IntoLuaMulti, Variadic};
 
-use super::{Plan, Target, Vm};
+use super::{ExecFuture, Target, Vm};
 use crate::error::Result;
 use crate::exec_options::ExecOptions;
 use crate::script::Script;
@@ -74,16 +74,15 @@ impl Execution<'_> {
     ///
     /// # Errors
     /// As [`exec`](Execution::exec).
-    pub async fn eval_async<R: FromLuaMulti>(
+    pub fn eval_async<R: FromLuaMulti>(
         self,
         script: &Script,
         args: impl IntoLuaMulti,
-    ) -> Result<R> {
-        Plan::launch(
+    ) -> ExecFuture<'static, R> {
+        ExecFuture::new(
             self.vm
                 .plan_with(Target::Chunk(script), args, true, Some(self.options)),
         )
-        .await
     }
 
     /// Calls the global function `name`; see [`Vm::call`].
@@ -100,16 +99,15 @@ impl Execution<'_> {
     ///
     /// # Errors
     /// As [`call`](Execution::call).
-    pub async fn call_async<R: FromLuaMulti>(
+    pub fn call_async<'n, R: FromLuaMulti>(
         self,
-        name: &str,
+        name: &'n str,
         args: impl IntoLuaMulti,
-    ) -> Result<R> {
-        Plan::launch(
+    ) -> ExecFuture<'n, R> {
+        ExecFuture::new(
             self.vm
                 .plan_with(Target::Global(name), args, true, Some(self.options)),
         )
-        .await
     }
 
     /// Runs `script`, then calls the global function `name` it defined; see
@@ -137,19 +135,18 @@ impl Execution<'_> {
     ///
     /// # Errors
     /// As [`call`](Execution::call).
-    pub async fn call_in_async<R: FromLuaMulti>(
+    pub fn call_in_async<'n, R: FromLuaMulti>(
         self,
         script: &Script,
-        name: &str,
+        name: &'n str,
         args: impl IntoLuaMulti,
-    ) -> Result<R> {
-        Plan::launch(self.vm.plan_with(
+    ) -> ExecFuture<'n, R> {
+        ExecFuture::new(self.vm.plan_with(
             Target::ChunkThenCall(script, name),
             args,
             true,
             Some(self.options),
         ))
-        .await
     }
 
     /// Calls a Lua function value an earlier execution handed to the host; see
@@ -171,15 +168,14 @@ impl Execution<'_> {
     ///
     /// # Errors
     /// As [`call_function`](Execution::call_function).
-    pub async fn call_function_async<R: FromLuaMulti>(
+    pub fn call_function_async<R: FromLuaMulti>(
         self,
         func: &mlua::Function,
         args: impl IntoLuaMulti,
-    ) -> Result<R> {
-        Plan::launch(
+    ) -> ExecFuture<'static, R> {
+        ExecFuture::new(
             self.vm
                 .plan_with(Target::Function(func), args, true, Some(self.options)),
         )
-        .await
     }
 }
