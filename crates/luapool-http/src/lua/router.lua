@@ -4,11 +4,13 @@
 -- An app builds its router on every request (the app's top level runs per request), so
 -- building must be cheap. The module keeps, per VM, a tree of the route lists apps have
 -- built: a node is the list of routes registered so far (methods and path patterns,
--- strings only), its children the lists one route longer. Registering a route that the
--- tree already knows is three table lookups; the dispatch table of a list (static paths
--- in a hash, the patterns of each method in the order they are tried) is built the first time a
--- list dispatches and kept in its node. The tree never holds a handler or any request
--- data: the handlers are kept in the request's own router object, at the route's index.
+-- strings only), its children the lists one route longer (node[method][pattern]).
+-- Registering a route that the tree already knows is three table reads and two writes
+-- (about 570 instructions with the call, callgrind); the dispatch table of a list (static
+-- paths in a hash, the patterns of each method in the order they are tried) is built the
+-- first time a list dispatches and kept in its node. The tree never holds a handler or
+-- any request data: the handlers are kept in the request's own router object, at the
+-- route's slot.
 -- A node is complete before it is attached, so an execution stopped by a limit leaves
 -- the tree consistent. At most MAX_NODES nodes are kept; past that, lists are built for
 -- each request without being kept.
