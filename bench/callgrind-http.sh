@@ -72,6 +72,7 @@ PY
   local total=0 f n
   for f in "$OUT"/cg.*; do
     n=$(grep -m1 '^summary:' "$f" | awk '{print $2}')
+    [ -n "$n" ] || continue   # with --separate-threads, cg.PID itself has no counts
     if [ -n "$BUSIEST" ]; then
       [ "$n" -gt "$total" ] && total=$n
     else

@@ -160,6 +160,34 @@ mod tests {
         run(&vm, source);
     }
 
+    /// More routes than a new router has room for, and parameters decoded whether or not
+    /// the request has a `raw_path`.
+    #[test]
+    fn many_routes_and_decoded_parameters() {
+        let vm = vm();
+        let source = r#"local router = require("luapool.router")
+            for round = 1, 3 do
+              local app = router.new()
+              for i = 1, 40 do
+                app:get("/r" .. i .. "/:id", function(_, p) return i .. ":" .. p.id end)
+              end
+              app:post("/r1/:id", function(_, p) return "post " .. p.id end)
+              for i = 1, 40 do
+                local r = app:dispatch({ method = "GET", path = "/r" .. i .. "/x" })
+                assert(r == i .. ":x", r)
+              end
+              assert(app:dispatch({ method = "POST", path = "/r1/y" }) == "post y")
+              assert(app:dispatch({ method = "GET", path = "/r2/a%20b" }) == "2:a b")
+              assert(app:dispatch({ method = "GET", path = "/r2/a b", raw_path = "/r2/a%20b" })
+                == "2:a b")
+              assert(app:dispatch({ method = "GET", path = "/r2/a%zz", raw_path = "/r2/a%zz" })
+                == "2:a%zz")
+              assert(app:dispatch({ method = "GET", path = "/r2/%41", raw_path = "/r2/%2541" })
+                == "2:%41")
+            end"#;
+        run(&vm, source);
+    }
+
     #[test]
     fn bad_routes_are_errors_at_the_caller() {
         let vm = vm();
@@ -175,6 +203,8 @@ mod tests {
             ),
             ("app:route('BAD METHOD', '/a', f)", "method"),
             ("app.get('/a', f)", "colon"),
+            ("app.get({}, '/a', f)", "colon"),
+            ("app.get({ {} }, '/a', f)", "colon"),
             ("app:use('x')", "middleware"),
         ] {
             let e = fails(

@@ -4,16 +4,22 @@
 -- An app builds its router on every request (the app's top level runs per request), so
 -- building must be cheap. The module keeps, per VM, a tree of the route lists apps have
 -- built: a node is the list of routes registered so far (methods and path patterns,
--- strings only), its children the lists one route longer. Registering a route that the
--- tree already knows is three table lookups; the dispatch table of a list (static paths
--- in a hash, the patterns of each method in the order they are tried) is built the first time a
--- list dispatches and kept in its node. The tree never holds a handler or any request
--- data: the handlers are kept in the request's own router object, at the route's index.
+-- strings only), its children the lists one route longer (node[method][pattern]).
+-- Registering a route that the tree already knows is three table reads and two writes
+-- (about 570 instructions with the call, callgrind); the dispatch table of a list (static
+-- paths in a hash, the patterns of each method in the order they are tried) is built the
+-- first time a list dispatches and kept in its node. The tree never holds a handler or
+-- any request data: the handlers are kept in the request's own router object, at the
+-- route's slot.
 -- A node is complete before it is attached, so an execution stopped by a limit leaves
 -- the tree consistent. At most MAX_NODES nodes are kept; past that, lists are built for
 -- each request without being kept.
 
-local type, error, tostring, tonumber, setmetatable, pairs = type, error, tostring, tonumber, setmetatable, pairs
+-- The host passes the engine's own setmetatable (the sandbox's checks for __gc cost
+-- about 2,000 instructions per new()): only Meta, which has no __gc, is given to it.
+local _, raw_setmetatable = ...
+local type, error, tostring, tonumber, pairs = type, error, tostring, tonumber, pairs
+local setmetatable = type(raw_setmetatable) == "function" and raw_setmetatable or setmetatable
 local find, match, gsub, sub, char, upper, format =
   string.find, string.match, string.gsub, string.sub, string.char, string.upper, string.format
 local sort, concat = table.sort, table.concat
@@ -23,8 +29,11 @@ local kept = 0
 
 -- the method of a route that answers any method (not a valid method token)
 local ANY = ""
--- A router object holds its handlers at 1..n, its node at ["\0node"] and its middleware
--- at ["\0mw"] (string keys: constant field accesses are the VM's fastest).
+-- A router object is an array: its node at [NODE], its middleware list (or false) at [MW],
+-- the handler of route i at [i + FIRST - 1]. Array slots are the VM's fastest accesses,
+-- and new() makes them (false, not nil: storing into a false slot is the VM's fast path)
+-- in one table without a hash part.
+local NODE, MW, FIRST = 1, 2, 3
 
 local root = { n = 0 }
 
@@ -110,14 +119,18 @@ end
 -- level from here.
 local function child_of(parent, method, pattern, level)
   if method ~= ANY then check_method(method, level + 1) end
-  local node = { parent = parent, n = parent.n + 1, method = method, pattern = pattern,
-                 spec = compile(pattern, level + 1) }
+  if type(parent) ~= "table" or type(parent.n) ~= "number" then
+    error("call a router's methods with a colon: app:get(path, handler)", level)
+  end
+  local n = parent.n + 1
+  local node = { parent = parent, n = n, slot = n + FIRST - 1, method = method,
+                 pattern = pattern, spec = compile(pattern, level + 1) }
   if kept < MAX_NODES then
-    local kids = parent.kids
-    if not kids then kids = {}; parent.kids = kids end
-    local by_method = kids[method]
-    if not by_method then by_method = {}; kids[method] = by_method end
-    by_method[pattern] = node
+    -- the children of a node: node[method][pattern] (methods are upper case or ANY,
+    -- never one of a node's own field names)
+    local by_pattern = parent[method]
+    if not by_pattern then by_pattern = {}; parent[method] = by_pattern end
+    by_pattern[pattern] = node
     kept = kept + 1
   end
   return node
@@ -131,18 +144,18 @@ local Meta = { __index = Router, __metatable = false }
 -- a function is refused here when it is nil, else when its route is dispatched.
 local function adder(method)
   return function(self, pattern, handler)
-    local node = self["\0node"]
-    if node == nil then
-      error("call a router's methods with a colon: app:get(path, handler)", 2)
+    local node = self[NODE]
+    -- `not x` tests in the VM; `x == nil` calls a comparison function
+    if not node or not handler then
+      if not node then
+        error("call a router's methods with a colon: app:get(path, handler)", 2)
+      end
+      if handler == nil then error("a route's handler must be a function, got nil", 2) end
     end
-    if handler == nil then
-      error("a route's handler must be a function, got nil", 2)
-    end
-    local kids = node.kids
-    local by_method = kids and kids[method]
-    local child = by_method and by_method[pattern] or child_of(node, method, pattern, 3)
-    self[child.n] = handler
-    self["\0node"] = child
+    local by_pattern = node[method]
+    local child = by_pattern and by_pattern[pattern] or child_of(node, method, pattern, 3)
+    self[child.slot] = handler
+    self[NODE] = child
     return self
   end
 end
@@ -150,9 +163,10 @@ end
 --- router.new(): a new router, empty.
 local M = {}
 function M.new()
-  -- room for 16 handlers in the array part: no resizes for up to 16 routes
-  return setmetatable({ ["\0node"] = root,
-    nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil }, Meta)
+  -- [NODE], [MW], then room for 16 handlers: no resizes for up to 16 routes
+  return setmetatable({ root, false,
+    false, false, false, false, false, false, false, false,
+    false, false, false, false, false, false, false, false }, Meta)
 end
 
 Router.get = adder("GET")
@@ -179,8 +193,8 @@ function Router:use(middleware)
   if type(middleware) ~= "function" then
     error("a middleware must be a function, got " .. type(middleware), 2)
   end
-  local mw = self["\0mw"]
-  if not mw then mw = {}; self["\0mw"] = mw end
+  local mw = self[MW]
+  if not mw then mw = {}; self[MW] = mw end
   mw[#mw + 1] = middleware
   return self
 end
@@ -194,7 +208,8 @@ local function build(node)
   for i = 1, node.n do
     local nd = chain[i]
     local spec = nd.spec
-    local r = { i = i, method = nd.method, lp = spec.lp, names = spec.names, n = spec.n,
+    local r = { i = i, slot = nd.slot, method = nd.method, lp = spec.lp, names = spec.names,
+                name1 = spec.names and spec.names[1], n = spec.n,
                 kind = spec.kind, pattern = nd.pattern }
     if spec.static then
       local list = static[spec.static]
@@ -278,7 +293,7 @@ local function miss(t, path)
 end
 
 local function route(self, req)
-  local node = self["\0node"]
+  local node = self[NODE]
   local t = node.t or build(node)
   -- Match the path as sent: `req.path` is decoded, and a decoded `%2F` would split a
   -- parameter in two. Parameters are decoded once matched.
@@ -286,7 +301,7 @@ local function route(self, req)
   local r, params = lookup(t, path, method)
   if not r and method == "HEAD" then r, params = lookup(t, path, "GET") end
   if r then
-    local h = self[r.i]
+    local h = self[r.slot]
     if type(h) ~= "function" then
       error(format("the handler of route %s %s is a %s, not a function",
         r.method == ANY and "*" or r.method, r.pattern, type(h)), 2)
@@ -321,21 +336,24 @@ local function run(self, mw, req, k)
 end
 
 function Router:dispatch(req)
-  if req == nil then error("dispatch needs the request table, got nil", 2) end
-  local mw = self["\0mw"]
+  if not req and req == nil then error("dispatch needs the request table, got nil", 2) end
+  local mw = self[MW]
   if mw then return run(self, mw, req, 1) end
   -- The common cases inlined (a route without parameters, or with one, for the
   -- request's method): `route` and `lookup` do the same, and everything else.
-  local node = self["\0node"]
+  local node = self[NODE]
   local t = node.t or build(node)
-  local path, method = req.raw_path or req.path, req.method
+  -- `encoded`: the path may have percent-encoded bytes (not when it is its own decoding)
+  local path, raw, method = req.path, req.raw_path, req.method
+  local encoded = true
+  if raw then encoded = raw ~= path; path = raw end
   local list = t.static[path]
   if list then
     for k = 1, #list do
       local r = list[k]
       local m = r.method
       if m == method or m == ANY then
-        local h = self[r.i]
+        local h = self[r.slot]
         if type(h) == "function" then return h(req, {}) end
         return route(self, req)
       end
@@ -347,10 +365,10 @@ function Router:dispatch(req)
     if r.n ~= 1 then break end
     local c = match(path, r.lp)
     if c then
-      local h = self[r.i]
+      local h = self[r.slot]
       if type(h) ~= "function" then break end
-      if find(c, "%", 1, true) then c = gsub(c, "%%(%x%x)", hex) end
-      return h(req, { [r.names[1]] = c })
+      if encoded and find(c, "%", 1, true) then c = gsub(c, "%%(%x%x)", hex) end
+      return h(req, { [r.name1] = c })
     end
   end
   return route(self, req)
