@@ -29,11 +29,15 @@ local kept = 0
 
 -- the method of a route that answers any method (not a valid method token)
 local ANY = ""
--- A router object is an array: its node at [NODE], its middleware list (or false) at [MW],
--- the handler of route i at [i + FIRST - 1]. Array slots are the VM's fastest accesses,
--- and new() makes them (false, not nil: storing into a false slot is the VM's fast path)
--- in one table without a hash part.
-local NODE, MW, FIRST = 1, 2, 3
+-- A router object is an array: its middleware list (or false) at [MW], the handler of
+-- route i at [i + FIRST - 1]. Array slots are the VM's fastest accesses, and new() makes
+-- them (false, not nil: storing into a false slot is the VM's fast path) in one table
+-- without a hash part.
+local MW, FIRST = 1, 2
+-- The node of each router object. Not in the object: the object is the script's, and
+-- the tree is shared by every execution of the VM (a node reachable from a script could
+-- be changed by one request for the next ones). Weak keys: an entry goes with its router.
+local node_of = setmetatable({}, { __mode = "k" })
 
 local root = { n = 0 }
 
@@ -144,7 +148,7 @@ local Meta = { __index = Router, __metatable = false }
 -- a function is refused here when it is nil, else when its route is dispatched.
 local function adder(method)
   return function(self, pattern, handler)
-    local node = self[NODE]
+    local node = node_of[self]
     -- `not x` tests in the VM; `x == nil` calls a comparison function
     if not node or not handler then
       if not node then
@@ -155,7 +159,7 @@ local function adder(method)
     local by_pattern = node[method]
     local child = by_pattern and by_pattern[pattern] or child_of(node, method, pattern, 3)
     self[child.slot] = handler
-    self[NODE] = child
+    node_of[self] = child
     return self
   end
 end
@@ -163,10 +167,12 @@ end
 --- router.new(): a new router, empty.
 local M = {}
 function M.new()
-  -- [NODE], [MW], then room for 16 handlers: no resizes for up to 16 routes
-  return setmetatable({ root, false,
+  -- [MW], then room for 17 handlers: no resizes for up to 17 routes
+  local app = setmetatable({ false,
     false, false, false, false, false, false, false, false,
-    false, false, false, false, false, false, false, false }, Meta)
+    false, false, false, false, false, false, false, false, false }, Meta)
+  node_of[app] = root
+  return app
 end
 
 Router.get = adder("GET")
@@ -293,7 +299,7 @@ local function miss(t, path)
 end
 
 local function route(self, req)
-  local node = self[NODE]
+  local node = node_of[self]
   local t = node.t or build(node)
   -- Match the path as sent: `req.path` is decoded, and a decoded `%2F` would split a
   -- parameter in two. Parameters are decoded once matched.
@@ -341,7 +347,7 @@ function Router:dispatch(req)
   if mw then return run(self, mw, req, 1) end
   -- The common cases inlined (a route without parameters, or with one, for the
   -- request's method): `route` and `lookup` do the same, and everything else.
-  local node = self[NODE]
+  local node = node_of[self]
   local t = node.t or build(node)
   -- `encoded`: the path may have percent-encoded bytes (not when it is its own decoding)
   local path, raw, method = req.path, req.raw_path, req.method

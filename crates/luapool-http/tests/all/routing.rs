@@ -204,3 +204,42 @@ async fn a_router_built_once_in_a_module_dispatches_every_request() {
     }
     assert_eq!(get(&t.url("/users")).await.0, 404);
 }
+
+#[tokio::test]
+async fn the_route_tree_is_out_of_the_scripts_reach() {
+    // A request clears every table it can reach from its router object (the VM's route
+    // tree is shared by every request); the next requests still route as declared.
+    let t = start(
+        r#"local router = require("luapool.router")
+           local app = router.new()
+           app:get("/users/:id", function(req, p) return "user " .. p.id end)
+           app:get("/poke", function(req)
+             local seen, queue, cleared = {}, { app }, 0
+             while #queue > 0 and cleared < 10000 do
+               local t = table.remove(queue)
+               if not seen[t] then
+                 seen[t] = true
+                 local keys = {}
+                 for k, v in pairs(t) do
+                   keys[#keys + 1] = k
+                   if type(v) == "table" then queue[#queue + 1] = v end
+                 end
+                 for _, k in ipairs(keys) do
+                   if t ~= app and pcall(rawset, t, k, nil) then cleared = cleared + 1 end
+                 end
+               end
+             end
+             return tostring(getmetatable(app))
+           end)
+           handle = app:handler()"#,
+    );
+    assert_eq!(get(&t.url("/users/1")).await, (200, "user 1".to_string()));
+    assert_eq!(get(&t.url("/poke")).await, (200, "false".to_string()));
+    for i in 2..5 {
+        assert_eq!(
+            get(&t.url(&format!("/users/{i}"))).await,
+            (200, format!("user {i}"))
+        );
+    }
+    assert_eq!(get(&t.url("/nope")).await.0, 404);
+}
