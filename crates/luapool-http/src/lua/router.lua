@@ -29,17 +29,22 @@ local kept = 0
 
 -- the method of a route that answers any method (not a valid method token)
 local ANY = ""
--- A router object is an array: its middleware list (or false) at [MW], the handler of
--- route i at [i + FIRST - 1]. Array slots are the VM's fastest accesses, and new() makes
--- them (false, not nil: storing into a false slot is the VM's fast path) in one table
--- without a hash part.
-local MW, FIRST = 1, 2
--- The node of each router object. Not in the object: the object is the script's, and
--- the tree is shared by every execution of the VM (a node reachable from a script could
--- be changed by one request for the next ones). Weak keys: an entry goes with its router.
+-- A router object is an array: the id of its node at [NODE], its middleware list (or
+-- false) at [MW], the handler of route i at [i + FIRST - 1]. Array slots are the VM's
+-- fastest accesses, and new() makes them (false, not nil: storing into a false slot is
+-- the VM's fast path) in one table without a hash part.
+local NODE, MW, FIRST = 1, 2, 3
+-- The kept nodes, by id. A router object holds its node's id, never the node: the object
+-- is the script's, and the tree is shared by every execution of the VM (a node a script
+-- could reach, it could change for the next requests). An id a script writes there
+-- picks another route list for its own router, as registering those routes would.
+local nodes = {}
+-- The node of a router whose list is not kept (past MAX_NODES; its id is 0), out of the
+-- script's reach too. Weak keys: an entry goes with its router.
 local node_of = setmetatable({}, { __mode = "k" })
 
-local root = { n = 0 }
+local root = { n = 0, id = 1 }
+nodes[1] = root
 
 -- compiled path patterns, by pattern string
 local compiled = {}
@@ -136,6 +141,8 @@ local function child_of(parent, method, pattern, level)
     if not by_pattern then by_pattern = {}; parent[method] = by_pattern end
     by_pattern[pattern] = node
     kept = kept + 1
+    node.id = kept + 1
+    nodes[kept + 1] = node
   end
   return node
 end
@@ -148,7 +155,7 @@ local Meta = { __index = Router, __metatable = false }
 -- a function is refused here when it is nil, else when its route is dispatched.
 local function adder(method)
   return function(self, pattern, handler)
-    local node = node_of[self]
+    local node = nodes[self[NODE]] or node_of[self]
     -- `not x` tests in the VM; `x == nil` calls a comparison function
     if not node or not handler then
       if not node then
@@ -159,7 +166,13 @@ local function adder(method)
     local by_pattern = node[method]
     local child = by_pattern and by_pattern[pattern] or child_of(node, method, pattern, 3)
     self[child.slot] = handler
-    node_of[self] = child
+    local id = child.id
+    if id then
+      self[NODE] = id
+    else
+      self[NODE] = 0
+      node_of[self] = child
+    end
     return self
   end
 end
@@ -167,12 +180,11 @@ end
 --- router.new(): a new router, empty.
 local M = {}
 function M.new()
-  -- [MW], then room for 17 handlers: no resizes for up to 17 routes
-  local app = setmetatable({ false,
+  -- [NODE] (the root's id), [MW], then room for 16 handlers: no resizes for up to 16
+  -- routes
+  return setmetatable({ 1, false,
     false, false, false, false, false, false, false, false,
-    false, false, false, false, false, false, false, false, false }, Meta)
-  node_of[app] = root
-  return app
+    false, false, false, false, false, false, false, false }, Meta)
 end
 
 Router.get = adder("GET")
@@ -299,7 +311,7 @@ local function miss(t, path)
 end
 
 local function route(self, req)
-  local node = node_of[self]
+  local node = nodes[self[NODE]] or node_of[self]
   local t = node.t or build(node)
   -- Match the path as sent: `req.path` is decoded, and a decoded `%2F` would split a
   -- parameter in two. Parameters are decoded once matched.
@@ -347,7 +359,7 @@ function Router:dispatch(req)
   if mw then return run(self, mw, req, 1) end
   -- The common cases inlined (a route without parameters, or with one, for the
   -- request's method): `route` and `lookup` do the same, and everything else.
-  local node = node_of[self]
+  local node = nodes[self[NODE]] or node_of[self]
   local t = node.t or build(node)
   -- `encoded`: the path may have percent-encoded bytes (not when it is its own decoding)
   local path, raw, method = req.path, req.raw_path, req.method
