@@ -41,9 +41,12 @@ local function integer(v)
   return type(v) == "number" and v % 1 == 0 and v >= -MAXINT and v <= MAXINT
 end
 
-function makers.setmetatable(setmetatable)
+-- plain(t, mt): the C fast path (sandbox/bounded.rs, set_plain_metatable): true once it
+-- set mt on a table without a metatable (mt nil or a table without __gc), else false
+function makers.setmetatable(setmetatable, plain)
   local function call_setmetatable(t, mt) return pass(setmetatable(t, mt)) end
   return function(t, mt)
+    if plain(t, mt) then return t end
     if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
       error("bad argument #2 to 'setmetatable' (__gc metamethods are not allowed in the sandbox)", 2)
     end
