@@ -218,7 +218,8 @@ impl Guards {
             coroutine.raw_get::<Value>("close")?
         };
         guard_close(lua)?;
-        let [set_current, trip_memory, tripped, handler] = limits::c_functions(lua)?;
+        let [set_current, trip_memory, tripped, handler, announce] =
+            limits::c_functions(lua, tops)?;
         let tops = tops.clone();
         let (lua_pcall, lua_xpcall, resume, wrap, close, prologue, handler_for) =
             lua_helpers::load(lua, Helper::Guards)?.call::<(
@@ -244,6 +245,7 @@ impl Guards {
                 tripped,
                 handler,
                 tops,
+                announce,
             ))?;
         let [pcall, xpcall] = engine::protected_calls(lua, [lua_pcall, lua_xpcall], handler_for)?;
         base.raw_set("pcall", pcall)?;

@@ -268,6 +268,34 @@ pub(crate) unsafe extern "C-unwind" fn set_current(l: *mut lua_State) -> c_int {
     // SAFETY: Lua calls this C function with a valid state; `lua_tothread` returns null
     // for a non-thread argument.
     let co = unsafe { ffi::lua_tothread(l, 1) };
+    note_current(co);
+    0
+}
+
+/// `announce()`: the first step of an execution's prologue, in one call: records the
+/// running coroutine in `tops` (upvalue 1: no execution may resume or close another's),
+/// then as [`set_current`] does. Nothing on LuaJIT's main thread (a sync execution),
+/// whose `coroutine.running()` is `nil`.
+pub(crate) unsafe extern "C-unwind" fn announce(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls this C function with a valid state and LUA_MINSTACK free slots,
+    // of which two are used (the thread and `true`); its upvalue 1 is the `tops` table
+    // (see `c_functions`). `lua_rawset` may raise a memory error, which unwinds through
+    // this frame: it holds nothing that needs dropping.
+    unsafe {
+        let main = ffi::lua_pushthread(l) == 1;
+        if main && crate::engine::LUAJIT {
+            ffi::lua_pop(l, 1);
+            return 0;
+        }
+        ffi::lua_pushboolean(l, 1);
+        ffi::lua_rawset(l, ffi::lua_upvalueindex(1));
+    }
+    note_current(l);
+    0
+}
+
+/// Records `co` (when not null) as the coroutine about to run in the running execution.
+fn note_current(co: *mut lua_State) {
     if !co.is_null() && !CURRENT.with(|c| c.load(Ordering::Acquire)).is_null() {
         CURRENT.with(|c| c.store(co, Ordering::Release));
         // The first coroutine an execution announces (from its prologue) is its own.
@@ -285,7 +313,6 @@ pub(crate) unsafe extern "C-unwind" fn set_current(l: *mut lua_State) -> c_int {
             arm_sticky(co);
         }
     }
-    0
 }
 
 /// `trip_memory()`: a script caught a memory error; make it stick like the other limits.
@@ -388,16 +415,27 @@ pub(crate) unsafe extern "C-unwind" fn message_handler(l: *mut lua_State) -> c_i
 }
 
 /// The C functions the guards (`src/lua/guards.lua`) call: `set_current`, `trip_memory`,
-/// `tripped` and `message_handler`.
-pub(crate) fn c_functions(lua: &mlua::Lua) -> mlua::Result<[mlua::Function; 4]> {
-    // SAFETY: the four functions follow the lua_CFunction protocol: they read their
+/// `tripped`, `message_handler`, and `announce` (with `tops`, the executions'
+/// coroutines, as its upvalue).
+pub(crate) fn c_functions(
+    lua: &mlua::Lua,
+    tops: &mlua::Table,
+) -> mlua::Result<[mlua::Function; 5]> {
+    // SAFETY: the five functions follow the lua_CFunction protocol: they read their
     // arguments with the Lua API and either return a result count or raise an error.
+    // `exec_raw` runs its closure in protected mode with `tops` alone on the stack;
+    // `lua_pushcclosure` pops it and pushes the closure, the one value left, which
+    // becomes the result.
     unsafe {
+        let announce: mlua::Function = lua.exec_raw(tops, |l| {
+            ffi::lua_pushcclosure(l, announce, 1);
+        })?;
         Ok([
             lua.create_c_function(set_current)?,
             lua.create_c_function(trip_memory)?,
             lua.create_c_function(tripped)?,
             lua.create_c_function(message_handler)?,
+            announce,
         ])
     }
 }

@@ -24,13 +24,14 @@
 --   coroutine.close (or the 5.5 close guard's real close; nil on LuaJIT), error, type,
 --   select; the C functions of `limits/interrupt.rs` set_current, trip_memory, tripped,
 --   handler (the execution's message handler); tops (the weak-keyed set of executions'
---   coroutines, see `sandbox/main_thread.rs`)
+--   coroutines, see `sandbox/main_thread.rs`); announce (the prologue's first step in one
+--   C call: `tops[running()] = true; set_current(running())`)
 -- Returns: guarded_pcall, guarded_xpcall, guarded_resume, wrap, guarded_close (nil
 --   without the engine's close), prologue(f), handler_for(h).
 -- The engine's functions keep their own names here, so that their argument errors read as
 -- in Lua ("bad argument #2 to 'xpcall'"); the guarded versions are the guarded_*.
 local pcall, xpcall, create, resume, running, close, error, type, select,
-  set_current, trip_memory, tripped, handler, tops = ...
+  set_current, trip_memory, tripped, handler, tops, announce = ...
 local MEM = "not enough memory"
 local JIT, V55 = _VERSION == "Lua 5.1", _VERSION == "Lua 5.5"
 local function checked(ok, ...)
@@ -126,9 +127,7 @@ local function finish(ok, ...)
 end
 local function prologue(f)
   return function(...)
-    local co = running() -- nil on LuaJIT's main thread (a sync execution)
-    if co then tops[co] = true end
-    set_current(co)
+    announce() -- tops[co] = true; set_current(co) (nothing on LuaJIT's main thread)
     return finish(xpcall(f, handler, ...))
   end
 end
