@@ -320,6 +320,9 @@ impl<R> std::fmt::Debug for ExecFuture<'_, R> {
 }
 
 /// An [`ExecFuture`]'s state: its planning's error, or the execution running.
+// Not boxed: the running variant is the common one, and a box would cost an allocation
+// per execution.
+#[allow(clippy::large_enum_variant)]
 enum Launch<'n, R> {
     /// Planning failed (`None` once the error was returned).
     Failed(Option<Error>),
@@ -339,6 +342,9 @@ struct Running<'a, R> {
 }
 
 /// How a [`Running`] execution runs.
+// Not boxed: the driven variant is the common one (every VM with a limit or a time
+// slice), and a box would cost an allocation per execution.
+#[allow(clippy::large_enum_variant)]
 enum Run {
     /// Under the limits' driver.
     Driven(Driving<AsyncCallFuture<MultiValue>>),
