@@ -3,6 +3,8 @@
 //! queue is full, its body is read ([`intake::read_body`]), then it takes a slot,
 //! waiting in the worker's queue if need be. Each refusal is its own response.
 
+use std::future::Future;
+
 use crate::body::Body;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, RETRY_AFTER};
@@ -24,15 +26,37 @@ pub(super) struct Admitted<'a> {
 }
 
 impl Worker {
-    /// Lets a request in, or answers it without running its handler.
-    pub(super) async fn admit(
+    /// Lets a request in, or answers it without running its handler. The head is
+    /// checked now; the future reads the body and waits for a slot. It holds the
+    /// request's parts once (see [`Worker::handle`]).
+    pub(super) fn admit(
         &self,
         req: Request<Incoming>,
-    ) -> Result<Admitted<'_>, Response<Body>> {
+    ) -> impl Future<Output = Result<Admitted<'_>, Response<Body>>> + '_ {
+        let refused = self.refusal(&req);
+        let version = req.version();
+        let (parts, body) = req.into_parts();
+        async move {
+            if let Some(refused) = refused {
+                return Err(refused);
+            }
+            let config = &self.shared.host.config;
+            // The body is read before the request takes a slot: a slow client holds
+            // only its own connection, for at most `body_read_timeout`.
+            let body = intake::read_body(body, config.max_body_size, config.body_read_timeout)
+                .await
+                .map_err(|refused| self.refuse(refused, version))?;
+            let slot = self.slot().await?;
+            Ok(Admitted { parts, body, slot })
+        }
+    }
+
+    /// The answer to a request refused on its head alone, if it is.
+    fn refusal(&self, req: &Request<Incoming>) -> Option<Response<Body>> {
         let config = &self.shared.host.config;
         let version = req.version();
-        if let Err(refused) = intake::check_head(&req, config.max_body_size) {
-            return Err(self.refuse(refused, version));
+        if let Err(refused) = intake::check_head(req, config.max_body_size) {
+            return Some(self.refuse(refused, version));
         }
         if self.slots.available_permits() == 0 && self.queue_full() {
             // No reason to read a body that could not run; on HTTP/1 the rest of it
@@ -43,19 +67,9 @@ impl Worker {
                     .headers_mut()
                     .insert(CONNECTION, HeaderValue::from_static("close"));
             }
-            return Err(response);
+            return Some(response);
         }
-        // The body is read before the request takes a slot: a slow client holds only
-        // its own connection, for at most `body_read_timeout`.
-        let (parts, body) = req.into_parts();
-        let body = intake::read_body(body, config.max_body_size, config.body_read_timeout)
-            .await
-            .map_err(|refused| self.refuse(refused, version))?;
-        Ok(Admitted {
-            parts,
-            body,
-            slot: self.slot().await?,
-        })
+        None
     }
 
     /// A handler slot: a free one, or one waited for in the queue if it has room.

@@ -192,12 +192,7 @@ impl Worker {
             // Taken now, dropped with the future: a request hyper drops because its
             // client went away ends too.
             let in_request = activity.begin(req.version());
-            let (worker, peer) = (Rc::clone(&worker), Rc::clone(&peer));
-            async move {
-                let response = worker.handle(req, peer).await;
-                drop(in_request);
-                Ok::<_, Infallible>(response)
-            }
+            Worker::handle(Rc::clone(&worker), req, Rc::clone(&peer), in_request)
         })
     }
 }
