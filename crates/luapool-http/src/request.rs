@@ -21,6 +21,7 @@
 
 use std::borrow::Cow;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use luapool::mlua::{self, IntoLua, Lua, LuaString, MultiValue, Table, Value as LuaValue};
@@ -41,7 +42,7 @@ pub(crate) struct LuaRequest {
     pub(crate) body: Bytes,
     /// The peer's address, formatted once per connection.
     pub(crate) remote: Rc<str>,
-    pub(crate) id: String,
+    pub(crate) id: Arc<str>,
 }
 
 impl IntoLua for LuaRequest {
@@ -520,7 +521,7 @@ mod tests {
             parts,
             body: Bytes::from_static(b"\x00body"),
             remote: Rc::from("127.0.0.1:9"),
-            id: "id-1".to_string(),
+            id: Arc::from("id-1"),
         }
     }
 

@@ -72,10 +72,13 @@ impl Worker {
 
     /// A new request id: the worker's prefix and a counter.
     fn next_id(&self) -> Arc<str> {
+        use std::fmt::Write;
         let n = self.next_id.get();
         self.next_id.set(n + 1);
-        let mut id = self.id_prefix.clone();
-        id.push_str(&n.to_string());
+        let mut id = String::with_capacity(self.id_prefix.len() + 20);
+        id.push_str(&self.id_prefix);
+        // Writing to a String cannot fail.
+        let _ = write!(id, "{n}");
         id.into()
     }
 
@@ -96,6 +99,8 @@ impl Worker {
 
     /// Admits the request, runs its handler on the current VM and maps the outcome to
     /// a response; rebuilds the VM if the handler poisoned it.
+    // Not an `async fn`, which would keep `req` twice (see `handle`).
+    #[allow(clippy::manual_async_fn)]
     fn respond<'a>(
         &'a self,
         req: Request<Incoming>,
@@ -124,7 +129,7 @@ impl Worker {
                 parts,
                 body,
                 remote,
-                id: id.to_string(),
+                id: Arc::clone(id),
             };
             // The request id goes with the execution: in its `log` lines, and as
             // `x-request-id` on its `http.request` calls.
