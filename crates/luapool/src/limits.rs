@@ -386,6 +386,11 @@ impl Meter {
         result
     }
 
+    /// True once the execution has run a stretch (its coroutine was resumed).
+    pub(crate) fn has_run(&self) -> bool {
+        !self.thread.is_null()
+    }
+
     /// True once a limit has stopped the execution.
     pub(crate) fn tripped(&self) -> bool {
         self.tripped.is_some()

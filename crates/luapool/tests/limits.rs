@@ -377,3 +377,35 @@ fn limits_do_not_leak_into_the_next_execution() {
     );
     assert_eq!(result.unwrap(), vec![Value::Integer(6)]);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_execution_dropped_before_its_first_poll_never_runs() {
+    // The typed async methods plan the execution when called (`ExecFuture`); dropping
+    // the future before it is polled must run nothing and leave no hook behind.
+    let vm = Vm::new(
+        VmConfig::default()
+            .with_cpu_limit(Duration::from_secs(5))
+            .with_instruction_limit(10_000_000),
+    )
+    .unwrap();
+    let ran = Rc::new(Cell::new(0));
+    let seen = Rc::clone(&ran);
+    vm.register("mark", move |()| {
+        seen.set(seen.get() + 1);
+        Ok(())
+    })
+    .unwrap();
+    let never = vm.eval_async::<()>(&Script::new("never.lua", "mark()"));
+    drop(never);
+    assert_eq!(ran.get(), 0, "a dropped, never polled execution ran");
+    // The next executions run whole, sync and async.
+    let source = "local s = 0 for i = 1, 100000 do s = s + i end mark() return s";
+    let sum: i64 = vm.eval(&Script::new("sum.lua", source)).unwrap();
+    assert_eq!(sum, 5_000_050_000);
+    let sum: i64 = vm
+        .eval_async(&Script::new("sum.lua", source))
+        .await
+        .unwrap();
+    assert_eq!(sum, 5_000_050_000);
+    assert_eq!(ran.get(), 2);
+}

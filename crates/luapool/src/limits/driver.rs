@@ -253,10 +253,13 @@ struct Call<F> {
 
 impl<F> Call<F> {
     /// Releases the call (see the type's docs). A call that returned cleanly has
-    /// nothing left to run: it is dropped as is.
+    /// nothing left to run, nor has one that never ran (an [`ExecFuture`] dropped
+    /// before its first poll: its coroutine was never resumed): either is dropped as is.
+    ///
+    /// [`ExecFuture`]: crate::ExecFuture
     fn release(&mut self, clean: bool) {
         let call = self.call.take();
-        if clean {
+        if clean || !self.meter.has_run() {
             drop(call);
         } else {
             self.meter.release(self.main, move || drop(call));
@@ -266,9 +269,9 @@ impl<F> Call<F> {
 
 impl<F> Drop for Call<F> {
     fn drop(&mut self) {
-        // The caller dropped the execution while it was suspended.
-        if let Some(call) = self.call.take() {
-            self.meter.release(self.main, move || drop(call));
+        // The caller dropped the execution while it was suspended, or before it ran.
+        if self.call.is_some() {
+            self.release(false);
         }
     }
 }
