@@ -152,9 +152,9 @@ fn seal_deep(sandbox: &Sandbox, value: mlua::Value, name: &str) -> mlua::Result<
 }
 
 /// What an execution does: a chunk, or a chunk then one of its global functions, or a
-/// global function of the VM.
-/// What an execution runs: `'s` is the lifetime of what is read while it is planned,
-/// `'n` that of the global function name kept to report it missing.
+/// global function of the VM. `'s` is the lifetime of what is read only while the
+/// execution is planned, `'n` that of the global function's name, kept to report it
+/// missing.
 enum Target<'s, 'n> {
     Chunk(&'s Script),
     ChunkThenCall(&'s Script, &'n str),
@@ -264,7 +264,8 @@ impl<'a> Plan<'a> {
 /// fetched from the VM's cache) and its arguments are moved into Lua then. It runs when
 /// the future is polled, as a coroutine that may await async host functions. Dropping
 /// the future before it is done stops the execution: a suspended host call is
-/// cancelled, and Lua code that runs while the coroutine unwinds stops at once.
+/// cancelled, and Lua code that runs while the coroutine unwinds stops at once; an
+/// execution whose future is dropped before its first poll never runs.
 ///
 /// It does not borrow the [`Vm`] (it keeps the VM's Lua state alive by itself), only
 /// the name of the global function it calls (`'n`), to report it missing.
