@@ -22,10 +22,9 @@ local type, error, tostring, tonumber, pairs = type, error, tostring, tonumber, 
 local setmetatable = type(raw_setmetatable) == "function" and raw_setmetatable or setmetatable
 local find, match, gsub, sub, char, upper, format =
   string.find, string.match, string.gsub, string.sub, string.char, string.upper, string.format
-local sort, concat = table.sort, table.concat
+local sort, concat, insert = table.sort, table.concat, table.insert
 
 local MAX_NODES = 4096
-local kept = 0
 
 -- the method of a route that answers any method (not a valid method token)
 local ANY = ""
@@ -134,15 +133,23 @@ local function child_of(parent, method, pattern, level)
   local n = parent.n + 1
   local node = { parent = parent, n = n, slot = n + FIRST - 1, method = method,
                  pattern = pattern, spec = compile(pattern, level + 1) }
-  if kept < MAX_NODES then
+  if #nodes <= MAX_NODES then
+    -- Executions interleave on a VM (a time slice may suspend one between any two
+    -- instructions), so the shared state changes only in steps no interleaving can
+    -- spoil: the node is appended to `nodes` by one C call (`insert`), its id found
+    -- from there (other executions may have appended after it, never over it), and it
+    -- is attached to the tree last, complete (an execution stopped by a limit before
+    -- that leaves an unused entry in `nodes`, nothing half-made). Two executions adding
+    -- the same route at once each get a node; the tree keeps one.
+    insert(nodes, node)
+    local id = #nodes
+    while nodes[id] ~= node do id = id - 1 end
+    node.id = id
     -- the children of a node: node[method][pattern] (methods are upper case or ANY,
     -- never one of a node's own field names)
     local by_pattern = parent[method]
     if not by_pattern then by_pattern = {}; parent[method] = by_pattern end
     by_pattern[pattern] = node
-    kept = kept + 1
-    node.id = kept + 1
-    nodes[kept + 1] = node
   end
   return node
 end
