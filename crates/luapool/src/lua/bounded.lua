@@ -46,13 +46,10 @@ end
 function makers.setmetatable(setmetatable, plain)
   local function call_setmetatable(t, mt) return pass(setmetatable(t, mt)) end
   return function(t, mt)
+    -- the common case (a table without a metatable, `mt` nil or without `__gc`) in C
     if plain(t, mt) then return t end
     if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
       error("bad argument #2 to 'setmetatable' (__gc metamethods are not allowed in the sandbox)", 2)
-    end
-    -- the common case cannot fail: no pcall
-    if type(t) == "table" and getmetatable(t) == nil and (mt == nil or type(mt) == "table") then
-      return setmetatable(t, mt)
     end
     return rethrow(pcall(call_setmetatable, t, mt))
   end
