@@ -241,7 +241,7 @@ impl<'a> Plan<'a> {
         } = self;
         let call = func.call_async::<MultiValue>(args);
         let run = match driver {
-            Some(driver) => Run::Driven(driver.run_async(state.lua(), call)),
+            Some(driver) => Run::Driven(driver.drive(state.lua(), call)),
             None => Run::Plain(WithContext {
                 future: call,
                 carried,

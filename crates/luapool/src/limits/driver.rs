@@ -83,7 +83,7 @@ impl Driver {
     /// future holds each piece of its state once (an `async fn` keeps its arguments
     /// beside what it moves them into, and every such copy is copied again whenever the
     /// future moves).
-    pub(crate) fn run_async<F>(self, lua: &Lua, call: F) -> Driving<F> {
+    pub(crate) fn drive<F>(self, lua: &Lua, call: F) -> Driving<F> {
         let Driver {
             mut meter,
             memory,
@@ -108,7 +108,7 @@ impl Driver {
     }
 }
 
-/// An async execution under its limits (see [`Driver::run_async`]): its owner polls it
+/// An async execution under its limits (see [`Driver::drive`]): its owner polls it
 /// with [`poll_call`](Driving::poll_call) until that is ready, then ends it with
 /// [`finish`](Driving::finish). Dropping it releases the coroutine (see [`Call`]).
 pub(crate) struct Driving<F> {
